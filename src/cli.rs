@@ -1,0 +1,77 @@
+//! Command-line types (clap derive). Parsing only; `main.rs` validates and acts.
+
+use clap::{Args, Parser, Subcommand};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "statesim",
+    version,
+    about = "Simulate stateful vs stateless session architectures under the same workload",
+    long_about = "statesim runs every topology of a scenario (sticky sessions with state in server \
+memory, an external session store, signed tokens, ...) against the same simulated client workload \
+and reports latency percentiles, throughput and sessions lost.\n\n\
+Exit codes: 0 success, 1 a check failed, 2 bad input or usage."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (the built-in quickstart when no file is given) and write CSV results.
+    Run(RunArgs),
+    /// Check a scenario file for errors without running it.
+    Validate(ValidateArgs),
+    /// Print a fully commented scenario that documents every key.
+    Example,
+}
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// Override any scenario key: `servers.count=16`, `workload.service_time=5ms`,
+    /// `topology.stateful.session_bytes=4096`. The value is read as TOML where it parses (number,
+    /// boolean, inline table) and as a string otherwise. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML). Without it, runs the built-in quickstart.
+    pub scenario: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub scenario_args: ScenarioArgs,
+
+    /// Seed for every random stream (overrides the file's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Independent replications per topology (overrides the file's `replications`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub replications: Option<u32>,
+
+    /// Directory for summary.csv and latency.csv [default: results/<scenario name>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Simulations to run in parallel [default: number of cores]. Results do not depend on it.
+    #[arg(long, short = 'j')]
+    pub jobs: Option<NonZeroUsize>,
+
+    /// No progress bar and no informational messages on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario file (TOML) to check.
+    pub scenario: PathBuf,
+
+    #[command(flatten)]
+    pub scenario_args: ScenarioArgs,
+}

@@ -1,0 +1,81 @@
+//! Simulated time: integer nanoseconds, so event ordering never depends on floating-point rounding.
+
+use std::fmt;
+
+/// A point in (or span of) simulated time, in nanoseconds since the start of the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SimTime(pub u64);
+
+impl SimTime {
+    pub const ZERO: SimTime = SimTime(0);
+    pub const MAX: SimTime = SimTime(u64::MAX);
+
+    pub const fn from_nanos(ns: u64) -> SimTime {
+        SimTime(ns)
+    }
+
+    pub const fn from_millis(ms: u64) -> SimTime {
+        SimTime(ms * 1_000_000)
+    }
+
+    pub const fn from_secs(s: u64) -> SimTime {
+        SimTime(s * 1_000_000_000)
+    }
+
+    /// Converts seconds to time, rounding to the nearest nanosecond and saturating at the ends.
+    pub fn from_secs_f64(s: f64) -> SimTime {
+        SimTime::from_nanos_f64(s * 1e9)
+    }
+
+    /// Converts a (possibly fractional) nanosecond count, saturating instead of wrapping.
+    pub fn from_nanos_f64(ns: f64) -> SimTime {
+        if ns.is_nan() || ns <= 0.0 {
+            SimTime(0)
+        } else if ns >= u64::MAX as f64 {
+            SimTime(u64::MAX)
+        } else {
+            SimTime(ns.round() as u64)
+        }
+    }
+
+    pub const fn nanos(self) -> u64 {
+        self.0
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    pub fn as_millis_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    pub const fn saturating_add(self, other: SimTime) -> SimTime {
+        SimTime(self.0.saturating_add(other.0))
+    }
+
+    pub const fn saturating_sub(self, other: SimTime) -> SimTime {
+        SimTime(self.0.saturating_sub(other.0))
+    }
+}
+
+impl fmt::Display for SimTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.3}s", self.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_round_and_saturate() {
+        assert_eq!(SimTime::from_secs_f64(1.5).nanos(), 1_500_000_000);
+        assert_eq!(SimTime::from_nanos_f64(-3.0), SimTime::ZERO);
+        assert_eq!(SimTime::from_nanos_f64(f64::NAN), SimTime::ZERO);
+        assert_eq!(SimTime::from_nanos_f64(1e30), SimTime::MAX);
+        assert_eq!(SimTime::MAX.saturating_add(SimTime(1)), SimTime::MAX);
+        assert_eq!(SimTime::from_millis(2).as_millis_f64(), 2.0);
+    }
+}

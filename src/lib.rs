@@ -1,0 +1,13 @@
+//! statesim: a discrete-event simulator that compares where session state lives (server memory,
+//! an external store, a signed token) under the same client workload.
+//!
+//! The flow: [`scenario`] parses and validates a file → [`run`] runs one [`model::World`] per
+//! topology and replication on rayon → [`metrics`] aggregates → [`report`] writes the table and CSV.
+
+pub mod cli;
+pub mod engine;
+pub mod metrics;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod scenario;

@@ -1,0 +1,111 @@
+use clap::Parser;
+use statesim::cli::{Cli, Command, RunArgs, ValidateArgs};
+use statesim::report::{self, default_exporters, render_table, safe_file_name};
+use statesim::run::{RunError, RunOptions, run};
+use statesim::scenario::{self, QUICKSTART, Scenario, ScenarioError};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Run(#[from] RunError),
+    #[error("cannot write results to {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Validate(args) => validate_command(args),
+        Command::Example => {
+            print!("{}", scenario::EXAMPLE);
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    match path {
+        Some(path) => scenario::load_file(path, overrides),
+        None => scenario::load_str(
+            QUICKSTART,
+            "quickstart.toml (built in)",
+            Path::new("."),
+            overrides,
+        ),
+    }
+}
+
+fn run_command(args: RunArgs) -> Result<(), CliError> {
+    let mut scenario = load(args.scenario.as_deref(), &args.scenario_args.set)?;
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    if let Some(replications) = args.replications {
+        scenario.replications = replications;
+    }
+    let chatty = !args.quiet;
+    for warning in &scenario.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if chatty {
+        eprintln!(
+            "running \"{}\": {} topologies x {} replications, seed {}",
+            scenario.name,
+            scenario.topologies.len(),
+            scenario.replications,
+            scenario.seed
+        );
+    }
+    let options = RunOptions {
+        jobs: args.jobs.map(|n| n.get()),
+        progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+    };
+    let report = run(&scenario, &options)?;
+    print!("{}", render_table(&report));
+    let dir = args
+        .out
+        .unwrap_or_else(|| Path::new("results").join(safe_file_name(&scenario.name)));
+    let written = report::write_files(&report, &dir, &default_exporters()).map_err(|source| {
+        CliError::Output {
+            path: dir.clone(),
+            source,
+        }
+    })?;
+    if chatty {
+        for path in written {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn validate_command(args: ValidateArgs) -> Result<(), CliError> {
+    let scenario = scenario::load_file(&args.scenario, &args.scenario_args.set)?;
+    for warning in &scenario.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "{}: ok (\"{}\", {} topologies, {} faults)",
+        args.scenario.display(),
+        scenario.name,
+        scenario.topologies.len(),
+        scenario.faults.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Recording during a run and aggregation across replications.
+//!
+//! Memory stays flat in the number of requests: latencies go into an HDR histogram, counts into
+//! counters and levels (busy workers, active sessions) into time integrals.
+
+use crate::engine::SimTime;
+use hdrhistogram::Histogram;
+
+/// Latencies are recorded in nanoseconds with 3 significant digits. The histogram starts at one
+/// hour and resizes itself, so a response of any length is recorded rather than clamped.
+const HISTOGRAM_INITIAL_MAX_NS: u64 = 3_600_000_000_000;
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+pub fn new_latency_histogram() -> Histogram<u64> {
+    let mut histogram = Histogram::new_with_bounds(1, HISTOGRAM_INITIAL_MAX_NS, SIGNIFICANT_DIGITS)
+        .expect("static histogram bounds are valid");
+    histogram.auto(true);
+    histogram
+}
+
+/// Counts for the measurement window. Requests belong to it when sent at or after the warm-up;
+/// sessions when started after it or still active when it opens, so that
+/// `sessions_at_warmup + sessions_started = completed + lost + active`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    pub requests: u64,
+    pub ok: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    /// Sent by the client but without an outcome when the run ended.
+    pub in_flight: u64,
+    /// Routed to a server that was already down (the balancer had not noticed yet).
+    pub requests_to_dead_server: u64,
+    /// Sessions already active when the measurement window opened (they are measured from then on).
+    pub sessions_at_warmup: u64,
+    pub sessions_started: u64,
+    pub sessions_completed: u64,
+    pub sessions_lost: u64,
+    /// Started, neither completed nor lost when the run ended.
+    pub sessions_active: u64,
+    /// Requests redone by clients that logged in again after losing their session.
+    pub requests_redone: u64,
+}
+
+/// The time integral of a piecewise-constant level, counted from `from` on.
+#[derive(Clone, Debug)]
+pub struct TimeAverage {
+    level: f64,
+    area: f64,
+    last: SimTime,
+    from: SimTime,
+}
+
+impl TimeAverage {
+    pub fn new(from: SimTime) -> TimeAverage {
+        TimeAverage {
+            level: 0.0,
+            area: 0.0,
+            last: SimTime::ZERO,
+            from,
+        }
+    }
+
+    fn advance(&mut self, now: SimTime) {
+        let start = self.last.max(self.from);
+        if now > start {
+            self.area += self.level * (now.nanos() - start.nanos()) as f64;
+        }
+        self.last = now;
+    }
+
+    pub fn add(&mut self, now: SimTime, delta: f64) {
+        self.advance(now);
+        self.level += delta;
+    }
+
+    pub fn level(&self) -> f64 {
+        self.level
+    }
+
+    /// The average level over `[from, end]`.
+    pub fn average(&mut self, end: SimTime) -> f64 {
+        self.advance(end);
+        let span = end.saturating_sub(self.from).nanos() as f64;
+        if span > 0.0 { self.area / span } else { 0.0 }
+    }
+}
+
+/// Everything one simulation run (one topology, one replication) measured.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub topology: String,
+    pub replication: u32,
+    pub counters: Counters,
+    /// Client-seen latency of requests that completed ok, in nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Exact sum of the recorded latencies (the histogram mean is rounded to its buckets).
+    pub latency_sum_ns: f64,
+    /// Length of the measurement window (duration - warmup), in seconds.
+    pub window_secs: f64,
+    /// Ok responses received during the window.
+    pub ok_in_window: u64,
+    pub mean_busy_workers: f64,
+    pub worker_capacity: f64,
+    pub mean_busy_store_workers: f64,
+    pub store_capacity: f64,
+    pub mean_active_sessions: f64,
+    pub session_duration_sum_secs: f64,
+    pub peak_session_bytes: f64,
+    pub bytes_total: f64,
+    pub events: u64,
+}
+
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        f64::NAN
+    }
+}
+
+fn percentile_ms(result: &RunResult, percentile: f64) -> f64 {
+    if result.latency.is_empty() {
+        f64::NAN
+    } else {
+        result.latency.value_at_percentile(percentile) as f64 / 1e6
+    }
+}
+
+/// One column of summary.csv: its name and how to read it off a run.
+pub struct Metric {
+    pub name: &'static str,
+    pub value: fn(&RunResult) -> f64,
+}
+
+macro_rules! metric {
+    ($name:literal, $f:expr) => {
+        Metric {
+            name: $name,
+            value: $f,
+        }
+    };
+}
+
+/// The per-topology figures, in summary.csv column order. With replications each is the mean over
+/// replications (percentiles are taken per replication, then averaged).
+pub const METRICS: &[Metric] = &[
+    metric!("requests", |r| r.counters.requests as f64),
+    metric!("ok", |r| r.counters.ok as f64),
+    metric!("rejected", |r| r.counters.rejected as f64),
+    metric!("failed", |r| r.counters.failed as f64),
+    metric!("timed_out", |r| r.counters.timed_out as f64),
+    metric!("in_flight", |r| r.counters.in_flight as f64),
+    metric!("availability", |r| ratio(
+        r.counters.ok as f64,
+        (r.counters.requests - r.counters.in_flight) as f64
+    )),
+    metric!("latency_mean_ms", |r| ratio(
+        r.latency_sum_ns,
+        r.counters.ok as f64
+    ) / 1e6),
+    metric!("latency_p50_ms", |r| percentile_ms(r, 50.0)),
+    metric!("latency_p90_ms", |r| percentile_ms(r, 90.0)),
+    metric!("latency_p99_ms", |r| percentile_ms(r, 99.0)),
+    metric!("latency_p999_ms", |r| percentile_ms(r, 99.9)),
+    metric!("latency_max_ms", |r| percentile_ms(r, 100.0)),
+    metric!("throughput_rps", |r| ratio(
+        r.ok_in_window as f64,
+        r.window_secs
+    )),
+    metric!("sessions_at_warmup", |r| r.counters.sessions_at_warmup
+        as f64),
+    metric!("sessions_started", |r| r.counters.sessions_started as f64),
+    metric!("sessions_completed", |r| r.counters.sessions_completed
+        as f64),
+    metric!("sessions_lost", |r| r.counters.sessions_lost as f64),
+    metric!("sessions_active", |r| r.counters.sessions_active as f64),
+    metric!("requests_redone", |r| r.counters.requests_redone as f64),
+    metric!(
+        "requests_to_dead_server",
+        |r| r.counters.requests_to_dead_server as f64
+    ),
+    metric!("server_utilization", |r| ratio(
+        r.mean_busy_workers,
+        r.worker_capacity
+    )),
+    metric!("store_utilization", |r| ratio(
+        r.mean_busy_store_workers,
+        r.store_capacity
+    )),
+    metric!("mean_active_sessions", |r| r.mean_active_sessions),
+    metric!("session_duration_mean_s", |r| ratio(
+        r.session_duration_sum_secs,
+        r.counters.sessions_completed as f64
+    )),
+    metric!("peak_session_memory_mb", |r| r.peak_session_bytes
+        / (1024.0 * 1024.0)),
+    metric!("bytes_per_request", |r| ratio(
+        r.bytes_total,
+        r.counters.requests as f64
+    )),
+    metric!("events", |r| r.events as f64),
+];
+
+pub fn metric_index(name: &str) -> Option<usize> {
+    METRICS.iter().position(|m| m.name == name)
+}
+
+/// The aggregate of one topology's replications.
+#[derive(Clone, Debug)]
+pub struct TopologySummary {
+    pub topology: String,
+    pub state: &'static str,
+    pub replications: u32,
+    /// Mean over replications of each [`METRICS`] entry, in the same order. NaN where undefined
+    /// in every replication (e.g. latency when nothing completed).
+    pub values: Vec<f64>,
+    /// All replications' latencies pooled, for the distribution in latency.csv.
+    pub pooled_latency: Histogram<u64>,
+}
+
+impl TopologySummary {
+    pub fn get(&self, name: &str) -> f64 {
+        metric_index(name).map_or(f64::NAN, |i| self.values[i])
+    }
+}
+
+/// Averages the replications of one topology (in replication order, so the sum is deterministic).
+pub fn summarize(state: &'static str, runs: &[RunResult]) -> TopologySummary {
+    let values = METRICS
+        .iter()
+        .map(|metric| {
+            let defined: Vec<f64> = runs
+                .iter()
+                .map(|run| (metric.value)(run))
+                .filter(|v| !v.is_nan())
+                .collect();
+            if defined.is_empty() {
+                f64::NAN
+            } else {
+                defined.iter().sum::<f64>() / defined.len() as f64
+            }
+        })
+        .collect();
+    let mut pooled_latency = new_latency_histogram();
+    for run in runs {
+        pooled_latency
+            .add(&run.latency)
+            .expect("auto-resizing histograms of equal precision always merge");
+    }
+    TopologySummary {
+        topology: runs.first().map(|r| r.topology.clone()).unwrap_or_default(),
+        state,
+        replications: runs.len() as u32,
+        values,
+        pooled_latency,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_average_counts_only_after_the_start() {
+        let mut level = TimeAverage::new(SimTime(10));
+        level.add(SimTime(0), 4.0); // 4 from t=0, but only t>=10 counts
+        level.add(SimTime(20), -2.0); // 4 over [10,20], then 2
+        assert_eq!(level.average(SimTime(30)), (4.0 * 10.0 + 2.0 * 10.0) / 20.0);
+    }
+
+    #[test]
+    fn histogram_records_an_hour_long_response_and_longer() {
+        let mut histogram = new_latency_histogram();
+        histogram.record(3_600_000_000_000).unwrap();
+        histogram.record(10 * 3_600_000_000_000).unwrap();
+        assert!(histogram.max() >= 10 * 3_600_000_000_000 * 999 / 1000);
+    }
+}

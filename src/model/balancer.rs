@@ -1,0 +1,242 @@
+//! The load balancer: routing policies over the servers it believes healthy, and the health-check
+//! bookkeeping that forms that belief. It never looks at a server's real state.
+
+use crate::engine::rng::{StreamRng, mix64};
+use crate::scenario::{Balancer as BalancerConfig, Policy};
+use rand::RngExt;
+
+/// Virtual nodes per server on the consistent-hash ring (Envoy's ring hash uses a minimum ring of
+/// 1024 entries; 128 per server keeps the load spread within a few percent).
+const RING_POINTS_PER_SERVER: u64 = 128;
+
+pub struct Balancer {
+    policy: Policy,
+    fallback: Policy,
+    unhealthy_threshold: u32,
+    healthy_threshold: u32,
+    healthy: Vec<bool>,
+    consecutive_failures: Vec<u32>,
+    consecutive_passes: Vec<u32>,
+    /// Servers to route to: the healthy ones, or all of them when none is healthy (fail open, as
+    /// ALB and Envoy's panic threshold do).
+    candidates: Vec<u32>,
+    /// Requests dispatched to each server and not yet answered.
+    outstanding: Vec<u32>,
+    rotation: usize,
+    ring: Vec<(u64, u32)>,
+    rng: StreamRng,
+}
+
+impl Balancer {
+    pub fn new(config: &BalancerConfig, servers: u32, rng: StreamRng) -> Balancer {
+        let n = servers as usize;
+        let mut balancer = Balancer {
+            policy: config.policy,
+            fallback: config.fallback,
+            unhealthy_threshold: config.health_check.unhealthy_threshold,
+            healthy_threshold: config.health_check.healthy_threshold,
+            healthy: vec![true; n],
+            consecutive_failures: vec![0; n],
+            consecutive_passes: vec![0; n],
+            candidates: Vec::with_capacity(n),
+            outstanding: vec![0; n],
+            rotation: 0,
+            ring: Vec::new(),
+            rng,
+        };
+        balancer.rebuild_candidates();
+        balancer
+    }
+
+    #[cfg(test)]
+    pub fn healthy_count(&self) -> usize {
+        self.healthy.iter().filter(|h| **h).count()
+    }
+
+    /// Chooses a server for a request. `affinity_key` identifies the session (consistent hashing);
+    /// `home` is its sticky server, if any. Returns the server and whether it is a new home.
+    pub fn route(&mut self, affinity_key: u64, home: Option<u32>) -> u32 {
+        match self.policy {
+            Policy::Sticky => match home {
+                Some(server) if self.healthy[server as usize] => server,
+                _ => self.pick(self.fallback, affinity_key),
+            },
+            policy => self.pick(policy, affinity_key),
+        }
+    }
+
+    fn pick(&mut self, policy: Policy, affinity_key: u64) -> u32 {
+        let n = self.candidates.len();
+        match policy {
+            Policy::RoundRobin => {
+                let server = self.candidates[self.rotation % n];
+                self.rotation = self.rotation.wrapping_add(1);
+                server
+            }
+            Policy::Random => self.candidates[self.rng.random_range(0..n)],
+            Policy::LeastConnections => {
+                // Scan from a rotating start so ties spread evenly instead of piling on server 0.
+                let start = self.rotation % n;
+                self.rotation = self.rotation.wrapping_add(1);
+                (0..n)
+                    .map(|i| self.candidates[(start + i) % n])
+                    .min_by_key(|server| self.outstanding[*server as usize])
+                    .expect("candidates is never empty")
+            }
+            Policy::PowerOfTwo => {
+                if n == 1 {
+                    return self.candidates[0];
+                }
+                let first = self.rng.random_range(0..n);
+                let mut second = self.rng.random_range(0..n - 1);
+                if second >= first {
+                    second += 1;
+                }
+                let (a, b) = (self.candidates[first], self.candidates[second]);
+                if self.outstanding[b as usize] < self.outstanding[a as usize] {
+                    b
+                } else {
+                    a
+                }
+            }
+            Policy::ConsistentHash => {
+                let point = mix64(affinity_key);
+                let index = self.ring.partition_point(|(hash, _)| *hash < point);
+                self.ring[index % self.ring.len()].1
+            }
+            Policy::Sticky => unreachable!("validation forbids a sticky fallback"),
+        }
+    }
+
+    pub fn dispatched(&mut self, server: u32) {
+        self.outstanding[server as usize] += 1;
+    }
+
+    pub fn answered(&mut self, server: u32) {
+        let count = &mut self.outstanding[server as usize];
+        *count = count.saturating_sub(1);
+    }
+
+    /// Records one health-check result; returns true when the server's health flipped.
+    pub fn observe_health_check(&mut self, server: u32, passed: bool) -> bool {
+        let s = server as usize;
+        if passed {
+            self.consecutive_failures[s] = 0;
+            self.consecutive_passes[s] += 1;
+        } else {
+            self.consecutive_passes[s] = 0;
+            self.consecutive_failures[s] += 1;
+        }
+        let flip = if self.healthy[s] {
+            self.consecutive_failures[s] >= self.unhealthy_threshold
+        } else {
+            self.consecutive_passes[s] >= self.healthy_threshold
+        };
+        if flip {
+            self.healthy[s] = !self.healthy[s];
+            self.rebuild_candidates();
+        }
+        flip
+    }
+
+    fn rebuild_candidates(&mut self) {
+        self.candidates.clear();
+        let all = 0..self.healthy.len() as u32;
+        self.candidates
+            .extend(all.clone().filter(|s| self.healthy[*s as usize]));
+        if self.candidates.is_empty() {
+            self.candidates.extend(all);
+        }
+        if self.policy == Policy::ConsistentHash || self.fallback == Policy::ConsistentHash {
+            self.ring.clear();
+            for &server in &self.candidates {
+                for point in 0..RING_POINTS_PER_SERVER {
+                    let hash = mix64((u64::from(server) << 32) | point);
+                    self.ring.push((hash, server));
+                }
+            }
+            self.ring.sort_unstable();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::SimTime;
+    use crate::engine::rng::stream;
+    use crate::scenario::HealthCheck;
+
+    fn balancer(policy: Policy, servers: u32) -> Balancer {
+        let config = BalancerConfig {
+            policy,
+            fallback: Policy::LeastConnections,
+            health_check: HealthCheck {
+                interval: SimTime::from_secs(10),
+                unhealthy_threshold: 2,
+                healthy_threshold: 1,
+            },
+        };
+        Balancer::new(&config, servers, stream(1, 0, "balancer"))
+    }
+
+    #[test]
+    fn round_robin_skips_unhealthy_servers() {
+        let mut b = balancer(Policy::RoundRobin, 3);
+        assert!(!b.observe_health_check(1, false));
+        assert!(b.observe_health_check(1, false));
+        let picks: Vec<u32> = (0..4).map(|_| b.route(0, None)).collect();
+        assert_eq!(picks, vec![0, 2, 0, 2]);
+        assert!(b.observe_health_check(1, true));
+        assert_eq!(b.healthy_count(), 3);
+    }
+
+    #[test]
+    fn all_unhealthy_fails_open() {
+        let mut b = balancer(Policy::Random, 2);
+        for server in 0..2 {
+            b.observe_health_check(server, false);
+            b.observe_health_check(server, false);
+        }
+        assert_eq!(b.healthy_count(), 0);
+        assert!(b.route(0, None) < 2);
+    }
+
+    #[test]
+    fn least_connections_prefers_the_idle_server() {
+        let mut b = balancer(Policy::LeastConnections, 3);
+        b.dispatched(0);
+        b.dispatched(2);
+        assert_eq!(b.route(0, None), 1);
+    }
+
+    #[test]
+    fn sticky_keeps_a_healthy_home_and_replaces_a_dead_one() {
+        let mut b = balancer(Policy::Sticky, 3);
+        assert_eq!(b.route(0, Some(2)), 2);
+        b.observe_health_check(2, false);
+        b.observe_health_check(2, false);
+        assert_ne!(b.route(0, Some(2)), 2);
+    }
+
+    #[test]
+    fn consistent_hash_moves_only_the_keys_of_a_removed_server() {
+        let mut b = balancer(Policy::ConsistentHash, 8);
+        let before: Vec<u32> = (0..2000).map(|k| b.route(k, None)).collect();
+        b.observe_health_check(3, false);
+        b.observe_health_check(3, false);
+        let after: Vec<u32> = (0..2000).map(|k| b.route(k, None)).collect();
+        for (old, new) in before.iter().zip(&after) {
+            if *old != 3 {
+                assert_eq!(old, new, "a key not on the removed server moved");
+            } else {
+                assert_ne!(*new, 3);
+            }
+        }
+        let moved = before.iter().filter(|s| **s == 3).count();
+        assert!(
+            (150..350).contains(&moved),
+            "about 1/8 of keys live on one server, got {moved}"
+        );
+    }
+}

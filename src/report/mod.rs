@@ -1,0 +1,107 @@
+//! Writers: the stdout table and the CSV files. Each file format is an [`Exporter`]; adding one
+//! (JSON, SVG) means one more type here, not a change to the run.
+
+mod csv_files;
+mod table;
+
+use crate::metrics::TopologySummary;
+pub use csv_files::{LatencyCsv, SummaryCsv};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+pub use table::render_table;
+
+/// What a run produced, ready to be written.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub summaries: Vec<TopologySummary>,
+}
+
+pub trait Exporter {
+    fn file_name(&self) -> &'static str;
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()>;
+}
+
+pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
+    vec![Box::new(SummaryCsv), Box::new(LatencyCsv)]
+}
+
+/// Writes every exporter's file into `dir`. Each file is written beside its final name and then
+/// renamed, so a reader never sees a half-written file.
+pub fn write_files(
+    report: &Report,
+    dir: &Path,
+    exporters: &[Box<dyn Exporter>],
+) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for exporter in exporters {
+        let path = dir.join(exporter.file_name());
+        let partial = dir.join(format!(".{}.partial", exporter.file_name()));
+        let mut file = io::BufWriter::new(std::fs::File::create(&partial)?);
+        exporter.write(report, &mut file)?;
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&partial, &path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Formats a figure for CSV: integers without a fraction, others with up to 6 decimals, NaN as an
+/// empty cell (read as missing by pandas and R).
+pub fn format_number(value: f64) -> String {
+    if value.is_nan() {
+        return String::new();
+    }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        return format!("{value:.0}");
+    }
+    let text = format!("{value:.6}");
+    let trimmed = text.trim_end_matches('0').trim_end_matches('.');
+    if trimmed == "-0" {
+        "0".into()
+    } else {
+        trimmed.into()
+    }
+}
+
+/// Directory-safe form of a scenario name.
+pub fn safe_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_matches('.').to_string();
+    if cleaned.is_empty() {
+        "scenario".into()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_tidily() {
+        assert_eq!(format_number(12.0), "12");
+        assert_eq!(format_number(0.125), "0.125");
+        assert_eq!(format_number(1.0 / 3.0), "0.333333");
+        assert_eq!(format_number(f64::NAN), "");
+        assert_eq!(format_number(-0.0000001), "0");
+    }
+
+    #[test]
+    fn names_become_safe_directories() {
+        assert_eq!(safe_file_name("quick start/../x"), "quick_start_.._x");
+        assert_eq!(safe_file_name(".."), "scenario");
+    }
+}

@@ -1,0 +1,146 @@
+//! The side-by-side table printed on stdout after a run.
+
+use super::Report;
+
+struct Column {
+    title: &'static str,
+    cell: fn(&crate::metrics::TopologySummary) -> String,
+}
+
+fn count(value: f64) -> String {
+    if value.is_nan() {
+        "-".into()
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+fn millis(value: f64) -> String {
+    if value.is_nan() {
+        "-".into()
+    } else if value < 10.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+fn percent(value: f64) -> String {
+    if value.is_nan() {
+        "-".into()
+    } else {
+        format!("{:.1}%", value * 100.0)
+    }
+}
+
+const COLUMNS: &[Column] = &[
+    Column {
+        title: "topology",
+        cell: |s| s.topology.clone(),
+    },
+    Column {
+        title: "state",
+        cell: |s| s.state.to_string(),
+    },
+    Column {
+        title: "requests",
+        cell: |s| count(s.get("requests")),
+    },
+    Column {
+        title: "ok",
+        cell: |s| percent(s.get("availability")),
+    },
+    Column {
+        title: "failed",
+        cell: |s| count(s.get("failed")),
+    },
+    Column {
+        title: "rejected",
+        cell: |s| count(s.get("rejected")),
+    },
+    Column {
+        title: "timed_out",
+        cell: |s| count(s.get("timed_out")),
+    },
+    Column {
+        title: "p50 ms",
+        cell: |s| millis(s.get("latency_p50_ms")),
+    },
+    Column {
+        title: "p99 ms",
+        cell: |s| millis(s.get("latency_p99_ms")),
+    },
+    Column {
+        title: "p99.9 ms",
+        cell: |s| millis(s.get("latency_p999_ms")),
+    },
+    Column {
+        title: "req/s",
+        cell: |s| format!("{:.1}", s.get("throughput_rps")),
+    },
+    Column {
+        title: "sessions lost",
+        cell: |s| {
+            format!(
+                "{} of {}",
+                count(s.get("sessions_lost")),
+                count(s.get("sessions_started"))
+            )
+        },
+    },
+    Column {
+        title: "util",
+        cell: |s| percent(s.get("server_utilization")),
+    },
+    Column {
+        title: "peak MiB/server",
+        cell: |s| format!("{:.1}", s.get("peak_session_memory_mb")),
+    },
+    Column {
+        title: "bytes/req",
+        cell: |s| count(s.get("bytes_per_request")),
+    },
+];
+
+/// Renders one row per topology, columns aligned (text left, figures right).
+pub fn render_table(report: &Report) -> String {
+    let rows: Vec<Vec<String>> = report
+        .summaries
+        .iter()
+        .map(|summary| COLUMNS.iter().map(|c| (c.cell)(summary)).collect())
+        .collect();
+    let widths: Vec<usize> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.title.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i < 2 {
+                    format!("{cell:<w$}", w = widths[i])
+                } else {
+                    format!("{cell:>w$}", w = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(COLUMNS.iter().map(|c| c.title.to_string()).collect());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,574 @@
+//! Probability distributions: parsed from a scenario value, sampled during the run.
+//!
+//! A distribution is written either as a plain value (a duration string for times, a number for
+//! counts and sizes: a constant) or as a table naming the family:
+//! `{ dist = "lognormal", p50 = "5ms", p99 = "40ms" }`. Every table may also carry `min` and `max`,
+//! which clamp the samples (TPC-W truncates its think time at 70 s, for instance).
+
+use super::Problem;
+use super::units::{parse_bytes, parse_duration};
+use rand::{Rng, RngExt};
+use rand_distr::{Distribution, Exp1, Gamma, LogNormal, Pareto, Weibull};
+use std::path::Path;
+use std::sync::Arc;
+use toml::Value;
+
+/// The 99th percentile of the standard normal distribution.
+const Z99: f64 = 2.326_347_874_040_841;
+
+/// What a distribution measures: it decides how its values are written and in which unit it samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    /// Durations, written as strings ("5ms"), sampled in nanoseconds.
+    Time,
+    /// Whole counts (requests per session), written as numbers.
+    Count,
+    /// Sizes in bytes, written as numbers or strings ("10KB").
+    Bytes,
+}
+
+#[derive(Clone, Debug)]
+enum Family {
+    Constant(f64),
+    Exponential {
+        mean: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    LogNormal(LogNormal<f64>),
+    Gamma(Gamma<f64>),
+    Pareto(Pareto<f64>),
+    Weibull(Weibull<f64>),
+    /// Number of trials up to and including the first success (support 1, 2, ...).
+    Geometric {
+        ln_one_minus_p: f64,
+    },
+    Empirical {
+        samples: Arc<[f64]>,
+    },
+}
+
+/// A ready-to-sample distribution; samples are in the [`Quantity`]'s base unit.
+#[derive(Clone, Debug)]
+pub struct Dist {
+    family: Family,
+    mean: Option<f64>,
+    min: f64,
+    max: f64,
+}
+
+impl Dist {
+    pub fn constant(value: f64) -> Dist {
+        Dist {
+            family: Family::Constant(value),
+            mean: Some(value),
+            min: f64::NEG_INFINITY,
+            max: f64::INFINITY,
+        }
+    }
+
+    pub fn zero() -> Dist {
+        Dist::constant(0.0)
+    }
+
+    /// True when every sample is exactly zero (lets the model skip a hop entirely).
+    pub fn is_zero(&self) -> bool {
+        matches!(self.family, Family::Constant(v) if v.clamp(self.min, self.max) == 0.0)
+    }
+
+    /// The constant value, when the distribution is a constant (no draw needed).
+    pub fn as_constant(&self) -> Option<f64> {
+        match self.family {
+            Family::Constant(v) => Some(v.clamp(self.min, self.max)),
+            _ => None,
+        }
+    }
+
+    /// The theoretical mean before clamping, where it exists (`None` for a Pareto with shape <= 1).
+    pub fn mean(&self) -> Option<f64> {
+        self.mean
+    }
+
+    /// E[X^2], used by the Pollaczek–Khinchine formula in the validation tests.
+    pub fn second_moment(&self) -> Option<f64> {
+        match &self.family {
+            Family::Constant(v) => Some(v * v),
+            Family::Exponential { mean } => Some(2.0 * mean * mean),
+            Family::Uniform { low, high } => Some((low * low + low * high + high * high) / 3.0),
+            Family::LogNormal(_) | Family::Gamma(_) | Family::Weibull(_) | Family::Pareto(_) => {
+                None
+            }
+            Family::Geometric { .. } => None,
+            Family::Empirical { samples } => {
+                Some(samples.iter().map(|x| x * x).sum::<f64>() / samples.len() as f64)
+            }
+        }
+    }
+
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        let raw = match &self.family {
+            Family::Constant(v) => *v,
+            Family::Exponential { mean } => {
+                let unit: f64 = rng.sample(Exp1);
+                unit * mean
+            }
+            Family::Uniform { low, high } => low + (high - low) * rng.random::<f64>(),
+            Family::LogNormal(d) => d.sample(rng),
+            Family::Gamma(d) => d.sample(rng),
+            Family::Pareto(d) => d.sample(rng),
+            Family::Weibull(d) => d.sample(rng),
+            Family::Geometric { ln_one_minus_p } => {
+                if *ln_one_minus_p == f64::NEG_INFINITY {
+                    1.0
+                } else {
+                    // Inverse transform: ceil(ln U / ln(1-p)), with U in (0, 1].
+                    let u = 1.0 - rng.random::<f64>();
+                    (u.ln() / ln_one_minus_p).ceil().max(1.0)
+                }
+            }
+            Family::Empirical { samples } => samples[rng.random_range(0..samples.len())],
+        };
+        raw.clamp(self.min, self.max)
+    }
+
+    /// A sample rounded to a whole count of at least one (requests per session).
+    pub fn sample_count<R: Rng + ?Sized>(&self, rng: &mut R) -> u32 {
+        let value = self.sample(rng).round();
+        if value >= u32::MAX as f64 {
+            u32::MAX
+        } else {
+            (value as u32).max(1)
+        }
+    }
+}
+
+/// Where empirical-distribution files are looked up: the scenario file's folder.
+pub struct DistContext<'a> {
+    pub base_dir: &'a Path,
+}
+
+/// Parses a distribution written at `path` in the scenario.
+pub fn parse_dist(
+    value: &Value,
+    quantity: Quantity,
+    path: &str,
+    context: &DistContext,
+) -> Result<Dist, Problem> {
+    match value {
+        Value::Table(table) => parse_dist_table(table, quantity, path, context),
+        plain => {
+            let v = parse_scalar(plain, quantity, path)?;
+            Ok(Dist::constant(v))
+        }
+    }
+}
+
+/// Parses one plain value in the quantity's unit (nanoseconds for times).
+pub fn parse_scalar(value: &Value, quantity: Quantity, path: &str) -> Result<f64, Problem> {
+    let parsed = match (quantity, value) {
+        (Quantity::Time, Value::String(text)) => parse_duration(text).map(|t| t.nanos() as f64),
+        (Quantity::Time, Value::Integer(0)) => Ok(0.0),
+        (Quantity::Time, Value::Integer(_) | Value::Float(_)) => Err(format!(
+            "a duration needs a unit: write e.g. \"{value}ms\" or \"{value}s\""
+        )),
+        (Quantity::Bytes, Value::String(text)) => parse_bytes(text),
+        (Quantity::Count | Quantity::Bytes, Value::Integer(n)) => Ok(*n as f64),
+        (Quantity::Count | Quantity::Bytes, Value::Float(x)) => Ok(*x),
+        (Quantity::Count, _) => Err(format!("expected a number, found {}", value.type_str())),
+        (Quantity::Bytes, _) => Err(format!(
+            "expected a size in bytes (a number or e.g. \"10KB\"), found {}",
+            value.type_str()
+        )),
+        (Quantity::Time, _) => Err(format!(
+            "expected a duration such as \"5ms\" or a distribution table, found {}",
+            value.type_str()
+        )),
+    };
+    let number = parsed.map_err(|message| Problem::new(path, message))?;
+    if !number.is_finite() || number < 0.0 {
+        return Err(Problem::new(
+            path,
+            format!("must be a finite, non-negative value, got {number}"),
+        ));
+    }
+    Ok(number)
+}
+
+const FAMILIES: &str =
+    "constant, exponential, uniform, lognormal, gamma, pareto, weibull, geometric, empirical";
+
+fn parse_dist_table(
+    table: &toml::Table,
+    quantity: Quantity,
+    path: &str,
+    context: &DistContext,
+) -> Result<Dist, Problem> {
+    let family_name = match table.get("dist") {
+        Some(Value::String(name)) => name.as_str(),
+        Some(other) => {
+            return Err(Problem::new(
+                format!("{path}.dist"),
+                format!(
+                    "expected a string naming the family ({FAMILIES}), found {}",
+                    other.type_str()
+                ),
+            ));
+        }
+        None => {
+            return Err(Problem::new(
+                path,
+                format!("a distribution table needs `dist = \"...\"` (one of {FAMILIES})"),
+            ));
+        }
+    };
+    let params = Params {
+        table,
+        quantity,
+        path,
+    };
+    let (family, mean, allowed): (Family, Option<f64>, &[&str]) = match family_name {
+        "constant" => {
+            let value = params.required("value")?;
+            (Family::Constant(value), Some(value), &["value"])
+        }
+        "exponential" => {
+            let mean = params.positive("mean")?;
+            (Family::Exponential { mean }, Some(mean), &["mean"])
+        }
+        "uniform" => {
+            let low = params.required("min")?;
+            let high = params.required("max")?;
+            if high < low {
+                return Err(Problem::new(
+                    format!("{path}.max"),
+                    "max must be at least min",
+                ));
+            }
+            // For uniform, min/max are the family's parameters, not a clamp.
+            let dist = Dist {
+                family: Family::Uniform { low, high },
+                mean: Some((low + high) / 2.0),
+                min: f64::NEG_INFINITY,
+                max: f64::INFINITY,
+            };
+            params.reject_unknown(&["min", "max"])?;
+            return Ok(dist);
+        }
+        "lognormal" => parse_lognormal(&params)?,
+        "gamma" => {
+            let mean = params.positive("mean")?;
+            let cv = params.positive_number("cv")?;
+            let shape = 1.0 / (cv * cv);
+            let gamma = Gamma::new(shape, mean / shape)
+                .map_err(|e| Problem::new(path, format!("invalid gamma parameters: {e}")))?;
+            (Family::Gamma(gamma), Some(mean), &["mean", "cv"])
+        }
+        "pareto" => {
+            let shape = params.positive_number("shape")?;
+            let scale = if table.contains_key("mean") {
+                let mean = params.positive("mean")?;
+                if shape <= 1.0 {
+                    return Err(Problem::new(
+                        format!("{path}.shape"),
+                        "a Pareto with a finite mean needs shape > 1",
+                    ));
+                }
+                mean * (shape - 1.0) / shape
+            } else {
+                params.positive("scale")?
+            };
+            let pareto = Pareto::new(scale, shape)
+                .map_err(|e| Problem::new(path, format!("invalid pareto parameters: {e}")))?;
+            let mean = (shape > 1.0).then(|| scale * shape / (shape - 1.0));
+            (Family::Pareto(pareto), mean, &["shape", "scale", "mean"])
+        }
+        "weibull" => {
+            let scale = params.positive("scale")?;
+            let shape = params.positive_number("shape")?;
+            let weibull = Weibull::new(scale, shape)
+                .map_err(|e| Problem::new(path, format!("invalid weibull parameters: {e}")))?;
+            (Family::Weibull(weibull), None, &["scale", "shape"])
+        }
+        "geometric" => {
+            let mean = params.positive_number("mean")?;
+            if mean < 1.0 {
+                return Err(Problem::new(
+                    format!("{path}.mean"),
+                    "a geometric count has mean >= 1 (it counts trials up to the first success)",
+                ));
+            }
+            let p = 1.0 / mean;
+            (
+                Family::Geometric {
+                    ln_one_minus_p: (1.0 - p).ln(),
+                },
+                Some(mean),
+                &["mean"],
+            )
+        }
+        "empirical" => {
+            let samples = load_empirical(&params, context)?;
+            let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+            (
+                Family::Empirical { samples },
+                Some(mean),
+                &["file", "column", "unit"],
+            )
+        }
+        other => {
+            return Err(Problem::new(
+                format!("{path}.dist"),
+                format!("unknown distribution \"{other}\"; expected one of {FAMILIES}"),
+            ));
+        }
+    };
+    params.reject_unknown(allowed)?;
+    let min = params.optional("min")?.unwrap_or(f64::NEG_INFINITY);
+    let max = params.optional("max")?.unwrap_or(f64::INFINITY);
+    if max < min {
+        return Err(Problem::new(
+            format!("{path}.max"),
+            "max must be at least min",
+        ));
+    }
+    Ok(Dist {
+        family,
+        mean,
+        min,
+        max,
+    })
+}
+
+fn parse_lognormal(
+    params: &Params,
+) -> Result<(Family, Option<f64>, &'static [&'static str]), Problem> {
+    let path = params.path;
+    let has = |key| params.table.contains_key(key);
+    let (mu, sigma) = if has("p50") || has("p99") {
+        if has("mean") || has("cv") {
+            return Err(Problem::new(
+                path,
+                "give a lognormal either {mean, cv} or {p50, p99}, not both",
+            ));
+        }
+        let p50 = params.positive("p50")?;
+        let p99 = params.positive("p99")?;
+        if p99 <= p50 {
+            return Err(Problem::new(
+                format!("{path}.p99"),
+                "p99 must be greater than p50",
+            ));
+        }
+        (p50.ln(), (p99.ln() - p50.ln()) / Z99)
+    } else {
+        let mean = params.positive("mean")?;
+        let cv = params.positive_number("cv")?;
+        let sigma2 = (1.0 + cv * cv).ln();
+        (mean.ln() - sigma2 / 2.0, sigma2.sqrt())
+    };
+    let lognormal = LogNormal::new(mu, sigma)
+        .map_err(|e| Problem::new(path, format!("invalid lognormal parameters: {e}")))?;
+    let mean = (mu + sigma * sigma / 2.0).exp();
+    Ok((
+        Family::LogNormal(lognormal),
+        Some(mean),
+        &["mean", "cv", "p50", "p99"],
+    ))
+}
+
+struct Params<'a> {
+    table: &'a toml::Table,
+    quantity: Quantity,
+    path: &'a str,
+}
+
+impl Params<'_> {
+    fn key_path(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+
+    fn optional(&self, key: &str) -> Result<Option<f64>, Problem> {
+        self.table
+            .get(key)
+            .map(|value| parse_scalar(value, self.quantity, &self.key_path(key)))
+            .transpose()
+    }
+
+    fn required(&self, key: &str) -> Result<f64, Problem> {
+        self.optional(key)?.ok_or_else(|| {
+            Problem::new(self.path, format!("missing `{key}` for this distribution"))
+        })
+    }
+
+    /// A parameter in the quantity's unit that must be strictly positive.
+    fn positive(&self, key: &str) -> Result<f64, Problem> {
+        let value = self.required(key)?;
+        if value <= 0.0 {
+            return Err(Problem::new(
+                self.key_path(key),
+                "must be greater than zero",
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A dimensionless parameter (shape, cv, a count's mean): a plain positive number.
+    fn positive_number(&self, key: &str) -> Result<f64, Problem> {
+        let path = self.key_path(key);
+        let value = match self.table.get(key) {
+            None => {
+                return Err(Problem::new(
+                    self.path,
+                    format!("missing `{key}` for this distribution"),
+                ));
+            }
+            Some(Value::Integer(n)) => *n as f64,
+            Some(Value::Float(x)) => *x,
+            Some(other) => {
+                return Err(Problem::new(
+                    path,
+                    format!("expected a number, found {}", other.type_str()),
+                ));
+            }
+        };
+        if !value.is_finite() || value <= 0.0 {
+            return Err(Problem::new(
+                path,
+                format!("must be a positive number, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn reject_unknown(&self, allowed: &[&str]) -> Result<(), Problem> {
+        for key in self.table.keys() {
+            let common = matches!(key.as_str(), "dist" | "min" | "max");
+            if !common && !allowed.contains(&key.as_str()) {
+                return Err(Problem::new(
+                    self.key_path(key),
+                    format!(
+                        "unknown parameter `{key}`; this distribution takes {} (and optional min, max)",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the samples of an empirical distribution from a CSV column.
+fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, Problem> {
+    let path = params.path;
+    let file = match params.table.get("file") {
+        Some(Value::String(file)) => file,
+        _ => {
+            return Err(Problem::new(
+                path,
+                "an empirical distribution needs `file = \"observed.csv\"`",
+            ));
+        }
+    };
+    let unit_scale = match (params.quantity, params.table.get("unit")) {
+        (Quantity::Time, None) => 1e6,
+        (Quantity::Time, Some(Value::String(unit))) => parse_duration(&format!("1{unit}"))
+            .map_err(|_| {
+                Problem::new(
+                    format!("{path}.unit"),
+                    format!("unknown time unit \"{unit}\"; expected ns, us, ms, s, m or h"),
+                )
+            })?
+            .nanos() as f64,
+        (_, None) => 1.0,
+        (_, Some(_)) => {
+            return Err(Problem::new(
+                format!("{path}.unit"),
+                "`unit` applies only to time distributions",
+            ));
+        }
+    };
+    let full_path = context.base_dir.join(file);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(&full_path)
+        .map_err(|e| {
+            Problem::new(
+                format!("{path}.file"),
+                format!("cannot read {}: {e}", full_path.display()),
+            )
+        })?;
+    let headers = reader
+        .headers()
+        .map_err(|e| {
+            Problem::new(
+                format!("{path}.file"),
+                format!("{}: {e}", full_path.display()),
+            )
+        })?
+        .clone();
+    let column = match params.table.get("column") {
+        None => 0,
+        Some(Value::String(name)) => headers.iter().position(|h| h == name).ok_or_else(|| {
+            Problem::new(
+                format!("{path}.column"),
+                format!(
+                    "{} has no column \"{name}\" (columns: {})",
+                    full_path.display(),
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?,
+        Some(Value::Integer(index)) if *index >= 0 && (*index as usize) < headers.len() => {
+            *index as usize
+        }
+        Some(_) => {
+            return Err(Problem::new(
+                format!("{path}.column"),
+                format!("expected a column name or an index below {}", headers.len()),
+            ));
+        }
+    };
+    let mut samples = Vec::new();
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| {
+            Problem::new(
+                format!("{path}.file"),
+                format!("{}: {e}", full_path.display()),
+            )
+        })?;
+        let cell = record.get(column).unwrap_or("").trim();
+        if cell.is_empty() {
+            continue;
+        }
+        let value: f64 = cell.parse().map_err(|_| {
+            Problem::new(
+                format!("{path}.file"),
+                format!(
+                    "{} row {}: \"{cell}\" is not a number",
+                    full_path.display(),
+                    row + 2
+                ),
+            )
+        })?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(Problem::new(
+                format!("{path}.file"),
+                format!(
+                    "{} row {}: values must be finite and non-negative",
+                    full_path.display(),
+                    row + 2
+                ),
+            ));
+        }
+        samples.push(value * unit_scale);
+    }
+    if samples.is_empty() {
+        return Err(Problem::new(
+            format!("{path}.file"),
+            format!("{} has no values in the chosen column", full_path.display()),
+        ));
+    }
+    Ok(samples.into())
+}

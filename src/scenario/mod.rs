@@ -1,0 +1,295 @@
+//! The input: a scenario file, parsed, overridden with `--set`, validated and resolved into typed
+//! values the model can run without further checks.
+//!
+//! Loading is a pipeline: TOML text → `toml::Table` (syntax errors) → `--set` overrides → serde
+//! schema (type errors, unknown keys, with their key path) → resolution (ranges and cross-field
+//! rules). Every problem carries a key path; [`source::SourceMap`] turns that path back into the file,
+//! line and column where the user wrote it, or names the `--set` flag that introduced it.
+
+pub mod dist;
+mod overrides;
+mod resolve;
+mod schema;
+pub mod source;
+pub mod units;
+
+use crate::engine::SimTime;
+pub use dist::{Dist, Quantity};
+use source::{Diagnostic, SourceMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The fully commented scenario printed by `statesim example`.
+pub const EXAMPLE: &str = include_str!("../../scenarios/example.toml");
+/// The scenario `statesim run` uses when given no file.
+pub const QUICKSTART: &str = include_str!("../../scenarios/quickstart.toml");
+
+/// A problem found at a key path of the scenario (located in the file later).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render_diagnostics(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(Diagnostic::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A validated scenario: every value is in range and every reference resolves.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    /// Sessions arrive during `[0, duration)`; the run stops at `duration`.
+    pub duration: SimTime,
+    /// Metrics of requests sent (and sessions started) before this are discarded.
+    pub warmup: SimTime,
+    pub replications: u32,
+    pub workload: Workload,
+    pub client: Client,
+    pub network: Network,
+    pub topologies: Vec<Topology>,
+    pub faults: Vec<Fault>,
+    /// Legal but probably unintended settings, printed on stderr.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub sessions_per_second: f64,
+    pub requests_per_session: Dist,
+    pub think_time: Dist,
+    pub service_time: Dist,
+    pub request_bytes: Dist,
+    pub response_bytes: Dist,
+    pub on_session_lost: OnSessionLost,
+}
+
+/// What a client does when it learns that its session state is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSessionLost {
+    /// The user leaves: the session's remaining requests are never sent.
+    Abandon,
+    /// The user logs in again: a new session starts and redoes the lost session's requests.
+    Relogin,
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// A request with no response after this long counts as timed out.
+    pub timeout: Option<SimTime>,
+}
+
+/// One-way network latencies of each hop.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub client_balancer: Dist,
+    pub balancer_server: Dist,
+    pub server_store: Dist,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Servers {
+    pub count: u32,
+    pub workers: u32,
+    /// Waiting room per server; `None` is unbounded, `Some(0)` rejects whenever all workers are busy.
+    pub queue_limit: Option<u32>,
+    pub memory_mb: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    RoundRobin,
+    Random,
+    LeastConnections,
+    PowerOfTwo,
+    ConsistentHash,
+    Sticky,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::RoundRobin => "round_robin",
+            Policy::Random => "random",
+            Policy::LeastConnections => "least_connections",
+            Policy::PowerOfTwo => "power_of_two",
+            Policy::ConsistentHash => "consistent_hash",
+            Policy::Sticky => "sticky",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Balancer {
+    pub policy: Policy,
+    /// How `sticky` places a session's first request (and re-places it when its home is unhealthy).
+    pub fallback: Policy,
+    pub health_check: HealthCheck,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheck {
+    pub interval: SimTime,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Topology {
+    pub name: String,
+    pub state: State,
+    pub servers: Servers,
+    pub balancer: Balancer,
+}
+
+/// Where session state lives.
+#[derive(Clone, Debug)]
+pub enum State {
+    /// No session state: a plain queueing system (the validation scenarios).
+    Stateless,
+    /// In the home server's memory; lost with that server.
+    Server { session_bytes: f64 },
+    /// In an external store read on every request and written back with `write_fraction`.
+    Store { session_bytes: f64, store: Store },
+    /// In a signed token carried by every request.
+    Token { token_bytes: f64, verify_time: Dist },
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Stateless => "none",
+            State::Server { .. } => "server",
+            State::Store { .. } => "store",
+            State::Token { .. } => "token",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub workers: u32,
+    pub queue_limit: Option<u32>,
+    /// Time a store worker is busy with one read (the network hop is `network.server_store`).
+    pub read: Dist,
+    pub write: Dist,
+    pub write_fraction: f64,
+}
+
+/// A scheduled disturbance. New kinds add variants; the model matches on them in one place.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// The server stops at `at`: in-flight requests fail, its memory is gone; it may come back
+    /// empty after `restart_after`.
+    Crash {
+        at: SimTime,
+        server: u32,
+        restart_after: Option<SimTime>,
+    },
+}
+
+impl Fault {
+    pub fn at(&self) -> SimTime {
+        match self {
+            Fault::Crash { at, .. } => *at,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Crash {
+                at,
+                server,
+                restart_after,
+            } => {
+                write!(
+                    f,
+                    "crash of server {server} at {}",
+                    units::format_duration(*at)
+                )?;
+                if let Some(after) = restart_after {
+                    write!(f, ", restart after {}", units::format_duration(*after))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads and validates a scenario file, applying `--set` overrides.
+pub fn load_file(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    load_str(&text, &path.display().to_string(), base_dir, overrides)
+}
+
+/// Parses and validates scenario text. `origin` names it in messages; empirical files are looked up
+/// relative to `base_dir`.
+pub fn load_str(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    overrides: &[String],
+) -> Result<Scenario, ScenarioError> {
+    let source = SourceMap::new(origin, text);
+    let mut table: toml::Table = toml::from_str(text)
+        .map_err(|error| ScenarioError::Invalid(vec![source.syntax_error(&error)]))?;
+    let mut set_paths = Vec::new();
+    for assignment in overrides {
+        let path = overrides::apply(&mut table, assignment).map_err(|problem| {
+            ScenarioError::Invalid(vec![source.set_error(assignment, problem)])
+        })?;
+        set_paths.push((path, assignment.clone()));
+    }
+    let locate = |problems: Vec<Problem>| {
+        ScenarioError::Invalid(
+            problems
+                .into_iter()
+                .map(|problem| source.locate(problem, &set_paths))
+                .collect(),
+        )
+    };
+    let raw: schema::ScenarioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|error| {
+            let path = error.path().to_string();
+            let message = error.inner().message().to_string();
+            locate(vec![Problem::new(
+                if path == "." { String::new() } else { path },
+                message,
+            )])
+        })?;
+    resolve::resolve(raw, base_dir).map_err(locate)
+}

@@ -1,0 +1,518 @@
+//! From the file schema to a validated [`Scenario`]: defaults, range checks and cross-field rules.
+//! Problems are collected, not returned at the first one, so a user fixes a file in one pass.
+
+use super::dist::{DistContext, parse_dist, parse_scalar};
+use super::schema::*;
+use super::*;
+use crate::engine::SimTime;
+use std::path::Path;
+use toml::Value;
+
+/// Kubernetes readiness-probe defaults: period 10 s, failureThreshold 3, successThreshold 1
+/// (kubernetes/kubernetes pkg/apis/core/v1/defaults.go, SetDefaults_Probe).
+const DEFAULT_HEALTH_CHECK: HealthCheck = HealthCheck {
+    interval: SimTime::from_secs(10),
+    unhealthy_threshold: 3,
+    healthy_threshold: 1,
+};
+/// "≤10 KB" typical session state (IBM guidance, see shared research notes).
+const DEFAULT_SESSION_BYTES: f64 = 10_000.0;
+/// RS256 JWT of a modest payload ≈ 535 bytes.
+const DEFAULT_TOKEN_BYTES: f64 = 550.0;
+/// RS256 verify in Node.js ≈ 61 µs.
+const DEFAULT_VERIFY_NS: f64 = 60_000.0;
+/// One Redis node serves ≈75k ops/s unpipelined: ≈13 µs of store time per operation.
+const DEFAULT_STORE_OP_NS: f64 = 13_000.0;
+
+struct Resolver<'a> {
+    problems: Vec<Problem>,
+    context: DistContext<'a>,
+}
+
+impl Resolver<'_> {
+    fn dist(
+        &mut self,
+        value: Option<&Value>,
+        quantity: Quantity,
+        path: &str,
+        default: Dist,
+    ) -> Dist {
+        match value {
+            None => default,
+            Some(value) => match parse_dist(value, quantity, path, &self.context) {
+                Ok(dist) => dist,
+                Err(problem) => {
+                    self.problems.push(problem);
+                    default
+                }
+            },
+        }
+    }
+
+    fn bytes(&mut self, value: Option<&Value>, path: &str, default: f64) -> f64 {
+        match value.map(|value| parse_scalar(value, Quantity::Bytes, path)) {
+            None => default,
+            Some(Ok(bytes)) => bytes,
+            Some(Err(problem)) => {
+                self.problems.push(problem);
+                default
+            }
+        }
+    }
+
+    fn check(&mut self, ok: bool, path: impl Into<String>, message: impl Into<String>) {
+        if !ok {
+            self.problems.push(Problem::new(path, message));
+        }
+    }
+
+    fn servers(
+        &mut self,
+        global: &ServersFile,
+        local: Option<&ServersFile>,
+        path: &str,
+    ) -> Servers {
+        let local = local.cloned().unwrap_or_default();
+        let servers = Servers {
+            count: local.count.or(global.count).unwrap_or(1),
+            workers: local.workers.or(global.workers).unwrap_or(1),
+            queue_limit: local.queue_limit.or(global.queue_limit),
+            memory_mb: local.memory_mb.or(global.memory_mb),
+        };
+        let origin = |key: &str, set_locally: bool| {
+            if set_locally {
+                format!("{path}.servers.{key}")
+            } else {
+                format!("servers.{key}")
+            }
+        };
+        self.check(
+            servers.count >= 1,
+            origin("count", local.count.is_some()),
+            "a topology needs at least one server",
+        );
+        self.check(
+            servers.count <= 100_000,
+            origin("count", local.count.is_some()),
+            "at most 100000 servers are supported",
+        );
+        self.check(
+            servers.workers >= 1,
+            origin("workers", local.workers.is_some()),
+            "a server needs at least one worker",
+        );
+        if let Some(memory) = servers.memory_mb {
+            self.check(
+                memory.is_finite() && memory > 0.0,
+                origin("memory_mb", local.memory_mb.is_some()),
+                format!("must be a positive number of megabytes, got {memory}"),
+            );
+        }
+        servers
+    }
+
+    fn balancer(
+        &mut self,
+        global: &BalancerFile,
+        local: Option<&BalancerFile>,
+        path: &str,
+    ) -> Balancer {
+        let local = local.cloned().unwrap_or_default();
+        let global_check = global.health_check.clone().unwrap_or_default();
+        let local_check = local.health_check.clone().unwrap_or_default();
+        let health_check = HealthCheck {
+            interval: local_check
+                .interval
+                .or(global_check.interval)
+                .map_or(DEFAULT_HEALTH_CHECK.interval, |d| d.0),
+            unhealthy_threshold: local_check
+                .unhealthy_threshold
+                .or(global_check.unhealthy_threshold)
+                .unwrap_or(DEFAULT_HEALTH_CHECK.unhealthy_threshold),
+            healthy_threshold: local_check
+                .healthy_threshold
+                .or(global_check.healthy_threshold)
+                .unwrap_or(DEFAULT_HEALTH_CHECK.healthy_threshold),
+        };
+        let balancer = Balancer {
+            policy: local.policy.or(global.policy).unwrap_or(Policy::RoundRobin),
+            fallback: local
+                .fallback
+                .or(global.fallback)
+                .unwrap_or(Policy::LeastConnections),
+            health_check,
+        };
+        let origin = |key: &str, set_locally: bool| {
+            if set_locally {
+                format!("{path}.balancer.{key}")
+            } else {
+                format!("balancer.{key}")
+            }
+        };
+        self.check(
+            balancer.fallback != Policy::Sticky,
+            origin("fallback", local.fallback.is_some()),
+            "the fallback places a session's first request, so it cannot itself be sticky",
+        );
+        self.check(
+            balancer.health_check.interval > SimTime::ZERO,
+            origin("health_check.interval", local_check.interval.is_some()),
+            "the health-check interval must be greater than zero",
+        );
+        self.check(
+            balancer.health_check.unhealthy_threshold >= 1,
+            origin(
+                "health_check.unhealthy_threshold",
+                local_check.unhealthy_threshold.is_some(),
+            ),
+            "must be at least 1",
+        );
+        self.check(
+            balancer.health_check.healthy_threshold >= 1,
+            origin(
+                "health_check.healthy_threshold",
+                local_check.healthy_threshold.is_some(),
+            ),
+            "must be at least 1",
+        );
+        balancer
+    }
+
+    fn state(&mut self, topology: &TopologyFile, path: &str) -> State {
+        let misplaced = |key: &str, present: bool, problems: &mut Vec<Problem>| {
+            if present {
+                problems.push(Problem::new(
+                    format!("{path}.{key}"),
+                    format!(
+                        "`{key}` does not apply to state = \"{}\"",
+                        state_name(topology.state)
+                    ),
+                ));
+            }
+        };
+        let problems = &mut self.problems;
+        match topology.state {
+            StateKind::None | StateKind::Server => {
+                misplaced("store", topology.store.is_some(), problems)
+            }
+            _ => {}
+        }
+        match topology.state {
+            StateKind::None | StateKind::Server | StateKind::Store => {
+                misplaced("token_bytes", topology.token_bytes.is_some(), problems);
+                misplaced("verify_time", topology.verify_time.is_some(), problems);
+            }
+            StateKind::Token => {}
+        }
+        match topology.state {
+            StateKind::None | StateKind::Token => {
+                misplaced("session_bytes", topology.session_bytes.is_some(), problems)
+            }
+            _ => {}
+        }
+        if topology.state == StateKind::Token {
+            misplaced("store", topology.store.is_some(), problems);
+        }
+        match topology.state {
+            StateKind::None => State::Stateless,
+            StateKind::Server => State::Server {
+                session_bytes: self.bytes(
+                    topology.session_bytes.as_ref(),
+                    &format!("{path}.session_bytes"),
+                    DEFAULT_SESSION_BYTES,
+                ),
+            },
+            StateKind::Store => {
+                let session_bytes = self.bytes(
+                    topology.session_bytes.as_ref(),
+                    &format!("{path}.session_bytes"),
+                    DEFAULT_SESSION_BYTES,
+                );
+                let store = self.store(topology.store.as_ref(), &format!("{path}.store"));
+                State::Store {
+                    session_bytes,
+                    store,
+                }
+            }
+            StateKind::Token => State::Token {
+                token_bytes: self.bytes(
+                    topology.token_bytes.as_ref(),
+                    &format!("{path}.token_bytes"),
+                    DEFAULT_TOKEN_BYTES,
+                ),
+                verify_time: self.dist(
+                    topology.verify_time.as_ref(),
+                    Quantity::Time,
+                    &format!("{path}.verify_time"),
+                    Dist::constant(DEFAULT_VERIFY_NS),
+                ),
+            },
+        }
+    }
+
+    fn store(&mut self, file: Option<&StoreFile>, path: &str) -> Store {
+        let empty = StoreFile {
+            workers: None,
+            queue_limit: None,
+            read: None,
+            write: None,
+            write_fraction: None,
+        };
+        let file = file.unwrap_or(&empty);
+        let store = Store {
+            workers: file.workers.unwrap_or(1),
+            queue_limit: file.queue_limit,
+            read: self.dist(
+                file.read.as_ref(),
+                Quantity::Time,
+                &format!("{path}.read"),
+                Dist::constant(DEFAULT_STORE_OP_NS),
+            ),
+            write: self.dist(
+                file.write.as_ref(),
+                Quantity::Time,
+                &format!("{path}.write"),
+                Dist::constant(DEFAULT_STORE_OP_NS),
+            ),
+            write_fraction: file.write_fraction.unwrap_or(1.0),
+        };
+        self.check(
+            store.workers >= 1,
+            format!("{path}.workers"),
+            "the store needs at least one worker",
+        );
+        self.check(
+            (0.0..=1.0).contains(&store.write_fraction),
+            format!("{path}.write_fraction"),
+            format!(
+                "must be a fraction between 0 and 1, got {}",
+                store.write_fraction
+            ),
+        );
+        store
+    }
+}
+
+fn state_name(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::None => "none",
+        StateKind::Server => "server",
+        StateKind::Store => "store",
+        StateKind::Token => "token",
+    }
+}
+
+pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Problem>> {
+    let mut r = Resolver {
+        problems: Vec::new(),
+        context: DistContext { base_dir },
+    };
+    r.check(
+        !raw.name.trim().is_empty(),
+        "name",
+        "the scenario needs a name",
+    );
+    r.check(
+        raw.duration.0 > SimTime::ZERO,
+        "duration",
+        "must be greater than zero",
+    );
+    r.check(
+        raw.warmup.0 < raw.duration.0,
+        "warmup",
+        "the warm-up must end before the run does (warmup < duration)",
+    );
+    r.check(
+        (1..=100_000).contains(&raw.replications),
+        "replications",
+        "must be between 1 and 100000",
+    );
+
+    let w = &raw.workload;
+    r.check(
+        w.sessions_per_second.is_finite() && w.sessions_per_second > 0.0,
+        "workload.sessions_per_second",
+        format!(
+            "must be a positive, finite rate, got {}",
+            w.sessions_per_second
+        ),
+    );
+    // Above this the mean gap between arrivals is under 10 ns, below the clock's useful resolution.
+    r.check(
+        w.sessions_per_second <= 1e8,
+        "workload.sessions_per_second",
+        "at most 100000000 sessions per second are supported",
+    );
+    let workload = Workload {
+        sessions_per_second: w.sessions_per_second,
+        requests_per_session: r.dist(
+            w.requests_per_session.as_ref(),
+            Quantity::Count,
+            "workload.requests_per_session",
+            Dist::constant(1.0),
+        ),
+        think_time: r.dist(
+            w.think_time.as_ref(),
+            Quantity::Time,
+            "workload.think_time",
+            Dist::zero(),
+        ),
+        service_time: r.dist(
+            Some(&w.service_time),
+            Quantity::Time,
+            "workload.service_time",
+            Dist::zero(),
+        ),
+        request_bytes: r.dist(
+            w.request_bytes.as_ref(),
+            Quantity::Bytes,
+            "workload.request_bytes",
+            Dist::zero(),
+        ),
+        response_bytes: r.dist(
+            w.response_bytes.as_ref(),
+            Quantity::Bytes,
+            "workload.response_bytes",
+            Dist::zero(),
+        ),
+        on_session_lost: w.on_session_lost.unwrap_or(OnSessionLost::Abandon),
+    };
+
+    let client = Client {
+        timeout: raw.client.timeout.map(|d| d.0),
+    };
+    r.check(
+        client.timeout != Some(SimTime::ZERO),
+        "client.timeout",
+        "must be greater than zero (leave it out for no timeout)",
+    );
+
+    let n = &raw.network;
+    let network = Network {
+        client_balancer: r.dist(
+            n.client_balancer.as_ref(),
+            Quantity::Time,
+            "network.client_balancer",
+            Dist::zero(),
+        ),
+        balancer_server: r.dist(
+            n.balancer_server.as_ref(),
+            Quantity::Time,
+            "network.balancer_server",
+            Dist::zero(),
+        ),
+        server_store: r.dist(
+            n.server_store.as_ref(),
+            Quantity::Time,
+            "network.server_store",
+            Dist::zero(),
+        ),
+    };
+
+    r.check(
+        !raw.topology.is_empty(),
+        "topology",
+        "the scenario needs at least one [[topology]]",
+    );
+    let mut topologies: Vec<Topology> = Vec::new();
+    for (index, file) in raw.topology.iter().enumerate() {
+        let path = format!("topology[{index}]");
+        r.check(
+            !file.name.trim().is_empty(),
+            format!("{path}.name"),
+            "a topology needs a name",
+        );
+        r.check(
+            !topologies.iter().any(|t| t.name == file.name),
+            format!("{path}.name"),
+            format!("topology name \"{}\" is used twice", file.name),
+        );
+        let state = r.state(file, &path);
+        let servers = r.servers(&raw.servers, file.servers.as_ref(), &path);
+        let balancer = r.balancer(&raw.balancer, file.balancer.as_ref(), &path);
+        topologies.push(Topology {
+            name: file.name.clone(),
+            state,
+            servers,
+            balancer,
+        });
+    }
+
+    let mut faults = Vec::new();
+    for (index, file) in raw.fault.iter().enumerate() {
+        let path = format!("fault[{index}]");
+        match file {
+            FaultFile::Crash {
+                at,
+                server,
+                restart_after,
+            } => {
+                r.check(
+                    at.0 < raw.duration.0,
+                    format!("{path}.at"),
+                    format!(
+                        "the fault at {} would happen after the run ends ({})",
+                        units::format_duration(at.0),
+                        units::format_duration(raw.duration.0)
+                    ),
+                );
+                for topology in &topologies {
+                    if *server >= topology.servers.count {
+                        r.problems.push(Problem::new(
+                            format!("{path}.server"),
+                            format!(
+                                "server index {server} is out of range: topology \"{}\" has {} servers (indices 0..{})",
+                                topology.name,
+                                topology.servers.count,
+                                topology.servers.count.saturating_sub(1)
+                            ),
+                        ));
+                        break;
+                    }
+                }
+                faults.push(Fault::Crash {
+                    at: at.0,
+                    server: *server,
+                    restart_after: restart_after.map(|d| d.0),
+                });
+            }
+        }
+    }
+
+    if !r.problems.is_empty() {
+        return Err(r.problems);
+    }
+    let warnings = warnings(&topologies);
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        seed: raw.seed,
+        duration: raw.duration.0,
+        warmup: raw.warmup.0,
+        replications: raw.replications,
+        workload,
+        client,
+        network,
+        topologies,
+        faults,
+        warnings,
+    })
+}
+
+fn warnings(topologies: &[Topology]) -> Vec<String> {
+    topologies
+        .iter()
+        .filter(|t| {
+            matches!(t.state, State::Server { .. })
+                && !matches!(t.balancer.policy, Policy::Sticky | Policy::ConsistentHash)
+        })
+        .map(|t| {
+            format!(
+                "topology \"{}\" keeps state on the server but routes with {}: every request that \
+                 lands away from the session's home loses the session (use policy = \"sticky\")",
+                t.name,
+                t.balancer.policy.name()
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,174 @@
+//! The scenario file as written: serde types with every key optional where a default exists.
+//! Distributions stay raw `toml::Value`s here; `resolve` parses them with their key path in hand.
+
+use super::units::parse_duration;
+use super::{OnSessionLost, Policy};
+use crate::engine::SimTime;
+use serde::{Deserialize, Deserializer};
+use toml::Value;
+
+/// A duration written as a human string ("250us", "1m30s").
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HumanDuration(pub SimTime);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration such as \"250us\", \"20ms\" or \"1m30s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<HumanDuration, E> {
+                parse_duration(text).map(HumanDuration).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<HumanDuration, E> {
+                if n == 0 {
+                    Ok(HumanDuration(SimTime::ZERO))
+                } else {
+                    Err(E::custom(format!(
+                        "a duration needs a unit: write e.g. \"{n}s\" or \"{n}ms\""
+                    )))
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<HumanDuration, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!(
+                    "a duration needs a unit: write e.g. \"{x}s\" or \"{x}ms\""
+                )))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_replications() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub duration: HumanDuration,
+    #[serde(default)]
+    pub warmup: HumanDuration,
+    #[serde(default = "default_replications")]
+    pub replications: u32,
+    pub workload: WorkloadFile,
+    #[serde(default)]
+    pub client: ClientFile,
+    #[serde(default)]
+    pub network: NetworkFile,
+    #[serde(default)]
+    pub servers: ServersFile,
+    #[serde(default)]
+    pub balancer: BalancerFile,
+    #[serde(default)]
+    pub topology: Vec<TopologyFile>,
+    #[serde(default)]
+    pub fault: Vec<FaultFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    pub sessions_per_second: f64,
+    pub requests_per_session: Option<Value>,
+    pub think_time: Option<Value>,
+    pub service_time: Value,
+    pub request_bytes: Option<Value>,
+    pub response_bytes: Option<Value>,
+    pub on_session_lost: Option<OnSessionLost>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFile {
+    pub client_balancer: Option<Value>,
+    pub balancer_server: Option<Value>,
+    pub server_store: Option<Value>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServersFile {
+    pub count: Option<u32>,
+    pub workers: Option<u32>,
+    pub queue_limit: Option<u32>,
+    pub memory_mb: Option<f64>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancerFile {
+    pub policy: Option<Policy>,
+    pub fallback: Option<Policy>,
+    pub health_check: Option<HealthCheckFile>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    pub interval: Option<HumanDuration>,
+    pub unhealthy_threshold: Option<u32>,
+    pub healthy_threshold: Option<u32>,
+}
+
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    None,
+    Server,
+    Store,
+    Token,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyFile {
+    pub name: String,
+    pub state: StateKind,
+    pub session_bytes: Option<Value>,
+    pub store: Option<StoreFile>,
+    pub token_bytes: Option<Value>,
+    pub verify_time: Option<Value>,
+    pub servers: Option<ServersFile>,
+    pub balancer: Option<BalancerFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    pub workers: Option<u32>,
+    pub queue_limit: Option<u32>,
+    pub read: Option<Value>,
+    pub write: Option<Value>,
+    pub write_fraction: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultFile {
+    Crash {
+        at: HumanDuration,
+        server: u32,
+        restart_after: Option<HumanDuration>,
+    },
+}

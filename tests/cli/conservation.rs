@@ -1,0 +1,92 @@
+//! Conservation laws on every bundled scenario: every request sent in the window ends in exactly
+//! one outcome or is still in flight; every session is completed, lost or still active.
+
+use super::support::{bundled_scenarios, load, simulate};
+use statesim::metrics::RunResult;
+
+fn assert_conserved(label: &str, run: &RunResult) {
+    let c = &run.counters;
+    assert_eq!(
+        c.requests,
+        c.ok + c.rejected + c.failed + c.timed_out + c.in_flight,
+        "{label} / {}: requests are not conserved: {c:?}",
+        run.topology
+    );
+    assert_eq!(
+        c.sessions_at_warmup + c.sessions_started,
+        c.sessions_completed + c.sessions_lost + c.sessions_active,
+        "{label} / {}: sessions are not conserved: {c:?}",
+        run.topology
+    );
+    assert!(
+        c.requests > 0,
+        "{label} / {}: nothing was simulated",
+        run.topology
+    );
+}
+
+#[test]
+fn every_bundled_scenario_conserves_requests_and_sessions() {
+    for file in bundled_scenarios() {
+        let scenario = load(&file, &["replications=2"]);
+        for run in simulate(&scenario) {
+            assert_conserved(&file, &run);
+        }
+    }
+}
+
+#[test]
+fn conservation_holds_with_timeouts_relogins_and_no_warmup() {
+    // Tight timeouts and relogins exercise every outcome and the redo path.
+    let scenario = load(
+        "scenarios/quickstart.toml",
+        &[
+            "warmup=0",
+            "duration=4m",
+            "client.timeout=40ms",
+            "workload.on_session_lost=relogin",
+            "servers.queue_limit=2",
+        ],
+    );
+    for run in simulate(&scenario) {
+        assert_conserved("quickstart with timeouts", &run);
+        let c = &run.counters;
+        assert!(
+            c.timed_out > 0 && c.rejected > 0 && c.failed > 0,
+            "{}: {c:?}",
+            run.topology
+        );
+        if run.topology == "stateful" {
+            assert!(
+                c.sessions_lost > 0 && c.requests_redone > 0,
+                "relogins redo requests: {c:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_crash_loses_the_stateful_sessions_and_only_in_flight_stateless_requests() {
+    let scenario = load("scenarios/quickstart.toml", &["duration=4m"]);
+    let runs = simulate(&scenario);
+    let by_name = |name: &str| runs.iter().find(|r| r.topology == name).unwrap();
+    let stateful = by_name("stateful");
+    // About 1/8 of the ~7,600 active sessions live on the crashed server.
+    assert!(
+        stateful.counters.sessions_lost > 500,
+        "stateful lost {} sessions",
+        stateful.counters.sessions_lost
+    );
+    for name in ["stateless-store", "stateless-token"] {
+        let run = by_name(name);
+        assert_eq!(
+            run.counters.sessions_lost, 0,
+            "{name} keeps sessions through a crash"
+        );
+        assert!(
+            run.counters.failed > 0,
+            "{name}: requests routed to the dead server fail"
+        );
+        assert!(run.counters.requests_to_dead_server > 0);
+    }
+}

@@ -1,0 +1,308 @@
+//! Bad input: a clear message naming file, line, column and key; exit code 2; no results written;
+//! never a panic.
+
+use super::support::{project_path, statesim};
+use statesim::scenario::load_str;
+use std::path::Path;
+use tempfile::TempDir;
+
+const VALID: &str = r#"name = "t"
+duration = "10s"
+
+[workload]
+sessions_per_second = 10
+service_time = "5ms"
+
+[servers]
+count = 2
+
+[[topology]]
+name = "a"
+state = "server"
+balancer = { policy = "sticky" }
+"#;
+
+/// Writes `text` as a scenario, validates and runs it, and returns stderr of the run.
+fn expect_rejected(text: &str, extra: &[&str]) -> String {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("out");
+    let validate = statesim()
+        .arg("validate")
+        .arg(&file)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(validate.status.code(), Some(2), "validate should exit 2");
+    let run = statesim()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "run should exit 2");
+    assert!(
+        !out.exists(),
+        "no results may be written for a bad scenario"
+    );
+    assert!(
+        run.stdout.is_empty(),
+        "nothing on stdout for a bad scenario"
+    );
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn with(line_replacement: (&str, &str)) -> String {
+    assert!(VALID.contains(line_replacement.0));
+    VALID.replace(line_replacement.0, line_replacement.1)
+}
+
+#[test]
+fn the_base_scenario_of_these_tests_is_valid() {
+    load_str(VALID, "valid.toml", Path::new("."), &[]).unwrap();
+}
+
+#[test]
+fn unknown_keys_name_their_place() {
+    let stderr = expect_rejected(&with(("count = 2", "count = 2\nwokers = 4")), &[]);
+    assert!(stderr.contains("bad.toml:10:1"), "{stderr}");
+    assert!(
+        stderr.contains("servers.wokers") && stderr.contains("unknown field"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key_and_the_expectation() {
+    let stderr = expect_rejected(&with(("count = 2", "count = \"two\"")), &[]);
+    assert!(
+        stderr.contains("bad.toml:9:1") && stderr.contains("`servers.count`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("u32"), "{stderr}");
+}
+
+#[test]
+fn negative_and_nan_rates_are_rejected() {
+    for bad in ["-10", "nan", "0", "inf"] {
+        let stderr = expect_rejected(
+            &with((
+                "sessions_per_second = 10",
+                &format!("sessions_per_second = {bad}"),
+            )),
+            &[],
+        );
+        assert!(
+            stderr.contains("bad.toml:5:1") && stderr.contains("workload.sessions_per_second"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn zero_servers_are_rejected() {
+    let stderr = expect_rejected(&with(("count = 2", "count = 0")), &[]);
+    assert!(
+        stderr.contains("bad.toml:9:1: `servers.count`: a topology needs at least one server"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn p99_below_p50_is_rejected() {
+    let stderr = expect_rejected(
+        &with((
+            "service_time = \"5ms\"",
+            "service_time = { dist = \"lognormal\", p50 = \"10ms\", p99 = \"5ms\" }",
+        )),
+        &[],
+    );
+    assert!(
+        stderr.contains("bad.toml:6:52") && stderr.contains("workload.service_time.p99"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("p99 must be greater than p50"), "{stderr}");
+}
+
+#[test]
+fn a_fault_on_a_server_that_does_not_exist_is_rejected() {
+    let text = format!("{VALID}\n[[fault]]\nkind = \"crash\"\nat = \"5s\"\nserver = 2\n");
+    let stderr = expect_rejected(&text, &[]);
+    assert!(
+        stderr.contains("bad.toml:19:1") && stderr.contains("`fault[0].server`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("out of range"), "{stderr}");
+}
+
+#[test]
+fn bad_durations_and_distributions_explain_the_format() {
+    let stderr = expect_rejected(
+        &with(("duration = \"10s\"", "duration = \"10 parsecs\"")),
+        &[],
+    );
+    assert!(
+        stderr.contains("bad.toml:2:1") && stderr.contains("invalid duration"),
+        "{stderr}"
+    );
+    let stderr = expect_rejected(&with(("service_time = \"5ms\"", "service_time = 5")), &[]);
+    assert!(stderr.contains("needs a unit"), "{stderr}");
+    let stderr = expect_rejected(
+        &with((
+            "service_time = \"5ms\"",
+            "service_time = { dist = \"normal\", mean = \"5ms\" }",
+        )),
+        &[],
+    );
+    assert!(
+        stderr.contains("unknown distribution \"normal\""),
+        "{stderr}"
+    );
+    let stderr = expect_rejected(
+        &with((
+            "service_time = \"5ms\"",
+            "service_time = { dist = \"exponential\", mean = \"5ms\", sd = 2 }",
+        )),
+        &[],
+    );
+    assert!(
+        stderr.contains("workload.service_time.sd") && stderr.contains("unknown parameter"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn several_problems_are_reported_together() {
+    let text = with(("count = 2", "count = 0\nworkers = 0"));
+    let stderr = expect_rejected(&text, &[]);
+    assert!(
+        stderr.contains("servers.count") && stderr.contains("servers.workers"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn syntax_errors_point_at_the_line() {
+    let stderr = expect_rejected(&with(("count = 2", "count = = 2")), &[]);
+    assert!(
+        stderr.contains("bad.toml:9:") && stderr.contains("invalid TOML"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_overrides_name_the_flag() {
+    let stderr = expect_rejected(VALID, &["--set", "servers.count=0"]);
+    assert!(
+        stderr.contains("--set servers.count=0") && stderr.contains("at least one server"),
+        "{stderr}"
+    );
+    let stderr = expect_rejected(VALID, &["--set", "topology.nope.session_bytes=1"]);
+    assert!(stderr.contains("no element named \"nope\""), "{stderr}");
+    let stderr = expect_rejected(VALID, &["--set", "servers.count"]);
+    assert!(stderr.contains("KEY=VALUE"), "{stderr}");
+}
+
+#[test]
+fn keys_that_do_not_fit_the_state_are_rejected() {
+    let stderr = expect_rejected(
+        &with((
+            "state = \"server\"",
+            "state = \"server\"\ntoken_bytes = 100",
+        )),
+        &[],
+    );
+    assert!(
+        stderr.contains("topology[0].token_bytes") && stderr.contains("does not apply"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_files_are_errors_not_panics() {
+    let run = statesim()
+        .args(["run", "no/such/file.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("cannot read scenario no/such/file.toml")
+    );
+    let stderr = expect_rejected(
+        &with((
+            "service_time = \"5ms\"",
+            "service_time = { dist = \"empirical\", file = \"missing.csv\" }",
+        )),
+        &[],
+    );
+    assert!(
+        stderr.contains("workload.service_time.file") && stderr.contains("missing.csv"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let output = statesim().args(["run", "--jobs", "0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = statesim().args(["frobnicate"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+/// Deterministic mutations of the bundled scenarios must never panic: they load or are rejected.
+#[test]
+fn mutated_scenarios_never_panic() {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(2024);
+    let base = std::fs::read_to_string(project_path("scenarios/example.toml")).unwrap();
+    let replacements = [
+        "-1",
+        "0",
+        "nan",
+        "inf",
+        "1e308",
+        "\"\"",
+        "\"0\"",
+        "{}",
+        "[]",
+        "\"1h\"",
+        "true",
+        "18446744073709551615",
+    ];
+    let lines: Vec<&str> = base.lines().collect();
+    let mut loaded = 0;
+    for _ in 0..400 {
+        let mut mutated: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        for _ in 0..rng.random_range(1..4) {
+            let index = rng.random_range(0..mutated.len());
+            let line = mutated[index].clone();
+            mutated[index] = match (line.split_once('='), rng.random_range(0..3)) {
+                (Some((key, _)), 0 | 1) => format!(
+                    "{key}= {}",
+                    replacements[rng.random_range(0..replacements.len())]
+                ),
+                _ => String::new(),
+            };
+        }
+        let text = mutated.join("\n");
+        if let Ok(mut scenario) = load_str(&text, "mutated.toml", &project_path("scenarios"), &[]) {
+            loaded += 1;
+            // Keep the run short: the point is that the model accepts whatever validation accepts.
+            scenario.duration = statesim::engine::SimTime::from_secs(2).min(scenario.duration);
+            scenario.warmup = statesim::engine::SimTime::ZERO;
+            scenario.faults.retain(|f| f.at() < scenario.duration);
+            scenario.workload.sessions_per_second =
+                scenario.workload.sessions_per_second.min(1000.0);
+            super::support::simulate(&scenario);
+        }
+    }
+    assert!(
+        loaded > 20,
+        "the mutations should leave some scenarios valid ({loaded})"
+    );
+}

@@ -1,0 +1,71 @@
+//! Shared helpers for the integration tests.
+
+use assert_cmd::Command;
+use statesim::metrics::{METRICS, RunResult, metric_index};
+use statesim::run::{RunOptions, run_jobs};
+use statesim::scenario::{Scenario, load_file};
+use std::path::{Path, PathBuf};
+
+pub fn project_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn statesim() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_statesim"));
+    command.env_remove("CI");
+    command
+}
+
+pub fn load(relative: &str, overrides: &[&str]) -> Scenario {
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    load_file(&project_path(relative), &overrides)
+        .unwrap_or_else(|e| panic!("{relative} should load: {e}"))
+}
+
+/// Every replication of every topology, in job order.
+pub fn simulate(scenario: &Scenario) -> Vec<RunResult> {
+    run_jobs(scenario, &RunOptions::default()).expect("thread pool starts")
+}
+
+/// The value of summary column `name` for one run.
+pub fn metric(run: &RunResult, name: &str) -> f64 {
+    let index = metric_index(name).unwrap_or_else(|| panic!("no metric {name}"));
+    (METRICS[index].value)(run)
+}
+
+/// Every bundled scenario file, relative to the project root.
+pub fn bundled_scenarios() -> Vec<String> {
+    let mut files = Vec::new();
+    for dir in ["scenarios", "scenarios/validation"] {
+        for entry in std::fs::read_dir(project_path(dir)).expect("scenarios folder exists") {
+            let path = entry.expect("readable entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                files.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    files.sort();
+    assert!(
+        files.len() >= 9,
+        "expected the bundled scenarios, found {files:?}"
+    );
+    files
+}
+
+pub fn read_csv(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .map(String::from)
+                .zip(record.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,209 @@
+//! Reproducing closed-form queueing results.
+//!
+//! Each scenario runs R = 10 independent replications. The tolerance is derived from the run, not
+//! picked: the replication means are i.i.d., so the estimate's standard error is s/sqrt(R), and we
+//! accept the theory if it lies within t(0.9995, R-1) standard errors (a 99.9% two-sided interval:
+//! a correct model fails one such test in a thousand; the seeds are fixed, so the verdict is
+//! stable). Longer runs shrink s, and with it the tolerance, as 1/sqrt(run length). Percentiles
+//! add the HDR histogram's quantisation (3 significant digits: 0.1% of the value).
+
+use super::support::{load, metric, simulate};
+use statesim::metrics::RunResult;
+
+/// 0.9995 quantiles of Student's t for 1..=30 degrees of freedom.
+const T_999: [f64; 30] = [
+    636.62, 31.599, 12.924, 8.610, 6.869, 5.959, 5.408, 5.041, 4.781, 4.587, 4.437, 4.318, 4.221,
+    4.140, 4.073, 4.015, 3.965, 3.922, 3.883, 3.850, 3.819, 3.792, 3.768, 3.745, 3.725, 3.707,
+    3.690, 3.674, 3.659, 3.646,
+];
+
+struct Estimate {
+    mean: f64,
+    half_width: f64,
+}
+
+fn estimate(samples: &[f64]) -> Estimate {
+    let n = samples.len();
+    assert!(n >= 2, "need replications to estimate the error");
+    let mean = samples.iter().sum::<f64>() / n as f64;
+    let variance = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let t = T_999.get(n - 2).copied().unwrap_or(3.291);
+    Estimate {
+        mean,
+        half_width: t * (variance / n as f64).sqrt(),
+    }
+}
+
+fn assert_theory(
+    what: &str,
+    runs: &[RunResult],
+    value: impl Fn(&RunResult) -> f64,
+    theory: f64,
+    quantisation: f64,
+) {
+    let samples: Vec<f64> = runs.iter().map(value).collect();
+    let e = estimate(&samples);
+    let tolerance = e.half_width + quantisation * theory.abs();
+    let error = (e.mean - theory).abs();
+    eprintln!(
+        "{what}: simulated {:.4} ± {:.4}, theory {theory:.4} (error {:.2}%, tolerance {:.2}%)",
+        e.mean,
+        e.half_width,
+        100.0 * error / theory,
+        100.0 * tolerance / theory
+    );
+    assert!(
+        error <= tolerance,
+        "{what}: simulated {:.5} differs from theory {theory:.5} by {error:.5} > tolerance {tolerance:.5}",
+        e.mean
+    );
+    // The test must be able to fail: a tolerance wider than 10% would accept a wrong model.
+    assert!(
+        tolerance < 0.1 * theory.abs(),
+        "{what}: run too short, tolerance {tolerance}"
+    );
+}
+
+const HDR_QUANTISATION: f64 = 0.001;
+
+fn erlang_c(servers: u32, offered: f64) -> f64 {
+    let b = erlang_b(servers, offered);
+    let rho = offered / f64::from(servers);
+    b / (1.0 - rho + rho * b)
+}
+
+/// Erlang B by the stable recursion B(0) = 1, B(k) = a B(k-1) / (k + a B(k-1)).
+fn erlang_b(servers: u32, offered: f64) -> f64 {
+    (1..=servers).fold(1.0, |b, k| offered * b / (f64::from(k) + offered * b))
+}
+
+#[test]
+fn mm1_mean_and_p99_response_time() {
+    let runs = simulate(&load("scenarios/validation/mm1.toml", &[]));
+    let (lambda, mu) = (0.8, 1.0); // per ms
+    assert_theory(
+        "M/M/1 mean",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        1.0 / (mu - lambda),
+        0.0,
+    );
+    let p99 = (100.0f64).ln() / (mu - lambda);
+    assert_theory(
+        "M/M/1 p99",
+        &runs,
+        |r| metric(r, "latency_p99_ms"),
+        p99,
+        HDR_QUANTISATION,
+    );
+}
+
+#[test]
+fn mmc_shared_queue_matches_erlang_c() {
+    let runs = simulate(&load("scenarios/validation/mmc.toml", &[]));
+    let (lambda, mu, c) = (3.0, 1.0, 4);
+    let waiting = erlang_c(c, lambda / mu);
+    assert!(
+        (waiting - 0.5094).abs() < 1e-3,
+        "Erlang C formula check: {waiting}"
+    );
+    let mean = waiting / (f64::from(c) * mu - lambda) + 1.0 / mu;
+    assert_theory(
+        "M/M/4 mean (Erlang C)",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        mean,
+        0.0,
+    );
+}
+
+#[test]
+fn loss_system_blocking_matches_erlang_b() {
+    let runs = simulate(&load("scenarios/validation/erlang_b.toml", &[]));
+    let blocking = erlang_b(5, 4.0);
+    assert!(
+        (blocking - 0.1991).abs() < 1e-3,
+        "Erlang B formula check: {blocking}"
+    );
+    assert_theory(
+        "Erlang B blocking",
+        &runs,
+        |r| metric(r, "rejected") / metric(r, "requests"),
+        blocking,
+        0.0,
+    );
+}
+
+#[test]
+fn md1_mean_matches_pollaczek_khinchine() {
+    let runs = simulate(&load("scenarios/validation/md1.toml", &[]));
+    let (lambda, service) = (0.7, 1.0);
+    let rho = lambda * service;
+    let wait = lambda * service * service / (2.0 * (1.0 - rho));
+    assert_theory(
+        "M/D/1 mean",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        wait + service,
+        0.0,
+    );
+}
+
+#[test]
+fn mg1_mean_matches_pollaczek_khinchine() {
+    let scenario = load("scenarios/validation/mg1.toml", &[]);
+    let service = &scenario.workload.service_time;
+    let mean_ms = service.mean().unwrap() / 1e6;
+    let cv: f64 = 1.5;
+    let second_moment = mean_ms * mean_ms * (1.0 + cv * cv);
+    assert!((mean_ms - 1.0).abs() < 1e-9);
+    let lambda = 0.7;
+    let wait = lambda * second_moment / (2.0 * (1.0 - lambda * mean_ms));
+    let runs = simulate(&scenario);
+    assert_theory(
+        "M/G/1 mean",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        wait + mean_ms,
+        0.0,
+    );
+}
+
+#[test]
+fn random_dispatch_equals_independent_mm1_queues() {
+    let runs = simulate(&load("scenarios/validation/random_dispatch.toml", &[]));
+    let (lambda, mu, n) = (3.2, 1.0, 4.0);
+    assert_theory(
+        "random dispatch mean",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        1.0 / (mu - lambda / n),
+        0.0,
+    );
+}
+
+#[test]
+fn littles_law_holds_for_active_sessions() {
+    let runs = simulate(&load("scenarios/validation/littles_law.toml", &[]));
+    let (rate, requests, think, service) = (100.0, 5.0, 0.050, 0.001);
+    let duration = requests * service + (requests - 1.0) * think;
+    assert_theory(
+        "active sessions vs lambda x E[W] (closed form)",
+        &runs,
+        |r| metric(r, "mean_active_sessions"),
+        rate * duration,
+        0.0,
+    );
+    // Little's law itself, run by run, with the measured arrival rate and sojourn time. Both come
+    // from the same sample path, so only the window's edges separate them: O(W / window) = 0.05%.
+    for run in &runs {
+        let l = metric(run, "mean_active_sessions");
+        let lambda = metric(run, "sessions_started") / run.window_secs;
+        let w = metric(run, "session_duration_mean_s");
+        assert!(
+            (l - lambda * w).abs() / l < 0.005,
+            "L = {l}, lambda W = {}",
+            lambda * w
+        );
+    }
+}
