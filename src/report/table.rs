@@ -81,11 +81,9 @@ const COLUMNS: &[Column] = &[
     Column {
         title: "sessions lost",
         cell: |s| {
-            format!(
-                "{} of {}",
-                count(s.get("sessions_lost")),
-                count(s.get("sessions_started"))
-            )
+            // Sessions measured in the window: carried over from the warm-up, plus new ones.
+            let measured = s.get("sessions_at_warmup") + s.get("sessions_started");
+            format!("{} of {}", count(s.get("sessions_lost")), count(measured))
         },
     },
     Column {
