@@ -2,10 +2,18 @@
 //! and what a user does when the session is gone.
 
 use super::{Event, Outcome, Phase, Request, Session, World};
+use crate::engine::rng::keyed;
 use crate::engine::{Handle, SimTime};
 use crate::scenario::{OnSessionLost, State};
 use rand::RngExt;
 use rand_distr::Exp1;
+
+struct RequestDraws {
+    demand: SimTime,
+    /// Bytes this request puts on the wire: payloads plus what the state placement adds.
+    bytes: f64,
+    writes_state: bool,
+}
 
 impl World<'_> {
     pub(super) fn schedule_next_arrival(&mut self) {
@@ -20,9 +28,11 @@ impl World<'_> {
     pub(super) fn on_session_arrival(&mut self) {
         let id = self.next_session_id;
         self.next_session_id += 1;
-        let requests = self.scenario.workload.requests_per_session.sample_count(
-            &mut crate::engine::rng::keyed(self.seeds.requests_per_session, id, 0),
-        );
+        let requests = self
+            .scenario
+            .workload
+            .requests_per_session
+            .sample_count(&mut keyed(self.seeds.requests_per_session, id, 0));
         let session = self.start_session(id, 0, requests, 0);
         self.schedule_next_arrival();
         self.send_request(session);
@@ -69,32 +79,9 @@ impl World<'_> {
         };
         let index = session.next_request;
         session.next_request += 1;
-        let (id, life) = (session.id, session.life);
+        let (session_id, life) = (session.id, session.life);
         let redone = index < session.redo_until;
-        let workload = &self.scenario.workload;
-        let seeds = &self.seeds;
-        let key = u64::from(index);
-        let demand = Self::draw_time(&workload.service_time, seeds.service_time, id, key);
-        let mut bytes = Self::draw(&workload.request_bytes, seeds.request_bytes, id, key)
-            + Self::draw(&workload.response_bytes, seeds.response_bytes, id, key);
-        let mut writes_state = false;
-        match &self.topology.state {
-            State::Token { token_bytes, .. } => bytes += token_bytes,
-            State::Store {
-                session_bytes,
-                store,
-            } => {
-                writes_state = store.write_fraction >= 1.0
-                    || (store.write_fraction > 0.0
-                        && rand::RngExt::random::<f64>(&mut crate::engine::rng::keyed(
-                            seeds.state_write,
-                            id,
-                            key,
-                        )) < store.write_fraction);
-                bytes += session_bytes * if writes_state { 2.0 } else { 1.0 };
-            }
-            State::Stateless | State::Server { .. } => {}
-        }
+        let draws = self.draw_request(session_id, index);
         let in_window = self.in_window();
         if in_window {
             let counters = &mut self.recorder.counters;
@@ -102,34 +89,72 @@ impl World<'_> {
             if redone {
                 counters.requests_redone += 1;
             }
-            self.recorder.bytes_total += bytes;
+            self.recorder.bytes_total += draws.bytes;
         }
+        let draw_key = (u64::from(life) << 32) | u64::from(index);
         let request = self.requests.insert(Request {
             session: session_handle,
+            session_id,
             index,
-            draw_key: (u64::from(life) << 32) | key,
+            draw_key,
             sent_at: self.now,
             in_window,
             phase: Phase::ToBalancer,
             server: 0,
             outcome: Outcome::Ok,
             timed_out: false,
-            demand,
-            writes_state,
+            demand: draws.demand,
+            writes_state: draws.writes_state,
         });
         if let Some(timeout) = self.scenario.client.timeout {
-            self.queue.push(
-                self.now.saturating_add(timeout),
-                Event::ClientTimeout(request),
-            );
+            let at = self.now.saturating_add(timeout);
+            self.queue.push(at, Event::ClientTimeout(request));
         }
+        let network = &self.scenario.network;
         let hop = Self::draw_time(
-            &self.scenario.network.client_balancer,
+            &network.client_balancer,
             self.seeds.net_request_in,
-            id,
-            (u64::from(life) << 32) | key,
+            session_id,
+            draw_key,
         );
         self.after(hop, Event::AtBalancer(request));
+    }
+
+    /// The workload's draws for request `index` of session `session_id`: the same in every topology.
+    fn draw_request(&self, session_id: u64, index: u32) -> RequestDraws {
+        let workload = &self.scenario.workload;
+        let seeds = &self.seeds;
+        let key = u64::from(index);
+        let demand = Self::draw_time(&workload.service_time, seeds.service_time, session_id, key);
+        let payload = Self::draw(
+            &workload.request_bytes,
+            seeds.request_bytes,
+            session_id,
+            key,
+        ) + Self::draw(
+            &workload.response_bytes,
+            seeds.response_bytes,
+            session_id,
+            key,
+        );
+        // Drawn in every topology (not only with a store) so the value is common to all of them.
+        let write_draw: f64 = keyed(seeds.state_write, session_id, key).random();
+        let (writes_state, state_bytes) = match &self.topology.state {
+            State::Token { token_bytes, .. } => (false, *token_bytes),
+            State::Store {
+                session_bytes,
+                store,
+            } => {
+                let writes = write_draw < store.write_fraction;
+                (writes, session_bytes * if writes { 2.0 } else { 1.0 })
+            }
+            State::Stateless | State::Server { .. } => (false, 0.0),
+        };
+        RequestDraws {
+            demand,
+            bytes: payload + state_bytes,
+            writes_state,
+        }
     }
 
     pub(super) fn on_client(&mut self, handle: Handle) {

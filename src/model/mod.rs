@@ -68,6 +68,8 @@ enum Outcome {
 
 struct Request {
     session: Handle,
+    /// The session's workload id (see [`Session::id`]), for keyed draws.
+    session_id: u64,
     /// Position of the request within its session (0-based).
     index: u32,
     /// Key for this request's non-workload draws (network, store): differs per session life.
@@ -111,9 +113,12 @@ struct Seeds {
     state_write: u64,
     net_request_in: u64,
     net_to_server: u64,
-    net_response: u64,
-    net_to_store: u64,
-    net_from_store: u64,
+    net_response_to_balancer: u64,
+    net_response_to_client: u64,
+    net_to_store_read: u64,
+    net_from_store_read: u64,
+    net_to_store_write: u64,
+    net_from_store_write: u64,
     store_read: u64,
     store_write: u64,
     verify: u64,
@@ -131,9 +136,12 @@ impl Seeds {
             state_write: s("workload.state_write"),
             net_request_in: s("network.client_balancer.request"),
             net_to_server: s("network.balancer_server.request"),
-            net_response: s("network.response"),
-            net_to_store: s("network.server_store.request"),
-            net_from_store: s("network.server_store.response"),
+            net_response_to_balancer: s("network.balancer_server.response"),
+            net_response_to_client: s("network.client_balancer.response"),
+            net_to_store_read: s("network.server_store.read.request"),
+            net_from_store_read: s("network.server_store.read.response"),
+            net_to_store_write: s("network.server_store.write.request"),
+            net_from_store_write: s("network.server_store.write.response"),
             store_read: s("store.read"),
             store_write: s("store.write"),
             verify: s("token.verify"),

@@ -148,8 +148,12 @@ impl World<'_> {
         let verify = match &self.topology.state {
             State::Token { verify_time, .. } => {
                 let request = self.requests.get(handle).expect("live request");
-                let id = session_id(&self.sessions, request.session);
-                Self::draw_time(verify_time, self.seeds.verify, id, request.draw_key)
+                Self::draw_time(
+                    verify_time,
+                    self.seeds.verify,
+                    request.session_id,
+                    request.draw_key,
+                )
             }
             _ => SimTime::ZERO,
         };
@@ -198,28 +202,23 @@ impl World<'_> {
         };
         request.phase = Phase::Returning;
         request.outcome = outcome;
-        let (server, session_handle, draw_key) =
-            (request.server, request.session, request.draw_key);
+        let (server, id, key) = (request.server, request.session_id, request.draw_key);
         self.balancer.answered(server);
-        let id = session_id(&self.sessions, session_handle);
         let network = &self.scenario.network;
-        let back = Self::draw_time(
+        let seeds = &self.seeds;
+        let to_balancer = Self::draw_time(
             &network.balancer_server,
-            self.seeds.net_response,
+            seeds.net_response_to_balancer,
             id,
-            draw_key,
-        )
-        .saturating_add(Self::draw_time(
+            key,
+        );
+        let to_client = Self::draw_time(
             &network.client_balancer,
-            self.seeds.net_response ^ 1,
+            seeds.net_response_to_client,
             id,
-            draw_key,
-        ));
+            key,
+        );
+        let back = to_balancer.saturating_add(to_client);
         self.after(back, Event::AtClient(handle));
     }
-}
-
-/// The workload id of a session (0 if it is gone, which only affects the draw key).
-pub(super) fn session_id(sessions: &crate::engine::Slab<Session>, handle: Handle) -> u64 {
-    sessions.get(handle).map_or(0, |s| s.id)
 }

@@ -1,7 +1,6 @@
 //! The external session store (Redis-like): a shared queueing station with its own workers and
 //! waiting room. Every server's requests meet here, which is how it becomes the bottleneck.
 
-use super::server::session_id;
 use super::{Event, Outcome, Phase, World};
 use crate::engine::{Handle, SimTime};
 use crate::scenario::{State, Store};
@@ -41,11 +40,15 @@ impl World<'_> {
     /// Sends the request's current store operation (read or write) over the network.
     pub(super) fn send_to_store(&mut self, handle: Handle) {
         let request = self.requests.get(handle).expect("live request");
-        let id = session_id(&self.sessions, request.session);
+        let seed = match request.phase {
+            Phase::StoreWrite => self.seeds.net_to_store_write,
+            _ => self.seeds.net_to_store_read,
+        };
+        let network = &self.scenario.network;
         let hop = Self::draw_time(
-            &self.scenario.network.server_store,
-            self.seeds.net_to_store ^ phase_salt(request.phase),
-            id,
+            &network.server_store,
+            seed,
+            request.session_id,
             request.draw_key,
         );
         self.after(hop, Event::AtStore(handle));
@@ -58,14 +61,13 @@ impl World<'_> {
         if !matches!(request.phase, Phase::StoreRead | Phase::StoreWrite) {
             return; // its server crashed; the connection is gone
         }
-        let id = session_id(&self.sessions, request.session);
         let config = self.store_config();
         let (dist, seed) = if request.phase == Phase::StoreRead {
             (&config.read, self.seeds.store_read)
         } else {
             (&config.write, self.seeds.store_write)
         };
-        let service = Self::draw_time(dist, seed, id, request.draw_key);
+        let service = Self::draw_time(dist, seed, request.session_id, request.draw_key);
         let store = self.store.as_mut().expect("store topology");
         if store.busy < store.workers {
             store.busy += 1;
@@ -101,11 +103,15 @@ impl World<'_> {
         if !matches!(request.phase, Phase::StoreRead | Phase::StoreWrite) {
             return;
         }
-        let id = session_id(&self.sessions, request.session);
+        let seed = match request.phase {
+            Phase::StoreWrite => self.seeds.net_from_store_write,
+            _ => self.seeds.net_from_store_read,
+        };
+        let network = &self.scenario.network;
         let hop = Self::draw_time(
-            &self.scenario.network.server_store,
-            self.seeds.net_from_store ^ phase_salt(request.phase),
-            id,
+            &network.server_store,
+            seed,
+            request.session_id,
             request.draw_key,
         );
         self.after(hop, Event::StoreReply(handle));
@@ -120,14 +126,5 @@ impl World<'_> {
             Phase::StoreWrite => self.finish_work(handle, Outcome::Ok),
             _ => {} // its server crashed while the store was working
         }
-    }
-}
-
-/// Distinguishes the read trip's draws from the write trip's.
-fn phase_salt(phase: Phase) -> u64 {
-    if phase == Phase::StoreWrite {
-        0x5752
-    } else {
-        0
     }
 }

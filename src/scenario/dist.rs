@@ -91,22 +91,6 @@ impl Dist {
         self.mean
     }
 
-    /// E[X^2], used by the Pollaczek–Khinchine formula in the validation tests.
-    pub fn second_moment(&self) -> Option<f64> {
-        match &self.family {
-            Family::Constant(v) => Some(v * v),
-            Family::Exponential { mean } => Some(2.0 * mean * mean),
-            Family::Uniform { low, high } => Some((low * low + low * high + high * high) / 3.0),
-            Family::LogNormal(_) | Family::Gamma(_) | Family::Weibull(_) | Family::Pareto(_) => {
-                None
-            }
-            Family::Geometric { .. } => None,
-            Family::Empirical { samples } => {
-                Some(samples.iter().map(|x| x * x).sum::<f64>() / samples.len() as f64)
-            }
-        }
-    }
-
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         let raw = match &self.family {
             Family::Constant(v) => *v,
@@ -571,4 +555,211 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
         ));
     }
     Ok(samples.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn parse(text: &str, quantity: Quantity) -> Result<Dist, Problem> {
+        let table: toml::Table = toml::from_str(&format!("d = {text}")).unwrap();
+        let context = DistContext {
+            base_dir: Path::new("."),
+        };
+        parse_dist(&table["d"], quantity, "d", &context)
+    }
+
+    fn samples(dist: &Dist, n: usize) -> Vec<f64> {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
+        let mut values: Vec<f64> = (0..n).map(|_| dist.sample(&mut rng)).collect();
+        values.sort_by(f64::total_cmp);
+        values
+    }
+
+    fn mean(values: &[f64]) -> f64 {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+
+    /// |a - b| within `relative` of b.
+    fn close(a: f64, b: f64, relative: f64) -> bool {
+        (a - b).abs() <= relative * b.abs()
+    }
+
+    #[test]
+    fn lognormal_fitted_to_p50_and_p99_reproduces_them() {
+        let dist = parse(
+            r#"{ dist = "lognormal", p50 = "10ms", p99 = "80ms" }"#,
+            Quantity::Time,
+        )
+        .unwrap();
+        let values = samples(&dist, 400_000);
+        let quantile = |q: f64| values[(q * values.len() as f64) as usize];
+        assert!(close(quantile(0.50), 10e6, 0.01), "p50 {}", quantile(0.5));
+        assert!(close(quantile(0.99), 80e6, 0.03), "p99 {}", quantile(0.99));
+        assert!(close(mean(&values), dist.mean().unwrap(), 0.01));
+    }
+
+    #[test]
+    fn every_family_samples_around_its_declared_mean() {
+        let cases = [
+            (r#"{ dist = "exponential", mean = "5ms" }"#, 5e6),
+            (r#"{ dist = "constant", value = "2ms" }"#, 2e6),
+            (r#"{ dist = "uniform", min = "1ms", max = "3ms" }"#, 2e6),
+            (r#"{ dist = "lognormal", mean = "15ms", cv = 1.2 }"#, 15e6),
+            (r#"{ dist = "gamma", mean = "15ms", cv = 0.5 }"#, 15e6),
+            (r#"{ dist = "pareto", mean = "4ms", shape = 3.5 }"#, 4e6),
+            (r#""7ms""#, 7e6),
+        ];
+        for (text, expected) in cases {
+            let dist = parse(text, Quantity::Time).unwrap();
+            assert!(
+                close(dist.mean().unwrap(), expected, 1e-9),
+                "{text}: declared mean"
+            );
+            let sampled = mean(&samples(&dist, 200_000));
+            assert!(
+                close(sampled, expected, 0.02),
+                "{text}: sampled mean {sampled}"
+            );
+        }
+        let geometric = parse(r#"{ dist = "geometric", mean = 7 }"#, Quantity::Count).unwrap();
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        let counts: Vec<f64> = (0..200_000)
+            .map(|_| f64::from(geometric.sample_count(&mut rng)))
+            .collect();
+        assert!(close(mean(&counts), 7.0, 0.02));
+        assert!(counts.iter().all(|c| *c >= 1.0));
+        let weibull = parse(
+            r#"{ dist = "weibull", scale = "10ms", shape = 1.5 }"#,
+            Quantity::Time,
+        )
+        .unwrap();
+        assert!(samples(&weibull, 1000).iter().all(|x| *x > 0.0));
+    }
+
+    #[test]
+    fn clamps_bound_every_sample() {
+        let dist = parse(
+            r#"{ dist = "exponential", mean = "7s", max = "10s", min = "1s" }"#,
+            Quantity::Time,
+        )
+        .unwrap();
+        let values = samples(&dist, 10_000);
+        assert_eq!(values.first().copied(), Some(1e9));
+        assert_eq!(values.last().copied(), Some(10e9));
+    }
+
+    #[test]
+    fn sizes_and_counts_accept_plain_numbers() {
+        assert_eq!(
+            parse("4096", Quantity::Bytes).unwrap().as_constant(),
+            Some(4096.0)
+        );
+        assert_eq!(
+            parse(r#""10KB""#, Quantity::Bytes).unwrap().as_constant(),
+            Some(10_000.0)
+        );
+        assert_eq!(
+            parse("3", Quantity::Count).unwrap().as_constant(),
+            Some(3.0)
+        );
+        assert!(parse("0", Quantity::Time).unwrap().is_zero());
+    }
+
+    #[test]
+    fn empirical_resamples_a_csv_column_in_its_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("observed.csv"),
+            "host,latency\na,1.5\nb,2.5\nc,\nd,4\n",
+        )
+        .unwrap();
+        let table: toml::Table = toml::from_str(
+            r#"d = { dist = "empirical", file = "observed.csv", column = "latency", unit = "ms" }"#,
+        )
+        .unwrap();
+        let context = DistContext {
+            base_dir: dir.path(),
+        };
+        let dist = parse_dist(&table["d"], Quantity::Time, "d", &context).unwrap();
+        let values = samples(&dist, 3000);
+        assert!(values.iter().all(|v| [1.5e6, 2.5e6, 4e6].contains(v)));
+        assert!(close(mean(&values), 8e6 / 3.0, 0.05));
+        for bad in [
+            r#"d = { dist = "empirical", file = "observed.csv", column = "nope" }"#,
+            r#"d = { dist = "empirical", file = "missing.csv" }"#,
+            r#"d = { dist = "empirical", file = "observed.csv", column = "host" }"#,
+            r#"d = { dist = "empirical", file = "observed.csv", column = 1, unit = "parsecs" }"#,
+        ] {
+            let table: toml::Table = toml::from_str(bad).unwrap();
+            assert!(
+                parse_dist(&table["d"], Quantity::Time, "d", &context).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_tables_name_the_offending_key() {
+        let path_of = |text: &str, quantity| parse(text, quantity).unwrap_err().path;
+        assert_eq!(path_of(r#"{ mean = "5ms" }"#, Quantity::Time), "d");
+        assert_eq!(path_of(r#"{ dist = "normal" }"#, Quantity::Time), "d.dist");
+        assert_eq!(
+            path_of(
+                r#"{ dist = "exponential", mean = "5ms", sd = 1 }"#,
+                Quantity::Time
+            ),
+            "d.sd"
+        );
+        assert_eq!(
+            path_of(r#"{ dist = "exponential", mean = "-5ms" }"#, Quantity::Time),
+            "d.mean"
+        );
+        assert_eq!(
+            path_of(r#"{ dist = "exponential", mean = 5 }"#, Quantity::Time),
+            "d.mean"
+        );
+        assert_eq!(
+            path_of(
+                r#"{ dist = "lognormal", p50 = "5ms", p99 = "5ms" }"#,
+                Quantity::Time
+            ),
+            "d.p99"
+        );
+        assert_eq!(
+            path_of(
+                r#"{ dist = "lognormal", p50 = "5ms", mean = "5ms" }"#,
+                Quantity::Time
+            ),
+            "d"
+        );
+        assert_eq!(
+            path_of(
+                r#"{ dist = "pareto", mean = "5ms", shape = 0.5 }"#,
+                Quantity::Time
+            ),
+            "d.shape"
+        );
+        assert_eq!(
+            path_of(r#"{ dist = "geometric", mean = 0.5 }"#, Quantity::Count),
+            "d.mean"
+        );
+        assert_eq!(
+            path_of(
+                r#"{ dist = "uniform", min = "5ms", max = "1ms" }"#,
+                Quantity::Time
+            ),
+            "d.max"
+        );
+        assert_eq!(
+            path_of(
+                r#"{ dist = "exponential", mean = "5ms", min = "9ms", max = "1ms" }"#,
+                Quantity::Time
+            ),
+            "d.max"
+        );
+        assert_eq!(path_of("true", Quantity::Time), "d");
+        assert_eq!(path_of("-3", Quantity::Count), "d");
+    }
 }

@@ -250,3 +250,88 @@ fn help_describes_the_commands() {
         assert!(help.contains(flag), "run --help lacks {flag}");
     }
 }
+
+#[test]
+fn responses_of_hours_are_recorded_not_clamped() {
+    let dir = TempDir::new().unwrap();
+    let scenario = dir.path().join("slow.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "slow"
+duration = "6h"
+[workload]
+sessions_per_second = 0.002
+service_time = "2h"
+[servers]
+workers = 100
+[[topology]]
+name = "slow"
+state = "none"
+"#,
+    )
+    .unwrap();
+    let output = statesim()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = read_csv(&dir.path().join("summary.csv"));
+    let max: f64 = rows[0]["latency_max_ms"].parse().unwrap();
+    let two_hours_ms = 2.0 * 3600.0 * 1000.0;
+    assert!(
+        (max - two_hours_ms).abs() / two_hours_ms < 0.001,
+        "max latency {max} ms"
+    );
+}
+
+#[test]
+fn empirical_service_times_replay_a_csv_column() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("observed.csv"), "latency_ms\n2\n2\n2\n8\n").unwrap();
+    std::fs::write(
+        dir.path().join("replay.toml"),
+        r#"name = "replay"
+duration = "60s"
+[workload]
+sessions_per_second = 10
+service_time = { dist = "empirical", file = "observed.csv" }
+[servers]
+workers = 50
+[[topology]]
+name = "replay"
+state = "none"
+"#,
+    )
+    .unwrap();
+    let output = statesim()
+        .current_dir(dir.path())
+        .args(["run", "replay.toml", "--quiet", "--out", "out"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = read_csv(&dir.path().join("out/summary.csv"));
+    let p50: f64 = rows[0]["latency_p50_ms"].parse().unwrap();
+    let max: f64 = rows[0]["latency_max_ms"].parse().unwrap();
+    // No queueing (50 workers), no network: latency is exactly the replayed service time.
+    assert!(
+        (p50 - 2.0).abs() < 0.01 && (max - 8.0).abs() < 0.01,
+        "p50 {p50}, max {max}"
+    );
+    let mean: f64 = rows[0]["latency_mean_ms"].parse().unwrap();
+    assert!(
+        (mean - 3.5).abs() < 0.25,
+        "mean {mean} of a 3/4 x 2 ms + 1/4 x 8 ms mix"
+    );
+}
