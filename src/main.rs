@@ -77,6 +77,7 @@ fn run_command(args: RunArgs) -> Result<(), CliError> {
         progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
     };
     let report = run(&scenario, &options)?;
+    warn_about_memory(&scenario, &report);
     print!("{}", render_table(&report));
     let dir = args
         .out
@@ -93,6 +94,20 @@ fn run_command(args: RunArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Session memory beyond `servers.memory_mb` would not fit; eviction is not modelled (yet), so say so.
+fn warn_about_memory(scenario: &Scenario, report: &report::Report) {
+    for (topology, summary) in scenario.topologies.iter().zip(&report.summaries) {
+        let peak = summary.get("peak_session_memory_mb");
+        if let Some(limit) = topology.servers.memory_mb.filter(|limit| peak > *limit) {
+            eprintln!(
+                "warning: topology \"{}\": a server held {peak:.1} MiB of sessions, more than \
+                 servers.memory_mb = {limit} (the model does not evict; results assume it fits)",
+                topology.name
+            );
+        }
+    }
 }
 
 fn validate_command(args: ValidateArgs) -> Result<(), CliError> {

@@ -44,6 +44,11 @@ enum Event {
     Restart(u32),
     /// The measurement window opens: sessions alive now are measured from here on.
     WarmupEnd,
+    /// An idle session's state times out on `server` (if it is still the same incarnation).
+    StateExpired {
+        server: u32,
+        incarnation: u32,
+    },
 }
 
 /// Where a request is on its way.
@@ -280,6 +285,10 @@ impl<'s> World<'s> {
             Event::Fault(index) => self.on_fault(index as usize),
             Event::Restart(server) => self.on_restart(server),
             Event::WarmupEnd => self.on_warmup_end(),
+            Event::StateExpired {
+                server,
+                incarnation,
+            } => self.on_state_expired(server, incarnation),
         }
     }
 

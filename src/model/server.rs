@@ -104,7 +104,7 @@ impl World<'_> {
     }
 
     fn place_session_state(&mut self, session_handle: Handle, server: u32) {
-        let State::Server { session_bytes } = self.topology.state else {
+        let State::Server { session_bytes, .. } = self.topology.state else {
             return;
         };
         let incarnation = self.servers[server as usize].incarnation;
@@ -120,17 +120,36 @@ impl World<'_> {
         self.recorder.peak_session_bytes = self.recorder.peak_session_bytes.max(*held);
     }
 
-    /// Frees the memory a finished or abandoned session held on its server, if that server still
-    /// has it (a crash already wiped it).
+    /// A session no longer uses its state: it is freed after the idle timeout (at once without
+    /// one), unless a crash already wiped it.
     pub(super) fn release_session_state(&mut self, session: &Session) {
-        let State::Server { session_bytes } = self.topology.state else {
+        let State::Server { session_ttl, .. } = self.topology.state else {
             return;
         };
-        if let Some((server, incarnation)) = session.state_at {
-            let server = &mut self.servers[server as usize];
-            if server.incarnation == incarnation {
-                server.session_bytes = (server.session_bytes - session_bytes).max(0.0);
-            }
+        let Some((server, incarnation)) = session.state_at else {
+            return;
+        };
+        if session_ttl == SimTime::ZERO {
+            self.on_state_expired(server, incarnation);
+        } else {
+            let at = self.now.saturating_add(session_ttl);
+            self.queue.push(
+                at,
+                Event::StateExpired {
+                    server,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_state_expired(&mut self, server: u32, incarnation: u32) {
+        let State::Server { session_bytes, .. } = self.topology.state else {
+            return;
+        };
+        let server = &mut self.servers[server as usize];
+        if server.incarnation == incarnation {
+            server.session_bytes = (server.session_bytes - session_bytes).max(0.0);
         }
     }
 

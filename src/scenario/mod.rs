@@ -175,8 +175,12 @@ pub struct Topology {
 pub enum State {
     /// No session state: a plain queueing system (the validation scenarios).
     Stateless,
-    /// In the home server's memory; lost with that server.
-    Server { session_bytes: f64 },
+    /// In the home server's memory; lost with that server. After the session's last request the
+    /// state stays for `session_ttl` (the idle timeout), as servers cannot tell a user who left.
+    Server {
+        session_bytes: f64,
+        session_ttl: SimTime,
+    },
     /// In an external store read on every request and written back with `write_fraction`.
     Store { session_bytes: f64, store: Store },
     /// In a signed token carried by every request.

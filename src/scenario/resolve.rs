@@ -210,6 +210,9 @@ impl Resolver<'_> {
             }
             _ => {}
         }
+        if topology.state != StateKind::Server {
+            misplaced("session_ttl", topology.session_ttl.is_some(), problems);
+        }
         if topology.state == StateKind::Token {
             misplaced("store", topology.store.is_some(), problems);
         }
@@ -221,6 +224,7 @@ impl Resolver<'_> {
                     &format!("{path}.session_bytes"),
                     DEFAULT_SESSION_BYTES,
                 ),
+                session_ttl: topology.session_ttl.map_or(SimTime::ZERO, |d| d.0),
             },
             StateKind::Store => {
                 let session_bytes = self.bytes(

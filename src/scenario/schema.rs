@@ -146,6 +146,7 @@ pub struct TopologyFile {
     pub name: String,
     pub state: StateKind,
     pub session_bytes: Option<Value>,
+    pub session_ttl: Option<HumanDuration>,
     pub store: Option<StoreFile>,
     pub token_bytes: Option<Value>,
     pub verify_time: Option<Value>,

@@ -335,3 +335,44 @@ state = "none"
         "mean {mean} of a 3/4 x 2 ms + 1/4 x 8 ms mix"
     );
 }
+
+#[test]
+fn idle_session_state_is_held_for_its_ttl_and_memory_beyond_the_budget_is_reported() {
+    let run = |extra: &[&str]| {
+        let dir = TempDir::new().unwrap();
+        let output = statesim()
+            .args([
+                "run",
+                "--quiet",
+                "--set",
+                "duration=150s",
+                "--set",
+                "fault.0.at=140s",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rows = read_csv(&dir.path().join("summary.csv"));
+        let peak: f64 = rows[0]["peak_session_memory_mb"].parse().unwrap();
+        (peak, String::from_utf8(output.stderr).unwrap())
+    };
+    let (without_ttl, _) = run(&["--set", "topology.stateful.session_ttl=0"]);
+    let (with_ttl, _) = run(&[]);
+    // Sessions last ~45 s; a 30-minute TTL keeps every session of the 150 s run in memory.
+    assert!(
+        with_ttl > 2.0 * without_ttl,
+        "ttl {with_ttl} MiB vs none {without_ttl} MiB"
+    );
+    let (_, stderr) = run(&["--set", "servers.memory_mb=5"]);
+    assert!(
+        stderr.contains("more than servers.memory_mb = 5"),
+        "{stderr}"
+    );
+}
