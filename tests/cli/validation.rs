@@ -207,3 +207,101 @@ fn littles_law_holds_for_active_sessions() {
         );
     }
 }
+
+/// The balancer finds a crash only through health checks: with probes of server s at
+/// `interval * (s + 1) / servers + k * interval` and `unhealthy_threshold` failures needed, the
+/// detection delay D is known exactly, and round robin sends 1/servers of the requests of those D
+/// seconds to the dead server. Counts in D are Poisson, so the tolerance is 4 standard deviations.
+#[test]
+fn health_checks_detect_a_crash_after_threshold_failed_probes() {
+    use statesim::scenario::load_str;
+    let text = r#"name = "detection"
+duration = "200s"
+[workload]
+sessions_per_second = 1000
+service_time = "1ms"
+[servers]
+count = 8
+workers = 4
+[balancer.health_check]
+interval = "10s"
+unhealthy_threshold = 3
+[[topology]]
+name = "rr"
+state = "none"
+[[fault]]
+kind = "crash"
+at = "100s"
+server = 3
+"#;
+    let scenario = load_str(text, "detection.toml", std::path::Path::new("."), &[]).unwrap();
+    let run = &simulate(&scenario)[0];
+    // Server 3 is probed at 5 s, 15 s, ...: failures at 105, 115, 125 s mark it unhealthy at 125 s.
+    let detection_secs: f64 = 25.0;
+    let expected = 1000.0 * detection_secs / 8.0;
+    let observed = run.counters.requests_to_dead_server as f64;
+    let tolerance = 4.0 * (1000.0 * detection_secs).sqrt() / 8.0 + 1.0;
+    eprintln!("requests to the dead server: {observed}, expected {expected} ± {tolerance:.0}");
+    assert!(
+        (observed - expected).abs() <= tolerance,
+        "{observed} vs {expected}"
+    );
+    // Before the crash and after detection nothing else fails: only in-flight work at the crash.
+    assert!(
+        run.counters.failed as f64 - observed <= 4.0,
+        "{:?}",
+        run.counters
+    );
+}
+
+/// Common random numbers: topologies that model the same system see the identical workload and
+/// therefore produce identical figures, sample path for sample path.
+#[test]
+fn every_topology_replays_the_identical_workload() {
+    use statesim::scenario::load_str;
+    let text = r#"name = "crn"
+duration = "60s"
+warmup = "10s"
+[workload]
+sessions_per_second = 50
+requests_per_session = { dist = "geometric", mean = 5 }
+think_time = { dist = "exponential", mean = "200ms" }
+service_time = { dist = "lognormal", p50 = "10ms", p99 = "80ms" }
+request_bytes = { dist = "uniform", min = 100, max = 900 }
+[network]
+balancer_server = { dist = "exponential", mean = "100us" }
+[servers]
+count = 4
+workers = 2
+[[topology]]
+name = "plain"
+state = "none"
+[[topology]]
+name = "free-token"
+state = "token"
+token_bytes = 0
+verify_time = "0s"
+[[topology]]
+name = "sticky-state"
+state = "server"
+balancer = { policy = "sticky" }
+"#;
+    let scenario = load_str(text, "crn.toml", std::path::Path::new("."), &[]).unwrap();
+    let runs = simulate(&scenario);
+    let (plain, token, sticky) = (&runs[0], &runs[1], &runs[2]);
+    assert_eq!(plain.counters, token.counters);
+    assert_eq!(plain.latency_sum_ns, token.latency_sum_ns);
+    assert_eq!(plain.bytes_total, token.bytes_total);
+    // A different routing changes latencies, not the workload: the same sessions arrive, and the
+    // same requests are sent, give or take the few that latency moves across the window's edges.
+    assert_eq!(
+        plain.counters.sessions_started,
+        sticky.counters.sessions_started
+    );
+    let edge = plain.counters.requests.abs_diff(sticky.counters.requests);
+    assert!(
+        edge * 1000 <= plain.counters.requests,
+        "{edge} requests differ"
+    );
+    assert_ne!(plain.latency_sum_ns, sticky.latency_sum_ns);
+}
