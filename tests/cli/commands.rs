@@ -1,6 +1,8 @@
 //! The commands as a user meets them: the quickstart, files written, example, validate, help.
 
-use super::support::{bundled_scenarios, project_path, read_csv, statesim};
+use super::support::{
+    bundled_scenarios, folder_with, number, project_path, read_csv, run_in, run_ok, statesim,
+};
 use tempfile::TempDir;
 
 /// The columns DESIGN.md promises in summary.csv.
@@ -26,6 +28,17 @@ const SUMMARY_COLUMNS: &[&str] = &[
     "server_utilization",
     "peak_session_memory_mb",
     "bytes_per_request",
+];
+
+/// A shortened quickstart (the crash moved inside the shorter run) for tests that need a run.
+const SHORT_QUICKSTART: &[&str] = &[
+    "--quiet",
+    "--set",
+    "duration=40s",
+    "--set",
+    "warmup=5s",
+    "--set",
+    "fault.0.at=20s",
 ];
 
 #[test]
@@ -66,19 +79,11 @@ fn quickstart_runs_without_arguments_and_shows_the_crash() {
     for column in SUMMARY_COLUMNS {
         assert!(rows[0].contains_key(*column), "summary.csv lacks {column}");
     }
-    let lost = |topology: &str| -> f64 {
-        rows.iter().find(|r| r["topology"] == topology).unwrap()["sessions_lost"]
-            .parse()
-            .unwrap()
-    };
-    assert!(lost("stateful") > 0.0);
-    assert_eq!(lost("stateless-store"), 0.0);
-    assert_eq!(lost("stateless-token"), 0.0);
-    let bytes = |topology: &str| -> f64 {
-        rows.iter().find(|r| r["topology"] == topology).unwrap()["bytes_per_request"]
-            .parse()
-            .unwrap()
-    };
+    let row = |topology: &str| rows.iter().find(|r| r["topology"] == topology).unwrap();
+    assert!(number(row("stateful"), "sessions_lost") > 0.0);
+    assert_eq!(number(row("stateless-store"), "sessions_lost"), 0.0);
+    assert_eq!(number(row("stateless-token"), "sessions_lost"), 0.0);
+    let bytes = |topology| number(row(topology), "bytes_per_request");
     assert!(
         bytes("stateless-token") >= 550.0 && bytes("stateless-store") > bytes("stateless-token")
     );
@@ -86,34 +91,13 @@ fn quickstart_runs_without_arguments_and_shows_the_crash() {
 
 #[test]
 fn latency_csv_holds_a_monotone_distribution_per_topology() {
-    let dir = TempDir::new().unwrap();
-    let output = statesim()
-        .args([
-            "run",
-            "--quiet",
-            "--set",
-            "duration=40s",
-            "--set",
-            "warmup=5s",
-            "--set",
-            "fault.0.at=20s",
-        ])
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let rows = read_csv(&dir.path().join("latency.csv"));
+    let run = run_ok(SHORT_QUICKSTART);
+    let rows = read_csv(&run.out("latency.csv"));
     for topology in ["stateful", "stateless-store", "stateless-token"] {
         let series: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r["topology"] == topology)
-            .map(|r| {
-                (
-                    r["percentile"].parse().unwrap(),
-                    r["latency_ms"].parse().unwrap(),
-                )
-            })
+            .map(|r| (number(r, "percentile"), number(r, "latency_ms")))
             .collect();
         let percentiles: Vec<f64> = series.iter().map(|p| p.0).collect();
         for required in [0.0, 0.5, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0] {
@@ -133,66 +117,23 @@ fn latency_csv_holds_a_monotone_distribution_per_topology() {
 
 #[test]
 fn set_overrides_reach_the_model() {
-    let dir = TempDir::new().unwrap();
-    let output = statesim()
-        .args([
-            "run",
-            "--quiet",
-            "--set",
-            "duration=30s",
-            "--set",
-            "warmup=0",
-            "--set",
-            "fault.0.at=10s",
-        ])
-        .args(["--set", "topology.stateless-token.token_bytes=2000"])
-        .args([
-            "--set",
-            "workload.service_time={dist=\"lognormal\",p50=\"5ms\",p99=\"40ms\"}",
-        ])
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rows = read_csv(&dir.path().join("summary.csv"));
-    let token = rows
-        .iter()
-        .find(|r| r["topology"] == "stateless-token")
-        .unwrap();
+    let mut args = SHORT_QUICKSTART.to_vec();
+    args.extend([
+        "--set",
+        "topology.stateless-token.token_bytes=2000",
+        "--set",
+        "workload.service_time={dist=\"lognormal\",p50=\"5ms\",p99=\"40ms\"}",
+    ]);
+    let token = run_ok(&args).topology("stateless-token");
     assert_eq!(token["bytes_per_request"], "2000");
-    let p50: f64 = token["latency_p50_ms"].parse().unwrap();
+    let p50 = number(&token, "latency_p50_ms");
     assert!(p50 < 8.0, "the faster service time applies: p50 {p50}");
 }
 
 #[test]
 fn quiet_leaves_stderr_empty() {
-    let dir = TempDir::new().unwrap();
-    let output = statesim()
-        .args([
-            "run",
-            "--quiet",
-            "--set",
-            "duration=20s",
-            "--set",
-            "warmup=0",
-            "--set",
-            "fault.0.at=10s",
-        ])
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert!(
-        output.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let run = run_ok(SHORT_QUICKSTART);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
 }
 
 #[test]
@@ -214,6 +155,7 @@ fn example_prints_a_valid_scenario() {
         "empirical",
         "on_session_lost",
         "timeout",
+        "session_ttl",
     ] {
         assert!(text.contains(key), "the example does not document {key}");
     }
@@ -253,10 +195,8 @@ fn help_describes_the_commands() {
 
 #[test]
 fn responses_of_hours_are_recorded_not_clamped() {
-    let dir = TempDir::new().unwrap();
-    let scenario = dir.path().join("slow.toml");
-    std::fs::write(
-        &scenario,
+    let dir = folder_with(&[(
+        "slow.toml",
         r#"name = "slow"
 duration = "6h"
 [workload]
@@ -268,23 +208,11 @@ workers = 100
 name = "slow"
 state = "none"
 "#,
-    )
-    .unwrap();
-    let output = statesim()
-        .arg("run")
-        .arg(&scenario)
-        .arg("--quiet")
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    )]);
+    let max = number(
+        &run_in(dir, &["slow.toml", "--quiet"]).topology("slow"),
+        "latency_max_ms",
     );
-    let rows = read_csv(&dir.path().join("summary.csv"));
-    let max: f64 = rows[0]["latency_max_ms"].parse().unwrap();
     let two_hours_ms = 2.0 * 3600.0 * 1000.0;
     assert!(
         (max - two_hours_ms).abs() / two_hours_ms < 0.001,
@@ -294,11 +222,11 @@ state = "none"
 
 #[test]
 fn empirical_service_times_replay_a_csv_column() {
-    let dir = TempDir::new().unwrap();
-    std::fs::write(dir.path().join("observed.csv"), "latency_ms\n2\n2\n2\n8\n").unwrap();
-    std::fs::write(
-        dir.path().join("replay.toml"),
-        r#"name = "replay"
+    let dir = folder_with(&[
+        ("observed.csv", "latency_ms\n2\n2\n2\n8\n"),
+        (
+            "replay.toml",
+            r#"name = "replay"
 duration = "60s"
 [workload]
 sessions_per_second = 10
@@ -309,27 +237,19 @@ workers = 50
 name = "replay"
 state = "none"
 "#,
-    )
-    .unwrap();
-    let output = statesim()
-        .current_dir(dir.path())
-        .args(["run", "replay.toml", "--quiet", "--out", "out"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rows = read_csv(&dir.path().join("out/summary.csv"));
-    let p50: f64 = rows[0]["latency_p50_ms"].parse().unwrap();
-    let max: f64 = rows[0]["latency_max_ms"].parse().unwrap();
+        ),
+    ]);
+    let row = run_in(dir, &["replay.toml", "--quiet"]).topology("replay");
     // No queueing (50 workers), no network: latency is exactly the replayed service time.
+    let (p50, max, mean) = (
+        number(&row, "latency_p50_ms"),
+        number(&row, "latency_max_ms"),
+        number(&row, "latency_mean_ms"),
+    );
     assert!(
         (p50 - 2.0).abs() < 0.01 && (max - 8.0).abs() < 0.01,
         "p50 {p50}, max {max}"
     );
-    let mean: f64 = rows[0]["latency_mean_ms"].parse().unwrap();
     assert!(
         (mean - 3.5).abs() < 0.25,
         "mean {mean} of a 3/4 x 2 ms + 1/4 x 8 ms mix"
@@ -339,29 +259,19 @@ state = "none"
 #[test]
 fn idle_session_state_is_held_for_its_ttl_and_memory_beyond_the_budget_is_reported() {
     let run = |extra: &[&str]| {
-        let dir = TempDir::new().unwrap();
-        let output = statesim()
-            .args([
-                "run",
-                "--quiet",
-                "--set",
-                "duration=150s",
-                "--set",
-                "fault.0.at=140s",
-            ])
-            .args(extra)
-            .arg("--out")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let rows = read_csv(&dir.path().join("summary.csv"));
-        let peak: f64 = rows[0]["peak_session_memory_mb"].parse().unwrap();
-        (peak, String::from_utf8(output.stderr).unwrap())
+        let mut args = vec![
+            "--quiet",
+            "--set",
+            "duration=150s",
+            "--set",
+            "fault.0.at=140s",
+        ];
+        args.extend(extra);
+        let finished = run_ok(&args);
+        (
+            number(&finished.topology("stateful"), "peak_session_memory_mb"),
+            finished.stderr,
+        )
     };
     let (without_ttl, _) = run(&["--set", "topology.stateful.session_ttl=0"]);
     let (with_ttl, _) = run(&[]);

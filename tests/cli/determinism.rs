@@ -1,43 +1,32 @@
 //! Same seed, same bytes: for any number of parallel jobs, and run after run.
 
-use super::support::statesim;
-use tempfile::TempDir;
+use super::support::run_ok;
 
-fn run_quickstart(extra: &[&str]) -> (Vec<u8>, Vec<u8>, String) {
-    let dir = TempDir::new().unwrap();
-    let output = statesim()
-        .args([
-            "run",
-            "--quiet",
-            "--replications",
-            "2",
-            "--set",
-            "duration=150s",
-            "--set",
-            "fault.0.at=100s",
-        ])
-        .arg("--out")
-        .arg(dir.path())
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// summary.csv, latency.csv and the table of a short two-replication quickstart.
+fn outputs(extra: &[&str]) -> (Vec<u8>, Vec<u8>, String) {
+    let mut args = vec![
+        "--quiet",
+        "--replications",
+        "2",
+        "--set",
+        "duration=150s",
+        "--set",
+        "fault.0.at=100s",
+    ];
+    args.extend(extra);
+    let run = run_ok(&args);
     (
-        std::fs::read(dir.path().join("summary.csv")).unwrap(),
-        std::fs::read(dir.path().join("latency.csv")).unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
+        std::fs::read(run.out("summary.csv")).unwrap(),
+        std::fs::read(run.out("latency.csv")).unwrap(),
+        run.stdout,
     )
 }
 
 #[test]
 fn output_is_byte_identical_for_any_number_of_jobs() {
-    let one = run_quickstart(&["--jobs", "1"]);
-    let two = run_quickstart(&["--jobs", "2"]);
-    let again = run_quickstart(&["--jobs", "2"]);
+    let one = outputs(&["--jobs", "1"]);
+    let two = outputs(&["--jobs", "2"]);
+    let again = outputs(&["--jobs", "2"]);
     assert_eq!(
         one.0, two.0,
         "summary.csv differs between --jobs 1 and --jobs 2"
@@ -55,7 +44,7 @@ fn output_is_byte_identical_for_any_number_of_jobs() {
 
 #[test]
 fn a_different_seed_gives_different_results() {
-    let default = run_quickstart(&["--jobs", "2"]);
-    let other = run_quickstart(&["--jobs", "2", "--seed", "7"]);
+    let default = outputs(&["--jobs", "2"]);
+    let other = outputs(&["--jobs", "2", "--seed", "7"]);
     assert_ne!(default.0, other.0);
 }

@@ -69,3 +69,73 @@ pub fn read_csv(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> 
         })
         .collect()
 }
+
+pub type Row = std::collections::BTreeMap<String, String>;
+
+/// A finished, successful `statesim run` in its own temporary folder (results in `out/`).
+pub struct Finished {
+    pub dir: tempfile::TempDir,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn out(&self, file: &str) -> PathBuf {
+        self.dir.path().join("out").join(file)
+    }
+
+    pub fn summary(&self) -> Vec<Row> {
+        read_csv(&self.out("summary.csv"))
+    }
+
+    /// The summary row of one topology.
+    pub fn topology(&self, name: &str) -> Row {
+        self.summary()
+            .into_iter()
+            .find(|row| row["topology"] == name)
+            .unwrap_or_else(|| panic!("no topology {name} in summary.csv"))
+    }
+}
+
+/// A numeric cell of a CSV row.
+pub fn number(row: &Row, column: &str) -> f64 {
+    row[column]
+        .parse()
+        .unwrap_or_else(|_| panic!("{column} = {:?} is not a number", row[column]))
+}
+
+/// Runs `statesim run ARGS --out out` inside `dir` (which may hold scenario files) and asserts
+/// that it succeeded.
+pub fn run_in(dir: tempfile::TempDir, args: &[&str]) -> Finished {
+    let output = statesim()
+        .current_dir(dir.path())
+        .arg("run")
+        .args(args)
+        .args(["--out", "out"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        output.status.success(),
+        "statesim run {args:?} failed:\n{stderr}"
+    );
+    Finished {
+        dir,
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr,
+    }
+}
+
+/// [`run_in`] a fresh temporary folder.
+pub fn run_ok(args: &[&str]) -> Finished {
+    run_in(tempfile::TempDir::new().unwrap(), args)
+}
+
+/// A temporary folder holding `files` (name, contents).
+pub fn folder_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::TempDir::new().unwrap();
+    for (name, contents) in files {
+        std::fs::write(dir.path().join(name), contents).unwrap();
+    }
+    dir
+}
