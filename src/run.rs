@@ -1,12 +1,14 @@
 //! Builds the jobs of a scenario (topologies × replications), runs them in parallel with rayon, and
 //! assembles the results in job order, so any `--jobs` writes the same bytes.
 
-use crate::metrics::{RunResult, summarize};
+use crate::metrics::{RunResult, new_latency_histogram, summarize};
 use crate::model::simulate;
 use crate::report::Report;
 use crate::scenario::Scenario;
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
+use std::sync::{Mutex, PoisonError};
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -57,8 +59,12 @@ fn progress_bar(total: usize, visible: bool) -> ProgressBar {
     bar
 }
 
-/// Runs every job of the scenario and returns the per-run results in job order.
-pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunResult>, RunError> {
+/// Runs every job of the scenario on the pool and returns `per_job(job, result)` in job order.
+fn execute<T: Send>(
+    scenario: &Scenario,
+    options: &RunOptions,
+    per_job: impl Fn(Job, RunResult) -> T + Sync,
+) -> Result<Vec<T>, RunError> {
     let jobs = jobs(scenario);
     let threads = options
         .jobs
@@ -71,29 +77,55 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunResu
             source,
         })?;
     let bar = progress_bar(jobs.len(), options.progress);
-    let results = pool.install(|| {
+    let outputs = pool.install(|| {
         jobs.par_iter()
-            .map(|job| {
+            .map(|&job| {
                 let topology = &scenario.topologies[job.topology];
                 let result = simulate(scenario, topology, job.replication);
                 bar.inc(1);
-                result
+                per_job(job, result)
             })
             .collect()
     });
     bar.finish_and_clear();
-    Ok(results)
+    Ok(outputs)
 }
 
-/// Runs a scenario and aggregates each topology's replications.
+/// Runs every job and returns the full per-run results in job order (topology-major). Each result
+/// holds a latency histogram; for many replications prefer [`run`], which keeps memory flat.
+pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunResult>, RunError> {
+    execute(scenario, options, |_, result| result)
+}
+
+/// Runs a scenario and aggregates each topology's replications. Only each run's scalar figures are
+/// kept; histograms are merged as runs finish. Merging adds integer counts, so the pooled histogram
+/// is the same in any completion order, and the output stays identical for any `--jobs`.
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, RunError> {
-    let results = run_jobs(scenario, options)?;
+    let pooled: Vec<Mutex<Histogram<u64>>> = scenario
+        .topologies
+        .iter()
+        .map(|_| Mutex::new(new_latency_histogram()))
+        .collect();
+    let values = execute(scenario, options, |job, result| {
+        pooled[job.topology]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(&result.latency)
+            .expect("auto-resizing histograms of equal precision always merge");
+        result.metric_values()
+    })?;
     let replications = scenario.replications as usize;
     let summaries = scenario
         .topologies
         .iter()
-        .zip(results.chunks(replications))
-        .map(|(topology, runs)| summarize(topology.state.name(), runs))
+        .zip(values.chunks(replications))
+        .zip(pooled)
+        .map(|((topology, runs), histogram)| {
+            let histogram = histogram
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner);
+            summarize(&topology.name, topology.state.name(), runs, histogram)
+        })
         .collect();
     Ok(Report {
         scenario: scenario.name.clone(),

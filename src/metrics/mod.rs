@@ -226,14 +226,26 @@ impl TopologySummary {
     }
 }
 
-/// Averages the replications of one topology (in replication order, so the sum is deterministic).
-pub fn summarize(state: &'static str, runs: &[RunResult]) -> TopologySummary {
-    let values = METRICS
-        .iter()
-        .map(|metric| {
-            let defined: Vec<f64> = runs
+impl RunResult {
+    /// Every [`METRICS`] figure of this run, in column order.
+    pub fn metric_values(&self) -> Vec<f64> {
+        METRICS.iter().map(|metric| (metric.value)(self)).collect()
+    }
+}
+
+/// Averages one topology's replications, given each replication's [`RunResult::metric_values`]
+/// (in replication order, so the sums are deterministic) and their pooled latency histogram.
+pub fn summarize(
+    topology: &str,
+    state: &'static str,
+    replications: &[Vec<f64>],
+    pooled_latency: Histogram<u64>,
+) -> TopologySummary {
+    let values = (0..METRICS.len())
+        .map(|column| {
+            let defined: Vec<f64> = replications
                 .iter()
-                .map(|run| (metric.value)(run))
+                .map(|values| values[column])
                 .filter(|v| !v.is_nan())
                 .collect();
             if defined.is_empty() {
@@ -243,16 +255,10 @@ pub fn summarize(state: &'static str, runs: &[RunResult]) -> TopologySummary {
             }
         })
         .collect();
-    let mut pooled_latency = new_latency_histogram();
-    for run in runs {
-        pooled_latency
-            .add(&run.latency)
-            .expect("auto-resizing histograms of equal precision always merge");
-    }
     TopologySummary {
-        topology: runs.first().map(|r| r.topology.clone()).unwrap_or_default(),
+        topology: topology.to_string(),
         state,
-        replications: runs.len() as u32,
+        replications: replications.len() as u32,
         values,
         pooled_latency,
     }
