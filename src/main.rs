@@ -71,6 +71,9 @@ fn run_command(args: RunArgs) -> Result<(), CliError> {
             scenario.replications,
             scenario.seed
         );
+        for fault in &scenario.faults {
+            eprintln!("  fault: {fault}");
+        }
     }
     let options = RunOptions {
         jobs: args.jobs.map(|n| n.get()),

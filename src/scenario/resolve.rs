@@ -324,7 +324,11 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
     r.check(
         raw.warmup.0 < raw.duration.0,
         "warmup",
-        "the warm-up must end before the run does (warmup < duration)",
+        format!(
+            "the warm-up ({}) must end before the run does (duration = {})",
+            units::format_duration(raw.warmup.0),
+            units::format_duration(raw.duration.0)
+        ),
     );
     r.check(
         (1..=100_000).contains(&raw.replications),
