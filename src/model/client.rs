@@ -110,7 +110,7 @@ impl World<'_> {
             let at = self.now.saturating_add(timeout);
             self.queue.push(at, Event::ClientTimeout(request));
         }
-        let network = &self.scenario.network;
+        let network = &self.topology.network;
         let hop = Self::draw_time(
             &network.client_balancer,
             self.seeds.net_request_in,

@@ -42,7 +42,7 @@ impl World<'_> {
         request.server = server;
         request.phase = Phase::ToServer;
         let hop = Self::draw_time(
-            &self.scenario.network.balancer_server,
+            &self.topology.network.balancer_server,
             self.seeds.net_to_server,
             session.id,
             request.draw_key,
@@ -223,7 +223,7 @@ impl World<'_> {
         request.outcome = outcome;
         let (server, id, key) = (request.server, request.session_id, request.draw_key);
         self.balancer.answered(server);
-        let network = &self.scenario.network;
+        let network = &self.topology.network;
         let seeds = &self.seeds;
         let to_balancer = Self::draw_time(
             &network.balancer_server,

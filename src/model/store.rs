@@ -44,7 +44,7 @@ impl World<'_> {
             Phase::StoreWrite => self.seeds.net_to_store_write,
             _ => self.seeds.net_to_store_read,
         };
-        let network = &self.scenario.network;
+        let network = &self.topology.network;
         let hop = Self::draw_time(
             &network.server_store,
             seed,
@@ -107,7 +107,7 @@ impl World<'_> {
             Phase::StoreWrite => self.seeds.net_from_store_write,
             _ => self.seeds.net_from_store_read,
         };
-        let network = &self.scenario.network;
+        let network = &self.topology.network;
         let hop = Self::draw_time(
             &network.server_store,
             seed,

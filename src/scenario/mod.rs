@@ -72,7 +72,6 @@ pub struct Scenario {
     pub replications: u32,
     pub workload: Workload,
     pub client: Client,
-    pub network: Network,
     pub topologies: Vec<Topology>,
     pub faults: Vec<Fault>,
     /// Legal but probably unintended settings, printed on stderr.
@@ -168,6 +167,7 @@ pub struct Topology {
     pub state: State,
     pub servers: Servers,
     pub balancer: Balancer,
+    pub network: Network,
 }
 
 /// Where session state lives.

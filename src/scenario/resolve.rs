@@ -178,6 +178,36 @@ impl Resolver<'_> {
         balancer
     }
 
+    /// Each hop's latency: the topology's own value, else the scenario's, else zero.
+    fn network(
+        &mut self,
+        global: &NetworkFile,
+        local: Option<&NetworkFile>,
+        path: &str,
+    ) -> Network {
+        let local = local.cloned().unwrap_or_default();
+        let mut hop = |local: &Option<Value>, global: &Option<Value>, key: &str| {
+            let (value, origin) = match (local, global) {
+                (Some(value), _) => (Some(value), format!("{path}.network.{key}")),
+                (None, value) => (value.as_ref(), format!("network.{key}")),
+            };
+            self.dist(value, Quantity::Time, &origin, Dist::zero())
+        };
+        Network {
+            client_balancer: hop(
+                &local.client_balancer,
+                &global.client_balancer,
+                "client_balancer",
+            ),
+            balancer_server: hop(
+                &local.balancer_server,
+                &global.balancer_server,
+                "balancer_server",
+            ),
+            server_store: hop(&local.server_store, &global.server_store, "server_store"),
+        }
+    }
+
     fn state(&mut self, topology: &TopologyFile, path: &str) -> State {
         let misplaced = |key: &str, present: bool, problems: &mut Vec<Problem>| {
             if present {
@@ -395,28 +425,6 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         "must be greater than zero (leave it out for no timeout)",
     );
 
-    let n = &raw.network;
-    let network = Network {
-        client_balancer: r.dist(
-            n.client_balancer.as_ref(),
-            Quantity::Time,
-            "network.client_balancer",
-            Dist::zero(),
-        ),
-        balancer_server: r.dist(
-            n.balancer_server.as_ref(),
-            Quantity::Time,
-            "network.balancer_server",
-            Dist::zero(),
-        ),
-        server_store: r.dist(
-            n.server_store.as_ref(),
-            Quantity::Time,
-            "network.server_store",
-            Dist::zero(),
-        ),
-    };
-
     r.check(
         !raw.topology.is_empty(),
         "topology",
@@ -438,11 +446,13 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         let state = r.state(file, &path);
         let servers = r.servers(&raw.servers, file.servers.as_ref(), &path);
         let balancer = r.balancer(&raw.balancer, file.balancer.as_ref(), &path);
+        let network = r.network(&raw.network, file.network.as_ref(), &path);
         topologies.push(Topology {
             name: file.name.clone(),
             state,
             servers,
             balancer,
+            network,
         });
     }
 
@@ -488,6 +498,15 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
     }
 
     if !r.problems.is_empty() {
+        // A shared value is resolved once per topology; report each problem once.
+        let mut seen = Vec::new();
+        r.problems.retain(|problem| {
+            let new = !seen.contains(problem);
+            if new {
+                seen.push(problem.clone());
+            }
+            new
+        });
         return Err(r.problems);
     }
     let warnings = warnings(&topologies);
@@ -500,7 +519,6 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         replications: raw.replications,
         workload,
         client,
-        network,
         topologies,
         faults,
         warnings,
@@ -523,4 +541,52 @@ fn warnings(topologies: &[Topology]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::{ScenarioError, load_str};
+    use std::path::Path;
+
+    const BASE: &str = r#"name = "t"
+duration = "10s"
+[workload]
+sessions_per_second = 10
+service_time = "5ms"
+[network]
+balancer_server = "100us"
+[[topology]]
+name = "a"
+state = "none"
+[[topology]]
+name = "b"
+state = "none"
+network = { balancer_server = "2ms", server_store = "1ms" }
+"#;
+
+    #[test]
+    fn a_topology_overrides_network_hops_it_names_and_inherits_the_rest() {
+        let scenario = load_str(BASE, "t.toml", Path::new("."), &[]).unwrap();
+        let hop = |t: usize| scenario.topologies[t].network.balancer_server.as_constant();
+        assert_eq!(hop(0), Some(100e3));
+        assert_eq!(hop(1), Some(2e6));
+        let store_hop = |t: usize| scenario.topologies[t].network.server_store.as_constant();
+        assert_eq!(store_hop(0), Some(0.0));
+        assert_eq!(store_hop(1), Some(1e6));
+    }
+
+    #[test]
+    fn a_bad_shared_value_is_reported_once_not_once_per_topology() {
+        let text = BASE.replace(
+            "balancer_server = \"100us\"",
+            "balancer_server = \"100 parsecs\"",
+        );
+        let Err(ScenarioError::Invalid(diagnostics)) =
+            load_str(&text, "t.toml", Path::new("."), &[])
+        else {
+            panic!("the bad duration must be rejected");
+        };
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].key, "network.balancer_server");
+    }
 }

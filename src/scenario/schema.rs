@@ -98,7 +98,7 @@ pub struct ClientFile {
     pub timeout: Option<HumanDuration>,
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
     pub client_balancer: Option<Value>,
@@ -152,6 +152,7 @@ pub struct TopologyFile {
     pub verify_time: Option<Value>,
     pub servers: Option<ServersFile>,
     pub balancer: Option<BalancerFile>,
+    pub network: Option<NetworkFile>,
 }
 
 #[derive(Deserialize)]
