@@ -137,15 +137,18 @@ impl World<'_> {
             session_id,
             key,
         );
-        // Drawn in every topology (not only with a store) so the value is common to all of them.
-        let write_draw: f64 = keyed(seeds.state_write, session_id, key).random();
         let (writes_state, state_bytes) = match &self.topology.state {
             State::Token { token_bytes, .. } => (false, *token_bytes),
             State::Store {
                 session_bytes,
                 store,
             } => {
-                let writes = write_draw < store.write_fraction;
+                // A keyed draw: the same for this request whichever topology makes it.
+                let writes = match store.write_fraction {
+                    f if f >= 1.0 => true,
+                    f if f <= 0.0 => false,
+                    f => keyed(seeds.state_write, session_id, key).random::<f64>() < f,
+                };
                 (writes, session_bytes * if writes { 2.0 } else { 1.0 })
             }
             State::Stateless | State::Server { .. } => (false, 0.0),
