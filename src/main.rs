@@ -33,7 +33,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // One line per problem (a scenario may have several), each marked as an error.
+            for line in error.to_string().lines() {
+                eprintln!("error: {line}");
+            }
             ExitCode::from(2)
         }
     }
