@@ -279,12 +279,13 @@ pub fn load_str(
         set_paths.push((path, assignment.clone()));
     }
     let locate = |problems: Vec<Problem>| {
-        ScenarioError::Invalid(
-            problems
-                .into_iter()
-                .map(|problem| source.locate(problem, &set_paths))
-                .collect(),
-        )
+        let mut diagnostics: Vec<Diagnostic> = problems
+            .into_iter()
+            .map(|problem| source.locate(problem, &set_paths))
+            .collect();
+        // In reading order: top to bottom in the file, then the flags.
+        diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
+        ScenarioError::Invalid(diagnostics)
     };
     let raw: schema::ScenarioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
         .map_err(|error| {

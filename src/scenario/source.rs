@@ -4,8 +4,8 @@ use super::Problem;
 use std::fmt;
 use toml::de::{DeTable, DeValue};
 
-/// Where a problem was written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a problem was written. Orders by file position, then `--set` flags.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Location {
     File {
         file: String,
