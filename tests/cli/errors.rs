@@ -177,13 +177,26 @@ fn bad_durations_and_distributions_explain_the_format() {
 }
 
 #[test]
-fn several_problems_are_reported_together() {
-    let text = with(("count = 2", "count = 0\nworkers = 0"));
+fn several_problems_are_reported_together_in_reading_order() {
+    let text = with(("count = 2", "count = 0\nworkers = 0"))
+        .replace("sessions_per_second = 10", "sessions_per_second = -1");
+    let stderr = expect_rejected(&text, &["--set", "servers.queue_limit=-3"]);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "serde stops at the first type error: {stderr}"
+    );
     let stderr = expect_rejected(&text, &[]);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
     assert!(
-        stderr.contains("servers.count") && stderr.contains("servers.workers"),
+        lines[0].contains(":5:1: `workload.sessions_per_second`"),
         "{stderr}"
     );
+    assert!(lines[1].contains(":9:1: `servers.count`"), "{stderr}");
+    assert!(lines[2].contains(":10:1: `servers.workers`"), "{stderr}");
+    assert!(lines.iter().all(|l| l.starts_with("error: ")), "{stderr}");
 }
 
 #[test]
