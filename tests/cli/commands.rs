@@ -286,3 +286,36 @@ fn idle_session_state_is_held_for_its_ttl_and_memory_beyond_the_budget_is_report
         "{stderr}"
     );
 }
+
+/// The progress bar appears on a terminal and stays away under `CI` (indicatif does not check it
+/// itself). `script` provides the pseudo-terminal; without it the test has nothing to drive.
+#[test]
+fn progress_shows_on_a_terminal_unless_ci_is_set() {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: /usr/bin/script is not installed");
+        return;
+    }
+    let on_terminal = |ci: &str| {
+        let dir = TempDir::new().unwrap();
+        let command = format!(
+            "{ci} {} run --replications 4 --set duration=150s --set fault.0.at=100s --out {}",
+            env!("CARGO_BIN_EXE_statesim"),
+            dir.path().display()
+        );
+        let output = std::process::Command::new("/usr/bin/script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stdout).contains("runs, ETA")
+    };
+    assert!(
+        on_terminal("env -u CI"),
+        "a terminal shows the progress bar"
+    );
+    assert!(!on_terminal("env CI=true"), "CI hides the progress bar");
+}
