@@ -56,6 +56,7 @@ fn progress_bar(total: usize, visible: bool) -> ProgressBar {
         )
         .expect("static progress template is valid"),
     );
+    bar.tick(); // draw at once, not only after the first run finishes
     bar
 }
 
