@@ -305,3 +305,37 @@ balancer = { policy = "sticky" }
     );
     assert_ne!(plain.latency_sum_ns, sticky.latency_sum_ns);
 }
+
+#[test]
+fn the_store_is_a_queueing_station_of_its_own() {
+    let runs = simulate(&load("scenarios/validation/store_mm1.toml", &[]));
+    let (lambda, mu) = (0.8, 1.0);
+    assert_theory(
+        "store M/M/1 mean",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        1.0 / (mu - lambda),
+        0.0,
+    );
+    assert_theory(
+        "store utilisation",
+        &runs,
+        |r| metric(r, "store_utilization"),
+        lambda / mu,
+        0.0,
+    );
+}
+
+#[test]
+fn token_verification_occupies_the_worker() {
+    let runs = simulate(&load("scenarios/validation/token_md1.toml", &[]));
+    let (lambda, service) = (1.0, 0.5 + 0.2);
+    let wait = lambda * service * service / (2.0 * (1.0 - lambda * service));
+    assert_theory(
+        "token M/D/1 mean",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        wait + service,
+        0.0,
+    );
+}
