@@ -339,3 +339,54 @@ fn token_verification_occupies_the_worker() {
         0.0,
     );
 }
+
+/// Without queueing and with constant times, a request's latency is the exact sum of its path:
+/// client→balancer→server and back (2 × (2 + 0.5) ms), the demand (1 ms), plus per topology the
+/// store read and write round trips (2 × (2 × 0.3 + 0.1) ms) or the verification (0.06 ms).
+#[test]
+fn latency_is_the_sum_of_the_request_path() {
+    use statesim::scenario::load_str;
+    let text = r#"name = "path"
+duration = "20s"
+[workload]
+sessions_per_second = 20
+requests_per_session = 3
+think_time = "100ms"
+service_time = "1ms"
+[network]
+client_balancer = "2ms"
+balancer_server = "500us"
+server_store = "300us"
+[servers]
+count = 2
+workers = 100
+[[topology]]
+name = "plain"
+state = "none"
+[[topology]]
+name = "memory"
+state = "server"
+balancer = { policy = "sticky" }
+[[topology]]
+name = "store"
+state = "store"
+store = { workers = 100, read = "100us", write = "100us", write_fraction = 1.0 }
+[[topology]]
+name = "token"
+state = "token"
+verify_time = "60us"
+"#;
+    let scenario = load_str(text, "path.toml", std::path::Path::new("."), &[]).unwrap();
+    let expected_ms = [6.0, 6.0, 7.4, 6.06];
+    for (run, expected) in simulate(&scenario).iter().zip(expected_ms) {
+        for column in ["latency_p50_ms", "latency_max_ms", "latency_mean_ms"] {
+            let value = metric(run, column);
+            // HDR buckets hold 3 significant digits.
+            assert!(
+                (value - expected).abs() <= expected * 1e-3,
+                "{}: {column} = {value}, expected {expected}",
+                run.topology
+            );
+        }
+    }
+}
