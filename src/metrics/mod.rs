@@ -75,10 +75,6 @@ impl TimeAverage {
         self.level += delta;
     }
 
-    pub fn level(&self) -> f64 {
-        self.level
-    }
-
     /// The average level over `[from, end]`.
     pub fn average(&mut self, end: SimTime) -> f64 {
         self.advance(end);

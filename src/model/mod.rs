@@ -196,7 +196,7 @@ pub fn simulate(scenario: &Scenario, topology: &Topology, replication: u32) -> R
 }
 
 impl<'s> World<'s> {
-    pub fn new(scenario: &'s Scenario, topology: &'s Topology, replication: u32) -> World<'s> {
+    fn new(scenario: &'s Scenario, topology: &'s Topology, replication: u32) -> World<'s> {
         let seed = scenario.seed;
         let servers = topology.servers.count;
         let store = match &topology.state {
@@ -256,7 +256,7 @@ impl<'s> World<'s> {
         }
     }
 
-    pub fn run(&mut self) {
+    fn run(&mut self) {
         self.schedule_initial_events();
         while let Some((time, event)) = self.queue.pop() {
             if time > self.end {
