@@ -4,6 +4,8 @@
 use super::Problem;
 use toml::{Table, Value};
 
+const MAX_KEY_DEPTH: usize = 16;
+
 /// Parses the right-hand side as a TOML value where it parses (numbers, booleans, inline tables,
 /// quoted strings) and as a bare string otherwise ("5ms", "sticky").
 fn parse_value(text: &str) -> Value {
@@ -28,6 +30,17 @@ pub fn apply(root: &mut Table, assignment: &str) -> Result<String, Problem> {
         return Err(Problem::new(
             key.trim(),
             "empty key segment in the dotted key",
+        ));
+    }
+    // No scenario key is nearly this deep; a longer path would only build a tree deep enough to
+    // overflow the stack when it is dropped.
+    if parts.len() > MAX_KEY_DEPTH {
+        return Err(Problem::new(
+            "",
+            format!(
+                "the key has {} segments; scenario keys have at most {MAX_KEY_DEPTH}",
+                parts.len()
+            ),
         ));
     }
     let mut canonical = String::new();
@@ -146,5 +159,7 @@ mod tests {
         assert!(apply(&mut root, "servers.count").is_err());
         assert!(apply(&mut root, "name.inner=3").is_err());
         assert!(apply(&mut root, "a..b=3").is_err());
+        let deep = format!("{}=1", vec!["a"; 100_000].join("."));
+        assert!(apply(&mut root, &deep).is_err());
     }
 }

@@ -29,12 +29,22 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
             Location::File { file, line, column } => write!(f, "{file}:{line}:{column}: ")?,
-            Location::Set(assignment) => write!(f, "--set {assignment}: ")?,
+            Location::Set(assignment) => write!(f, "--set {}: ", shorten(assignment))?,
         }
         if !self.key.is_empty() {
             write!(f, "`{}`: ", self.key)?;
         }
         write!(f, "{}", self.message)
+    }
+}
+
+/// Keeps a message readable when the flag is absurdly long.
+fn shorten(text: &str) -> String {
+    const LIMIT: usize = 80;
+    if text.chars().count() <= LIMIT {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(LIMIT).collect::<String>())
     }
 }
 
