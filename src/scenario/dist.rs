@@ -73,11 +73,6 @@ impl Dist {
         Dist::constant(0.0)
     }
 
-    /// True when every sample is exactly zero (lets the model skip a hop entirely).
-    pub fn is_zero(&self) -> bool {
-        matches!(self.family, Family::Constant(v) if v.clamp(self.min, self.max) == 0.0)
-    }
-
     /// The constant value, when the distribution is a constant (no draw needed).
     pub fn as_constant(&self) -> Option<f64> {
         match self.family {
@@ -664,7 +659,7 @@ mod tests {
             parse("3", Quantity::Count).unwrap().as_constant(),
             Some(3.0)
         );
-        assert!(parse("0", Quantity::Time).unwrap().is_zero());
+        assert_eq!(parse("0", Quantity::Time).unwrap().as_constant(), Some(0.0));
     }
 
     #[test]

@@ -79,13 +79,7 @@ impl Resolver<'_> {
             queue_limit: local.queue_limit.or(global.queue_limit),
             memory_mb: local.memory_mb.or(global.memory_mb),
         };
-        let origin = |key: &str, set_locally: bool| {
-            if set_locally {
-                format!("{path}.servers.{key}")
-            } else {
-                format!("servers.{key}")
-            }
-        };
+        let origin = |key: &str, set_locally: bool| merged_key(path, "servers", key, set_locally);
         self.check(
             servers.count >= 1,
             origin("count", local.count.is_some()),
@@ -142,13 +136,7 @@ impl Resolver<'_> {
                 .unwrap_or(Policy::LeastConnections),
             health_check,
         };
-        let origin = |key: &str, set_locally: bool| {
-            if set_locally {
-                format!("{path}.balancer.{key}")
-            } else {
-                format!("balancer.{key}")
-            }
-        };
+        let origin = |key: &str, set_locally: bool| merged_key(path, "balancer", key, set_locally);
         self.check(
             balancer.fallback != Policy::Sticky,
             origin("fallback", local.fallback.is_some()),
@@ -187,10 +175,8 @@ impl Resolver<'_> {
     ) -> Network {
         let local = local.cloned().unwrap_or_default();
         let mut hop = |local: &Option<Value>, global: &Option<Value>, key: &str| {
-            let (value, origin) = match (local, global) {
-                (Some(value), _) => (Some(value), format!("{path}.network.{key}")),
-                (None, value) => (value.as_ref(), format!("network.{key}")),
-            };
+            let origin = merged_key(path, "network", key, local.is_some());
+            let value = local.as_ref().or(global.as_ref());
             self.dist(value, Quantity::Time, &origin, Dist::zero())
         };
         Network {
@@ -324,6 +310,16 @@ impl Resolver<'_> {
             ),
         );
         store
+    }
+}
+
+/// The key path a merged setting came from: the topology's override (`topology[1].servers.count`)
+/// or the scenario-wide value (`servers.count`).
+fn merged_key(topology_path: &str, section: &str, key: &str, set_locally: bool) -> String {
+    if set_locally {
+        format!("{topology_path}.{section}.{key}")
+    } else {
+        format!("{section}.{key}")
     }
 }
 

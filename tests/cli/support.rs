@@ -22,6 +22,13 @@ pub fn load(relative: &str, overrides: &[&str]) -> Scenario {
         .unwrap_or_else(|e| panic!("{relative} should load: {e}"))
 }
 
+/// Every run of a scenario given as text (for tests whose scenario is the test's own).
+pub fn simulate_text(text: &str) -> Vec<RunResult> {
+    let scenario = statesim::scenario::load_str(text, "inline.toml", Path::new("."), &[])
+        .unwrap_or_else(|e| panic!("the test's scenario should load: {e}"));
+    simulate(&scenario)
+}
+
 /// Every replication of every topology, in job order.
 pub fn simulate(scenario: &Scenario) -> Vec<RunResult> {
     run_jobs(scenario, &RunOptions::default()).expect("thread pool starts")

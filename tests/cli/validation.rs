@@ -7,7 +7,7 @@
 //! stable). Longer runs shrink s, and with it the tolerance, as 1/sqrt(run length). Percentiles
 //! add the HDR histogram's quantisation (3 significant digits: 0.1% of the value).
 
-use super::support::{load, metric, simulate};
+use super::support::{load, metric, simulate, simulate_text};
 use statesim::metrics::RunResult;
 
 /// 0.9995 quantiles of Student's t for 1..=30 degrees of freedom.
@@ -214,7 +214,6 @@ fn littles_law_holds_for_active_sessions() {
 /// seconds to the dead server. Counts in D are Poisson, so the tolerance is 4 standard deviations.
 #[test]
 fn health_checks_detect_a_crash_after_threshold_failed_probes() {
-    use statesim::scenario::load_str;
     let text = r#"name = "detection"
 duration = "200s"
 [workload]
@@ -234,8 +233,7 @@ kind = "crash"
 at = "100s"
 server = 3
 "#;
-    let scenario = load_str(text, "detection.toml", std::path::Path::new("."), &[]).unwrap();
-    let run = &simulate(&scenario)[0];
+    let run = &simulate_text(text)[0];
     // Server 3 is probed at 5 s, 15 s, ...: failures at 105, 115, 125 s mark it unhealthy at 125 s.
     let detection_secs: f64 = 25.0;
     let expected = 1000.0 * detection_secs / 8.0;
@@ -258,7 +256,6 @@ server = 3
 /// therefore produce identical figures, sample path for sample path.
 #[test]
 fn every_topology_replays_the_identical_workload() {
-    use statesim::scenario::load_str;
     let text = r#"name = "crn"
 duration = "60s"
 warmup = "10s"
@@ -286,8 +283,7 @@ name = "sticky-state"
 state = "server"
 balancer = { policy = "sticky" }
 "#;
-    let scenario = load_str(text, "crn.toml", std::path::Path::new("."), &[]).unwrap();
-    let runs = simulate(&scenario);
+    let runs = simulate_text(text);
     let (plain, token, sticky) = (&runs[0], &runs[1], &runs[2]);
     assert_eq!(plain.counters, token.counters);
     assert_eq!(plain.latency_sum_ns, token.latency_sum_ns);
@@ -345,7 +341,6 @@ fn token_verification_occupies_the_worker() {
 /// store read and write round trips (2 × (2 × 0.3 + 0.1) ms) or the verification (0.06 ms).
 #[test]
 fn latency_is_the_sum_of_the_request_path() {
-    use statesim::scenario::load_str;
     let text = r#"name = "path"
 duration = "20s"
 [workload]
@@ -376,9 +371,8 @@ name = "token"
 state = "token"
 verify_time = "60us"
 "#;
-    let scenario = load_str(text, "path.toml", std::path::Path::new("."), &[]).unwrap();
     let expected_ms = [6.0, 6.0, 7.4, 6.06];
-    for (run, expected) in simulate(&scenario).iter().zip(expected_ms) {
+    for (run, expected) in simulate_text(text).iter().zip(expected_ms) {
         for column in ["latency_p50_ms", "latency_max_ms", "latency_mean_ms"] {
             let value = metric(run, column);
             // HDR buckets hold 3 significant digits.
