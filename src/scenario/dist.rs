@@ -57,16 +57,32 @@ pub struct Dist {
     mean: Option<f64>,
     min: f64,
     max: f64,
+    /// The clamped value of a constant, worked out once: most draws in a run are of constants.
+    constant: Option<f64>,
 }
 
 impl Dist {
-    pub fn constant(value: f64) -> Dist {
+    fn new(family: Family, mean: Option<f64>, min: f64, max: f64) -> Dist {
+        let constant = match family {
+            Family::Constant(value) => Some(value.clamp(min, max)),
+            _ => None,
+        };
         Dist {
-            family: Family::Constant(value),
-            mean: Some(value),
-            min: f64::NEG_INFINITY,
-            max: f64::INFINITY,
+            family,
+            mean,
+            min,
+            max,
+            constant,
         }
+    }
+
+    pub fn constant(value: f64) -> Dist {
+        Dist::new(
+            Family::Constant(value),
+            Some(value),
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+        )
     }
 
     pub fn zero() -> Dist {
@@ -74,11 +90,9 @@ impl Dist {
     }
 
     /// The constant value, when the distribution is a constant (no draw needed).
+    #[inline]
     pub fn as_constant(&self) -> Option<f64> {
-        match self.family {
-            Family::Constant(v) => Some(v.clamp(self.min, self.max)),
-            _ => None,
-        }
+        self.constant
     }
 
     /// The theoretical mean before clamping, where it exists (`None` for a Pareto with shape <= 1).
@@ -114,12 +128,12 @@ impl Dist {
 
     /// A sample rounded to a whole count of at least one (requests per session).
     pub fn sample_count<R: Rng + ?Sized>(&self, rng: &mut R) -> u32 {
-        let value = self.sample(rng).round();
-        if value >= u32::MAX as f64 {
-            u32::MAX
-        } else {
-            (value as u32).max(1)
-        }
+        let value = match self.constant {
+            Some(value) => value,
+            None => self.sample(rng),
+        };
+        // The cast saturates (NaN becomes 0), so this is `round` without the libm call.
+        ((value.max(0.0) + (0.5 - 0.25 * f64::EPSILON)) as u32).max(1)
     }
 }
 
@@ -226,12 +240,12 @@ fn parse_dist_table(
                 ));
             }
             // For uniform, min/max are the family's parameters, not a clamp.
-            let dist = Dist {
-                family: Family::Uniform { low, high },
-                mean: Some((low + high) / 2.0),
-                min: f64::NEG_INFINITY,
-                max: f64::INFINITY,
-            };
+            let dist = Dist::new(
+                Family::Uniform { low, high },
+                Some((low + high) / 2.0),
+                f64::NEG_INFINITY,
+                f64::INFINITY,
+            );
             params.reject_unknown(&["min", "max"])?;
             return Ok(dist);
         }
@@ -312,12 +326,7 @@ fn parse_dist_table(
             "max must be at least min",
         ));
     }
-    Ok(Dist {
-        family,
-        mean,
-        min,
-        max,
-    })
+    Ok(Dist::new(family, mean, min, max))
 }
 
 fn parse_lognormal(
