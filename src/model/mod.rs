@@ -241,18 +241,27 @@ impl<'s> World<'s> {
 
     fn schedule_initial_events(&mut self) {
         self.schedule_next_arrival();
+        self.schedule_health_checks();
+        if self.warmup > SimTime::ZERO {
+            self.queue.push(self.warmup, Event::WarmupEnd);
+        }
+        for (index, fault) in self.scenario.faults.iter().enumerate() {
+            self.queue.push(fault.at(), Event::Fault(index as u32));
+        }
+    }
+
+    /// Probes only matter when a server can go down: without faults every probe would find every
+    /// server healthy, so none is simulated (each would only make the event heap deeper).
+    fn schedule_health_checks(&mut self) {
+        if self.scenario.faults.is_empty() {
+            return;
+        }
         let interval = self.topology.balancer.health_check.interval;
         let count = self.servers.len() as u64;
         for server in 0..self.servers.len() as u32 {
             // Stagger the probes across the interval, as independent probers would be.
             let offset = interval.nanos() / count * (u64::from(server) + 1);
             self.queue.push(SimTime(offset), Event::HealthCheck(server));
-        }
-        if self.warmup > SimTime::ZERO {
-            self.queue.push(self.warmup, Event::WarmupEnd);
-        }
-        for (index, fault) in self.scenario.faults.iter().enumerate() {
-            self.queue.push(fault.at(), Event::Fault(index as u32));
         }
     }
 
@@ -294,9 +303,19 @@ impl<'s> World<'s> {
 
     /// Schedules `event` after `delay`; a zero delay runs it at once, which saves a queue round
     /// trip on zero-latency hops (events at the same instant would run next anyway).
+    #[inline(always)]
     fn after(&mut self, delay: SimTime, event: Event) {
         if delay == SimTime::ZERO {
-            self.handle(event);
+            // Inlined at each call site, where `event` is known: this match folds away into a
+            // direct call, sparing the full dispatch in `handle`.
+            match event {
+                Event::AtBalancer(request) => self.on_balancer(request),
+                Event::AtServer(request) => self.on_server(request),
+                Event::AtStore(request) => self.on_store(request),
+                Event::StoreReply(request) => self.on_store_reply(request),
+                Event::AtClient(request) => self.on_client(request),
+                other => self.handle(other),
+            }
         } else {
             self.queue.push(self.now.saturating_add(delay), event);
         }
@@ -311,7 +330,10 @@ impl<'s> World<'s> {
     }
 
     fn draw_time(dist: &Dist, seed: u64, a: u64, b: u64) -> SimTime {
-        SimTime::from_nanos_f64(Self::draw(dist, seed, a, b))
+        match dist.as_constant_time() {
+            Some(time) => time,
+            None => SimTime::from_nanos_f64(dist.sample(&mut rng::keyed(seed, a, b))),
+        }
     }
 
     fn in_window(&self) -> bool {

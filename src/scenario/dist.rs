@@ -7,6 +7,7 @@
 
 use super::Problem;
 use super::units::{parse_bytes, parse_duration};
+use crate::engine::SimTime;
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Exp1, Gamma, LogNormal, Pareto, Weibull};
 use std::path::Path;
@@ -59,6 +60,8 @@ pub struct Dist {
     max: f64,
     /// The clamped value of a constant, worked out once: most draws in a run are of constants.
     constant: Option<f64>,
+    /// The same as a time, for time distributions (which sample nanoseconds).
+    constant_time: Option<SimTime>,
 }
 
 impl Dist {
@@ -73,6 +76,7 @@ impl Dist {
             min,
             max,
             constant,
+            constant_time: constant.map(SimTime::from_nanos_f64),
         }
     }
 
@@ -93,6 +97,12 @@ impl Dist {
     #[inline]
     pub fn as_constant(&self) -> Option<f64> {
         self.constant
+    }
+
+    /// [`Dist::as_constant`] as a time, for a time distribution.
+    #[inline]
+    pub fn as_constant_time(&self) -> Option<SimTime> {
+        self.constant_time
     }
 
     /// The theoretical mean before clamping, where it exists (`None` for a Pareto with shape <= 1).
