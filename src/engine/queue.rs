@@ -92,27 +92,33 @@ impl<E: Copy> EventQueue<E> {
 
     /// Moves the entry at `index` down to its place, promoting the smallest child into the hole.
     fn sift_down(&mut self, mut index: usize) {
-        let entry = self.heap[index];
-        let len = self.heap.len();
+        let heap = &mut self.heap[..];
+        let entry = heap[index];
         loop {
             let first_child = ARITY * index + 1;
-            if first_child >= len {
+            let last_child = (first_child + ARITY).min(heap.len());
+            // One bounds check for the whole family instead of one per child.
+            let Some(children) = heap.get(first_child..last_child) else {
                 break;
-            }
-            let last_child = (first_child + ARITY).min(len);
-            let mut smallest = first_child;
-            for child in first_child + 1..last_child {
-                if self.heap[child].key < self.heap[smallest].key {
-                    smallest = child;
+            };
+            let mut offset = 0;
+            let mut smallest = match children.first() {
+                Some(child) => *child,
+                None => break,
+            };
+            for (i, child) in children.iter().enumerate().skip(1) {
+                if child.key < smallest.key {
+                    smallest = *child;
+                    offset = i;
                 }
             }
-            if self.heap[smallest].key >= entry.key {
+            if smallest.key >= entry.key {
                 break;
             }
-            self.heap[index] = self.heap[smallest];
-            index = smallest;
+            heap[index] = smallest;
+            index = first_child + offset;
         }
-        self.heap[index] = entry;
+        heap[index] = entry;
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{Event, Outcome, Phase, Request, Session, World};
 use crate::engine::rng::keyed;
 use crate::engine::{Handle, SimTime};
-use crate::scenario::{OnSessionLost, State};
+use crate::scenario::{Dist, OnSessionLost, State};
 use rand::RngExt;
 use rand_distr::Exp1;
 
@@ -28,11 +28,12 @@ impl World<'_> {
     pub(super) fn on_session_arrival(&mut self) {
         let id = self.next_session_id;
         self.next_session_id += 1;
-        let requests = self
-            .scenario
-            .workload
-            .requests_per_session
-            .sample_count(&mut keyed(self.seeds.requests_per_session, id, 0));
+        let requests = Dist::round_count(Self::draw(
+            &self.scenario.workload.requests_per_session,
+            self.seeds.requests_per_session,
+            id,
+            0,
+        ));
         let session = self.start_session(id, 0, requests, 0);
         self.schedule_next_arrival();
         self.send_request(session);

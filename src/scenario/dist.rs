@@ -142,6 +142,11 @@ impl Dist {
             Some(value) => value,
             None => self.sample(rng),
         };
+        Dist::round_count(value)
+    }
+
+    /// Rounds a sample to a whole count of at least one.
+    pub fn round_count(value: f64) -> u32 {
         // The cast saturates (NaN becomes 0), so this is `round` without the libm call.
         ((value.max(0.0) + (0.5 - 0.25 * f64::EPSILON)) as u32).max(1)
     }
