@@ -21,7 +21,7 @@ impl World<'_> {
         let gap = SimTime::from_secs_f64(gap / self.scenario.workload.sessions_per_second);
         let at = self.now.saturating_add(gap);
         if at < self.end {
-            self.queue.push(at, Event::SessionArrival);
+            self.queue.push_next_in_lane(at, Event::SessionArrival);
         }
     }
 
