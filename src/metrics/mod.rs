@@ -43,45 +43,42 @@ pub struct Counters {
     pub requests_redone: u64,
 }
 
-/// The time integral of a piecewise-constant level, counted from `from` on.
+/// The time average of a piecewise-constant whole-number level (busy workers, active sessions),
+/// counted from `from` on.
+///
+/// Kept in integers, so it is exact, and cheap to update: a change of `delta` at `t` contributes
+/// `delta × (end − max(t, from))` to the integral over `[from, end]`, which is
+/// `level × end − Σ delta × max(t, from)`. Only that sum and the level are kept.
 #[derive(Clone, Debug)]
 pub struct TimeAverage {
-    level: f64,
-    area: f64,
-    last: SimTime,
+    level: i64,
+    weighted_starts: i128,
     from: SimTime,
 }
 
 impl TimeAverage {
     pub fn new(from: SimTime) -> TimeAverage {
         TimeAverage {
-            level: 0.0,
-            area: 0.0,
-            last: SimTime::ZERO,
+            level: 0,
+            weighted_starts: 0,
             from,
         }
     }
 
-    fn advance(&mut self, now: SimTime) {
-        let start = self.last.max(self.from);
-        if now > start {
-            // Through i64: a u64-to-f64 conversion is several instructions on x86-64, an i64 one is
-            // a single one, and spans of simulated time are far below 2^63 ns.
-            self.area += self.level * (now.nanos() - start.nanos()) as i64 as f64;
-        }
-        self.last = now;
-    }
-
-    pub fn add(&mut self, now: SimTime, delta: f64) {
-        self.advance(now);
+    pub fn add(&mut self, now: SimTime, delta: i64) {
         self.level += delta;
+        self.weighted_starts += i128::from(delta) * i128::from(now.max(self.from).nanos());
     }
 
-    /// The average level over `[from, end]`.
-    pub fn average(&mut self, end: SimTime) -> f64 {
-        self.advance(end);
-        let span = end.saturating_sub(self.from).nanos() as f64;
-        if span > 0.0 { self.area / span } else { 0.0 }
+    /// The average level over `[from, end]`; every change must have happened by `end`.
+    pub fn average(&self, end: SimTime) -> f64 {
+        let span = end.saturating_sub(self.from).nanos();
+        if span == 0 {
+            return 0.0;
+        }
+        let end = end.max(self.from).nanos();
+        let area = i128::from(self.level) * i128::from(end) - self.weighted_starts;
+        area as f64 / span as f64
     }
 }
 
@@ -269,9 +266,14 @@ mod tests {
     #[test]
     fn time_average_counts_only_after_the_start() {
         let mut level = TimeAverage::new(SimTime(10));
-        level.add(SimTime(0), 4.0); // 4 from t=0, but only t>=10 counts
-        level.add(SimTime(20), -2.0); // 4 over [10,20], then 2
-        assert_eq!(level.average(SimTime(30)), (4.0 * 10.0 + 2.0 * 10.0) / 20.0);
+        level.add(SimTime(0), 4); // 4 from t=0, but only t>=10 counts
+        level.add(SimTime(20), -2); // 4 over [10,20], then 2
+        level.add(SimTime(25), 1); // 3 over [25,30]
+        assert_eq!(
+            level.average(SimTime(30)),
+            (4.0 * 10.0 + 2.0 * 5.0 + 3.0 * 5.0) / 20.0
+        );
+        assert_eq!(TimeAverage::new(SimTime(10)).average(SimTime(10)), 0.0);
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl World<'_> {
         if in_window {
             self.recorder.counters.sessions_started += 1;
         }
-        self.recorder.active_sessions.add(self.now, 1.0);
+        self.recorder.active_sessions.add(self.now, 1);
         self.sessions.insert(Session {
             id,
             life,
@@ -238,7 +238,7 @@ impl World<'_> {
             self.recorder.session_duration_sum_secs +=
                 self.now.saturating_sub(session.started_at).as_secs_f64();
         }
-        self.recorder.active_sessions.add(self.now, -1.0);
+        self.recorder.active_sessions.add(self.now, -1);
         self.release_session_state(&session);
     }
 
@@ -255,7 +255,7 @@ impl World<'_> {
         if session.in_window {
             self.recorder.counters.sessions_lost += 1;
         }
-        self.recorder.active_sessions.add(self.now, -1.0);
+        self.recorder.active_sessions.add(self.now, -1);
     }
 
     fn after_session_lost(&mut self, handle: Handle) {

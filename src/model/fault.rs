@@ -33,7 +33,7 @@ impl World<'_> {
         target.session_bytes = 0.0;
         target.queue.clear();
         let busy = std::mem::take(&mut target.busy);
-        self.recorder.busy_workers.add(self.now, -f64::from(busy));
+        self.recorder.busy_workers.add(self.now, -i64::from(busy));
 
         // Sessions first, so the clients whose requests fail below already see the loss.
         let homed: Vec<Handle> = self

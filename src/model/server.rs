@@ -73,7 +73,7 @@ impl World<'_> {
         let server = &mut self.servers[server_index];
         if server.busy < workers {
             server.busy += 1;
-            self.recorder.busy_workers.add(self.now, 1.0);
+            self.recorder.busy_workers.add(self.now, 1);
             self.place_session_state(session_handle, server_index as u32);
             self.start_work(handle);
         } else if queue_limit.is_none_or(|limit| server.queue.len() < limit as usize) {
@@ -208,7 +208,7 @@ impl World<'_> {
             Some(next) => self.start_work(next),
             None => {
                 self.servers[server_index].busy -= 1;
-                self.recorder.busy_workers.add(self.now, -1.0);
+                self.recorder.busy_workers.add(self.now, -1);
             }
         }
         self.respond(handle, outcome);

@@ -71,7 +71,7 @@ impl World<'_> {
         let store = self.store.as_mut().expect("store topology");
         if store.busy < store.workers {
             store.busy += 1;
-            self.recorder.busy_store_workers.add(self.now, 1.0);
+            self.recorder.busy_store_workers.add(self.now, 1);
             self.queue
                 .push(self.now.saturating_add(service), Event::StoreOpDone(handle));
         } else if store
@@ -94,7 +94,7 @@ impl World<'_> {
             }
             None => {
                 store.busy -= 1;
-                self.recorder.busy_store_workers.add(self.now, -1.0);
+                self.recorder.busy_store_workers.add(self.now, -1);
             }
         }
         let Some(request) = self.requests.get(handle) else {
