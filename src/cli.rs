@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// No progress bar and no informational messages on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Print how much was simulated and how fast on stderr: events, requests, events/s,
+    /// requests/s, threads and the process's peak memory. Shown even with --quiet.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Debug, Args)]

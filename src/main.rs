@@ -1,7 +1,7 @@
 use clap::Parser;
 use statesim::cli::{Cli, Command, RunArgs, ValidateArgs};
 use statesim::report::{self, default_exporters, render_table, safe_file_name};
-use statesim::run::{RunError, RunOptions, run};
+use statesim::run::{RunError, RunOptions, RunStats, run};
 use statesim::scenario::{self, QUICKSTART, Scenario, ScenarioError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -82,7 +82,10 @@ fn run_command(args: RunArgs) -> Result<(), CliError> {
         jobs: args.jobs.map(|n| n.get()),
         progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
     };
-    let report = run(&scenario, &options)?;
+    let (report, stats) = run(&scenario, &options)?;
+    if args.stats {
+        eprintln!("{}", describe_stats(&stats));
+    }
     warn_about_memory(&scenario, &report);
     print!("{}", render_table(&report));
     let dir = args
@@ -100,6 +103,33 @@ fn run_command(args: RunArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+fn describe_stats(stats: &RunStats) -> String {
+    let seconds = stats.elapsed.as_secs_f64().max(1e-9);
+    let peak = match peak_rss_bytes() {
+        Some(bytes) => format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0)),
+        None => "unknown on this platform".to_string(),
+    };
+    format!(
+        "stats: {} simulations on {} threads in {:.3} s: {} events ({:.2} M/s), {} requests \
+         ({:.2} M/s); peak RSS {peak}",
+        stats.simulations,
+        stats.threads,
+        seconds,
+        stats.events,
+        stats.events as f64 / seconds / 1e6,
+        stats.requests,
+        stats.requests as f64 / seconds / 1e6,
+    )
+}
+
+/// The process's peak resident memory (Linux's VmHWM), where the platform tells it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Session memory beyond `servers.memory_mb` would not fit; eviction is not modelled (yet), so say so.

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -25,6 +26,21 @@ pub enum RunError {
         jobs: usize,
         source: rayon::ThreadPoolBuildError,
     },
+}
+
+/// How much simulating a run did and how fast (`--stats`). Never written to result files: the
+/// timing differs from machine to machine, the results must not.
+#[derive(Clone, Debug)]
+pub struct RunStats {
+    /// Simulations run (topologies × replications).
+    pub simulations: usize,
+    pub threads: usize,
+    /// Events taken off the event queue, over all simulations.
+    pub events: u64,
+    /// Requests clients sent, over all simulations (warm-up included).
+    pub requests: u64,
+    /// Wall time of the simulations (from the first start to the last finish).
+    pub elapsed: Duration,
 }
 
 /// One single-threaded simulation: a topology in a replication.
@@ -60,6 +76,12 @@ fn progress_bar(total: usize, visible: bool) -> ProgressBar {
     bar
 }
 
+fn threads(options: &RunOptions) -> usize {
+    options
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Runs every job of the scenario on the pool and returns `per_job(job, result)` in job order.
 fn execute<T: Send>(
     scenario: &Scenario,
@@ -67,9 +89,7 @@ fn execute<T: Send>(
     per_job: impl Fn(Job, RunResult) -> T + Sync,
 ) -> Result<Vec<T>, RunError> {
     let jobs = jobs(scenario);
-    let threads = options
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = threads(options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -101,20 +121,33 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunResu
 /// Runs a scenario and aggregates each topology's replications. Only each run's scalar figures are
 /// kept; histograms are merged as runs finish. Merging adds integer counts, so the pooled histogram
 /// is the same in any completion order, and the output stays identical for any `--jobs`.
-pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, RunError> {
+pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<(Report, RunStats), RunError> {
     let pooled: Vec<Mutex<Histogram<u64>>> = scenario
         .topologies
         .iter()
         .map(|_| Mutex::new(new_latency_histogram()))
         .collect();
-    let values = execute(scenario, options, |job, result| {
+    let started = Instant::now();
+    let per_job = execute(scenario, options, |job, result| {
         pooled[job.topology]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .add(&result.latency)
             .expect("auto-resizing histograms of equal precision always merge");
-        result.metric_values()
+        (
+            result.metric_values(),
+            result.events,
+            result.requests_simulated,
+        )
     })?;
+    let stats = RunStats {
+        simulations: per_job.len(),
+        threads: threads(options),
+        events: per_job.iter().map(|(_, events, _)| events).sum(),
+        requests: per_job.iter().map(|(_, _, requests)| requests).sum(),
+        elapsed: started.elapsed(),
+    };
+    let values: Vec<Vec<f64>> = per_job.into_iter().map(|(values, _, _)| values).collect();
     let replications = scenario.replications as usize;
     let summaries = scenario
         .topologies
@@ -128,9 +161,10 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, RunError
             summarize(&topology.name, topology.state.name(), runs, histogram)
         })
         .collect();
-    Ok(Report {
+    let report = Report {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
         summaries,
-    })
+    };
+    Ok((report, stats))
 }

@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(SimTime::from_nanos_f64(1e30), SimTime::MAX);
         assert_eq!(SimTime::MAX.saturating_add(SimTime(1)), SimTime::MAX);
         assert_eq!(SimTime::from_millis(2).as_millis_f64(), 2.0);
-        assert_eq!(SimTime::from_nanos_f64(1.5e19).nanos(), 15_000_000_000_000_000_000);
+        assert_eq!(
+            SimTime::from_nanos_f64(1.5e19).nanos(),
+            15_000_000_000_000_000_000
+        );
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub struct RunResult {
     pub peak_session_bytes: f64,
     pub bytes_total: f64,
     pub events: u64,
+    /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
+    pub requests_simulated: u64,
 }
 
 fn ratio(numerator: f64, denominator: f64) -> f64 {

@@ -80,6 +80,7 @@ impl World<'_> {
         };
         let index = session.next_request;
         session.next_request += 1;
+        self.requests_simulated += 1;
         let (session_id, life) = (session.id, session.life);
         let redone = index < session.redo_until;
         let draws = self.draw_request(session_id, index);

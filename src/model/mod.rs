@@ -186,6 +186,7 @@ pub struct World<'s> {
     next_session_id: u64,
     recorder: Recorder,
     events: u64,
+    requests_simulated: u64,
 }
 
 /// Runs one topology of a scenario for one replication.
@@ -236,6 +237,7 @@ impl<'s> World<'s> {
                 bytes_total: 0.0,
             },
             events: 0,
+            requests_simulated: 0,
         }
     }
 
@@ -374,6 +376,7 @@ impl<'s> World<'s> {
             peak_session_bytes: rec.peak_session_bytes,
             bytes_total: rec.bytes_total,
             events: self.events,
+            requests_simulated: self.requests_simulated,
         }
     }
 }

@@ -319,3 +319,26 @@ fn progress_shows_on_a_terminal_unless_ci_is_set() {
     );
     assert!(!on_terminal("env CI=true"), "CI hides the progress bar");
 }
+
+#[test]
+fn stats_report_the_events_the_summary_counts_even_when_quiet() {
+    let run = run_ok(&[SHORT_QUICKSTART, &["--stats"]].concat());
+    let line = run
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("stats: "))
+        .unwrap_or_else(|| panic!("no stats line in:\n{}", run.stderr));
+    let events_in_summary: f64 = run.summary().iter().map(|row| number(row, "events")).sum();
+    let field = |unit: &str| -> f64 {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|word| *word == unit)
+            .unwrap_or_else(|| panic!("no {unit:?} in {line:?}"));
+        words[at - 1].parse().unwrap()
+    };
+    assert_eq!(field("events"), events_in_summary, "{line}");
+    assert_eq!(field("simulations"), 3.0, "{line}");
+    assert!(field("requests") > number(&run.topology("stateful"), "requests"));
+    assert!(line.contains("peak RSS "), "{line}");
+}

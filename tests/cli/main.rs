@@ -1,6 +1,7 @@
 //! The one integration-test binary: CLI behaviour, validation against queueing theory,
-//! conservation laws, determinism and bad input.
+//! conservation laws, determinism, bad input, and no allocation per event.
 
+mod allocations;
 mod commands;
 mod conservation;
 mod determinism;
