@@ -83,9 +83,7 @@ fn bench_speed(c: &mut Criterion) {
             let (events, requests) = simulate_all(scenario);
             let per_iteration = if unit == "events" { events } else { requests };
             group.throughput(Throughput::Elements(per_iteration));
-            group.bench_function(*name, |b| {
-                b.iter(|| simulate_all(black_box(scenario)))
-            });
+            group.bench_function(*name, |b| b.iter(|| simulate_all(black_box(scenario))));
         }
         group.finish();
     }

@@ -17,8 +17,8 @@ struct RequestDraws {
 
 impl World<'_> {
     pub(super) fn schedule_next_arrival(&mut self) {
-        let gap: f64 = self.arrivals.sample(Exp1);
-        let gap = SimTime::from_secs_f64(gap / self.scenario.workload.sessions_per_second);
+        let unit: f64 = self.arrivals.sample(Exp1);
+        let gap = SimTime::from_nanos_f64(unit * self.mean_arrival_gap_ns);
         let at = self.now.saturating_add(gap);
         if at < self.end {
             self.queue.push_next_in_lane(at, Event::SessionArrival);

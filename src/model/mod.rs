@@ -178,6 +178,8 @@ pub struct World<'s> {
     queue: EventQueue<Event>,
     seeds: Seeds,
     arrivals: StreamRng,
+    /// 1 / sessions_per_second, in ns: a multiply per arrival instead of a divide.
+    mean_arrival_gap_ns: f64,
     balancer: Balancer,
     servers: Vec<Server>,
     store: Option<StoreStation>,
@@ -214,6 +216,7 @@ impl<'s> World<'s> {
             queue: EventQueue::new(),
             seeds: Seeds::new(seed, replication),
             arrivals: rng::stream(seed, replication, "workload.arrivals"),
+            mean_arrival_gap_ns: 1e9 / scenario.workload.sessions_per_second,
             balancer: Balancer::new(
                 &topology.balancer,
                 servers,
