@@ -32,13 +32,17 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import simpy" 2>/dev/
     "$VENV/bin/pip" install --quiet "simpy==$SIMPY_VERSION"
 fi
 
+# Arithmetic on decimals: calc 'EXPRESSION' (awk's, so no bc is needed).
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+
 # Wall seconds of a whole process (its output goes to $WORK/out, $WORK/err).
 wall() {
     local start end
     start=$(date +%s.%N)
     "$@" >"$WORK/out" 2>"$WORK/err"
     end=$(date +%s.%N)
-    echo "$end - $start" | bc -l
+    calc "$end - $start"
+    echo
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -48,7 +52,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 statesim_args() {
     local variant=$1
     local seconds
-    seconds=$(echo "$STATESIM_REQUESTS / 6400" | bc -l)
+    seconds=$(calc "$STATESIM_REQUESTS / 6400")
     echo run benches/mmc8_10m_requests.toml --quiet --stats --out "$WORK/results" \
         --set "duration=${seconds}s"
     if [ "$variant" = mmc ]; then
@@ -75,18 +79,18 @@ for variant in random mmc; do
     statesim_wall=$(median <"$WORK/statesim")
     row() { # simulator requests events wall
         printf '%-7s %-12s %11d %9.3f %12.3fM %12.3fM\n' "$variant" "$1" "$2" "$4" \
-            "$(echo "$2 / $4 / 1000000" | bc -l)" "$(echo "$3 / $4 / 1000000" | bc -l)"
+            "$(calc "$2 / $4 / 1000000")" "$(calc "$3 / $4 / 1000000")"
     }
     row "SimPy" "$SIMPY_REQUESTS" $((2 * SIMPY_REQUESTS)) "$simpy_wall"
     row "statesim" "$statesim_requests" "$statesim_events" "$statesim_wall"
-    statesim_rate=$(echo "$statesim_requests / $statesim_wall" | bc -l)
-    simpy_rate=$(echo "$SIMPY_REQUESTS / $simpy_wall" | bc -l)
-    printf '%-7s statesim / SimPy: %.0fx requests/s\n' "$variant" "$(echo "$statesim_rate / $simpy_rate" | bc -l)"
+    statesim_rate=$(calc "$statesim_requests / $statesim_wall")
+    simpy_rate=$(calc "$SIMPY_REQUESTS / $simpy_wall")
+    printf '%-7s statesim / SimPy: %.0fx requests/s\n' "$variant" "$(calc "$statesim_rate / $simpy_rate")"
     if [ -n "$RUST_BOUND" ]; then
         bound_wall=$(median <"$WORK/bound")
         row "rust-bound" "$STATESIM_REQUESTS" $((2 * STATESIM_REQUESTS)) "$bound_wall"
-        bound_rate=$(echo "$STATESIM_REQUESTS / $bound_wall" | bc -l)
-        printf '%-7s statesim / rust-bound: %.2fx requests/s\n' "$variant" "$(echo "$statesim_rate / $bound_rate" | bc -l)"
+        bound_rate=$(calc "$STATESIM_REQUESTS / $bound_wall")
+        printf '%-7s statesim / rust-bound: %.2fx requests/s\n' "$variant" "$(calc "$statesim_rate / $bound_rate")"
     fi
 done
 echo "(wall s: median of $RUNS interleaved runs, whole process; $(nproc) cores)"
