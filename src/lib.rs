@@ -11,3 +11,4 @@ pub mod model;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod stats;

@@ -158,12 +158,18 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<(Report, RunStat
             let histogram = histogram
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner);
-            summarize(&topology.name, topology.state.name(), runs, histogram)
+            summarize(
+                &topology.name,
+                topology.state.name(),
+                runs.to_vec(),
+                histogram,
+            )
         })
         .collect();
     let report = Report {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
+        scenario_hash: scenario.source_hash,
         summaries,
     };
     Ok((report, stats))

@@ -26,8 +26,9 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// FNV-1a: a stable hash for stream names (std's hasher is not guaranteed stable across releases).
-fn hash_name(name: &str) -> u64 {
+/// FNV-1a: a stable hash of text, the same on every platform and release (std's hasher is not
+/// guaranteed stable across releases). Names streams, and fingerprints scenarios.
+pub fn stable_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01B3)
     })
@@ -35,7 +36,7 @@ fn hash_name(name: &str) -> u64 {
 
 /// The seed of stream `name` in replication `replication` of a scenario seeded with `seed`.
 pub fn stream_seed(seed: u64, replication: u32, name: &str) -> u64 {
-    mix64(mix64(mix64(seed) ^ u64::from(replication)) ^ hash_name(name))
+    mix64(mix64(mix64(seed) ^ u64::from(replication)) ^ stable_hash(name))
 }
 
 pub fn stream(seed: u64, replication: u32, name: &str) -> StreamRng {

@@ -4,6 +4,7 @@
 //! counters and levels (busy workers, active sessions) into time integrals.
 
 use crate::engine::SimTime;
+use crate::stats::mean_and_half_width;
 use hdrhistogram::Histogram;
 
 /// Latencies are recorded in nanoseconds with 3 significant digits. The histogram starts at one
@@ -213,6 +214,11 @@ pub struct TopologySummary {
     /// Mean over replications of each [`METRICS`] entry, in the same order. NaN where undefined
     /// in every replication (e.g. latency when nothing completed).
     pub values: Vec<f64>,
+    /// Half-width of each value's 95% confidence interval (Student t over the replications where
+    /// it is defined); NaN with fewer than two.
+    pub ci95: Vec<f64>,
+    /// Each replication's values, in replication order (replications.csv).
+    pub per_replication: Vec<Vec<f64>>,
     /// All replications' latencies pooled, for the distribution in latency.csv.
     pub pooled_latency: Histogram<u64>,
 }
@@ -220,6 +226,11 @@ pub struct TopologySummary {
 impl TopologySummary {
     pub fn get(&self, name: &str) -> f64 {
         metric_index(name).map_or(f64::NAN, |i| self.values[i])
+    }
+
+    /// The half-width of `name`'s 95% interval (NaN without replications).
+    pub fn ci95_of(&self, name: &str) -> f64 {
+        metric_index(name).map_or(f64::NAN, |i| self.ci95[i])
     }
 }
 
@@ -232,31 +243,30 @@ impl RunResult {
 
 /// Averages one topology's replications, given each replication's [`RunResult::metric_values`]
 /// (in replication order, so the sums are deterministic) and their pooled latency histogram.
+/// Each figure is averaged over the replications where it is defined, with its 95% interval.
 pub fn summarize(
     topology: &str,
     state: &'static str,
-    replications: &[Vec<f64>],
+    replications: Vec<Vec<f64>>,
     pooled_latency: Histogram<u64>,
 ) -> TopologySummary {
-    let values = (0..METRICS.len())
+    let (values, ci95) = (0..METRICS.len())
         .map(|column| {
             let defined: Vec<f64> = replications
                 .iter()
                 .map(|values| values[column])
                 .filter(|v| !v.is_nan())
                 .collect();
-            if defined.is_empty() {
-                f64::NAN
-            } else {
-                defined.iter().sum::<f64>() / defined.len() as f64
-            }
+            mean_and_half_width(&defined, 0.95)
         })
-        .collect();
+        .unzip();
     TopologySummary {
         topology: topology.to_string(),
         state,
         replications: replications.len() as u32,
         values,
+        ci95,
+        per_replication: replications,
         pooled_latency,
     }
 }

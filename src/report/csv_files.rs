@@ -1,6 +1,7 @@
-//! summary.csv (one row per topology) and latency.csv (the latency distribution, long format).
+//! summary.csv (one row per topology), replications.csv (one row per topology and replication)
+//! and latency.csv (the latency distribution, long format).
 
-use super::{Exporter, Report, format_number};
+use super::{Exporter, PROVENANCE_COLUMNS, Report, format_number};
 use crate::metrics::METRICS;
 use std::io::{self, Write};
 
@@ -13,8 +14,15 @@ impl Exporter for SummaryCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header = vec!["scenario", "topology", "state", "replications", "seed"];
-        header.extend(METRICS.iter().map(|m| m.name));
+        let mut header: Vec<String> = ["scenario", "topology", "state", "replications"]
+            .into_iter()
+            .chain(PROVENANCE_COLUMNS)
+            .map(String::from)
+            .collect();
+        for metric in METRICS {
+            header.push(metric.name.to_string());
+            header.push(format!("{}_ci95", metric.name));
+        }
         writer.write_record(&header)?;
         for summary in &report.summaries {
             let mut row = vec![
@@ -22,10 +30,45 @@ impl Exporter for SummaryCsv {
                 summary.topology.clone(),
                 summary.state.to_string(),
                 summary.replications.to_string(),
-                report.seed.to_string(),
             ];
-            row.extend(summary.values.iter().map(|v| format_number(*v)));
+            row.extend(report.provenance());
+            for (value, half_width) in summary.values.iter().zip(&summary.ci95) {
+                row.push(format_number(*value));
+                row.push(format_number(*half_width));
+            }
             writer.write_record(&row)?;
+        }
+        writer.flush()
+    }
+}
+
+/// Every replication's figures: what the means and intervals of summary.csv come from.
+pub struct ReplicationsCsv;
+
+impl Exporter for ReplicationsCsv {
+    fn file_name(&self) -> &'static str {
+        "replications.csv"
+    }
+
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        let header = ["scenario", "topology", "state", "replication"]
+            .into_iter()
+            .chain(PROVENANCE_COLUMNS)
+            .chain(METRICS.iter().map(|m| m.name));
+        writer.write_record(header)?;
+        for summary in &report.summaries {
+            for (replication, values) in summary.per_replication.iter().enumerate() {
+                let mut row = vec![
+                    report.scenario.clone(),
+                    summary.topology.clone(),
+                    summary.state.to_string(),
+                    replication.to_string(),
+                ];
+                row.extend(report.provenance());
+                row.extend(values.iter().map(|v| format_number(*v)));
+                writer.write_record(&row)?;
+            }
         }
         writer.flush()
     }
@@ -48,13 +91,17 @@ impl Exporter for LatencyCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        writer.write_record([
+        let header = [
             "scenario",
             "topology",
             "percentile",
             "latency_ms",
             "samples",
-        ])?;
+        ]
+        .into_iter()
+        .chain(PROVENANCE_COLUMNS);
+        writer.write_record(header)?;
+        let provenance = report.provenance();
         let percentiles = latency_percentiles();
         for summary in &report.summaries {
             let histogram = &summary.pooled_latency;
@@ -65,13 +112,17 @@ impl Exporter for LatencyCsv {
                 } else {
                     histogram.value_at_percentile(percentile) as f64 / 1e6
                 };
-                writer.write_record([
-                    report.scenario.as_str(),
-                    summary.topology.as_str(),
-                    &format_number(percentile),
-                    &format_number(value),
-                    &samples,
-                ])?;
+                writer.write_record(
+                    [
+                        report.scenario.as_str(),
+                        summary.topology.as_str(),
+                        &format_number(percentile),
+                        &format_number(value),
+                        &samples,
+                    ]
+                    .into_iter()
+                    .chain(provenance.iter().map(String::as_str)),
+                )?;
             }
         }
         writer.flush()

@@ -5,7 +5,7 @@ mod csv_files;
 mod table;
 
 use crate::metrics::TopologySummary;
-pub use csv_files::{LatencyCsv, SummaryCsv};
+pub use csv_files::{LatencyCsv, ReplicationsCsv, SummaryCsv};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 pub use table::render_table;
@@ -15,8 +15,25 @@ pub use table::render_table;
 pub struct Report {
     pub scenario: String,
     pub seed: u64,
+    /// [`crate::scenario::Scenario::source_hash`] of the scenario that was run.
+    pub scenario_hash: u64,
     pub summaries: Vec<TopologySummary>,
 }
+
+impl Report {
+    /// What every result file records about its origin: `seed`, `scenario_hash` (16 hex digits)
+    /// and `statesim_version`, as columns.
+    pub fn provenance(&self) -> [String; 3] {
+        [
+            self.seed.to_string(),
+            format!("{:016x}", self.scenario_hash),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ]
+    }
+}
+
+/// The column names of [`Report::provenance`].
+pub const PROVENANCE_COLUMNS: [&str; 3] = ["seed", "scenario_hash", "statesim_version"];
 
 pub trait Exporter {
     fn file_name(&self) -> &'static str;
@@ -24,7 +41,11 @@ pub trait Exporter {
 }
 
 pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
-    vec![Box::new(SummaryCsv), Box::new(LatencyCsv)]
+    vec![
+        Box::new(SummaryCsv),
+        Box::new(ReplicationsCsv),
+        Box::new(LatencyCsv),
+    ]
 }
 
 /// Writes every exporter's file into `dir`. Each file is written beside its final name and then

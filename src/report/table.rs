@@ -25,6 +25,17 @@ fn millis(value: f64) -> String {
     }
 }
 
+/// A latency with its 95% interval when there are replications to give one: `23.0 ± 0.4`.
+fn millis_with_interval(summary: &crate::metrics::TopologySummary, name: &str) -> String {
+    let half_width = summary.ci95_of(name);
+    let value = millis(summary.get(name));
+    if half_width.is_nan() {
+        value
+    } else {
+        format!("{value} ± {}", millis(half_width))
+    }
+}
+
 fn percent(value: f64) -> String {
     if value.is_nan() {
         "-".into()
@@ -64,15 +75,15 @@ const COLUMNS: &[Column] = &[
     },
     Column {
         title: "p50 ms",
-        cell: |s| millis(s.get("latency_p50_ms")),
+        cell: |s| millis_with_interval(s, "latency_p50_ms"),
     },
     Column {
         title: "p99 ms",
-        cell: |s| millis(s.get("latency_p99_ms")),
+        cell: |s| millis_with_interval(s, "latency_p99_ms"),
     },
     Column {
         title: "p99.9 ms",
-        cell: |s| millis(s.get("latency_p999_ms")),
+        cell: |s| millis_with_interval(s, "latency_p999_ms"),
     },
     Column {
         title: "req/s",

@@ -76,6 +76,9 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// Legal but probably unintended settings, printed on stderr.
     pub warnings: Vec<String>,
+    /// Fingerprint of the scenario as run: its TOML after `--set` overrides, normalised. Written
+    /// into every result file so a result can be traced to what produced it.
+    pub source_hash: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -287,6 +290,8 @@ pub fn load_str(
         diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
         ScenarioError::Invalid(diagnostics)
     };
+    // Normalised (re-serialised) so that comments and layout do not change the fingerprint.
+    let source_hash = crate::engine::rng::stable_hash(&table.to_string());
     let raw: schema::ScenarioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
         .map_err(|error| {
             let path = error.path().to_string();
@@ -296,5 +301,7 @@ pub fn load_str(
                 message,
             )])
         })?;
-    resolve::resolve(raw, base_dir).map_err(locate)
+    let mut scenario = resolve::resolve(raw, base_dir).map_err(locate)?;
+    scenario.source_hash = source_hash;
+    Ok(scenario)
 }

@@ -518,6 +518,7 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         topologies,
         faults,
         warnings,
+        source_hash: 0, // set by the loader, which has the text
     })
 }
 

@@ -6,5 +6,6 @@ mod commands;
 mod conservation;
 mod determinism;
 mod errors;
+mod replications;
 mod support;
 mod validation;

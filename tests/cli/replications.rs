@@ -1,0 +1,132 @@
+//! Replications: means and 95% intervals in summary.csv, every replication in replications.csv,
+//! and the provenance columns that tie a result file to what produced it.
+
+use super::support::{folder_with, number, project_path, read_csv, run_in};
+
+const SHORT_MM1: &[&str] = &[
+    "scenarios/validation/mm1.toml",
+    "--quiet",
+    "--set",
+    "duration=60s",
+    "--set",
+    "warmup=5s",
+];
+
+#[test]
+fn summary_means_and_intervals_come_from_the_replications() {
+    let dir = project_path(".");
+    let run = run_in(
+        tempfile::TempDir::new().unwrap(),
+        &[
+            &[dir.join(SHORT_MM1[0]).to_str().unwrap()],
+            &SHORT_MM1[1..],
+            &["--replications", "5"],
+        ]
+        .concat(),
+    );
+    let summary = run.topology("mm1");
+    let replications = read_csv(&run.out("replications.csv"));
+    assert_eq!(replications.len(), 5);
+    for column in [
+        "latency_p99_ms",
+        "latency_mean_ms",
+        "throughput_rps",
+        "requests",
+    ] {
+        let samples: Vec<f64> = replications.iter().map(|r| number(r, column)).collect();
+        let mean = samples.iter().sum::<f64>() / 5.0;
+        let sd = (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
+        // t(0.975, 4) = 2.776445
+        let half_width = 2.776_445 * sd / 5f64.sqrt();
+        let reported = number(&summary, column);
+        let reported_half = number(&summary, &format!("{column}_ci95"));
+        assert!(
+            (reported - mean).abs() <= 1e-5 * mean.abs().max(1.0),
+            "{column}: {reported} vs {mean}"
+        );
+        assert!(
+            (reported_half - half_width).abs() <= 1e-4 * half_width.max(1e-9),
+            "{column}_ci95: {reported_half} vs {half_width}"
+        );
+        assert!(reported_half > 0.0, "{column}: replications should differ");
+    }
+    // The table shows the interval too.
+    assert!(run.stdout.contains(" ± "), "{}", run.stdout);
+}
+
+#[test]
+fn one_replication_has_no_interval() {
+    let dir = project_path(".");
+    let run = run_in(
+        tempfile::TempDir::new().unwrap(),
+        &[
+            &[dir.join(SHORT_MM1[0]).to_str().unwrap()],
+            &SHORT_MM1[1..],
+            &["--replications", "1"],
+        ]
+        .concat(),
+    );
+    let summary = run.topology("mm1");
+    assert_eq!(
+        summary["latency_p99_ms_ci95"], "",
+        "an empty cell is missing data"
+    );
+    assert!(!run.stdout.contains(" ± "));
+    assert_eq!(read_csv(&run.out("replications.csv")).len(), 1);
+}
+
+const SCENARIO: &str = r#"name = "trace"
+duration = "20s"
+[workload]
+sessions_per_second = 50
+service_time = "2ms"
+[servers]
+count = 2
+[[topology]]
+name = "plain"
+state = "none"
+"#;
+
+fn provenance(run: &super::support::Finished) -> Vec<(String, String, String)> {
+    ["summary.csv", "replications.csv", "latency.csv"]
+        .iter()
+        .flat_map(|file| read_csv(&run.out(file)))
+        .map(|row| {
+            (
+                row["seed"].clone(),
+                row["scenario_hash"].clone(),
+                row["statesim_version"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_result_file_records_seed_scenario_hash_and_version() {
+    let run = run_in(
+        folder_with(&[("s.toml", SCENARIO)]),
+        &["s.toml", "--quiet", "--seed", "9"],
+    );
+    let rows = provenance(&run);
+    let first = rows[0].clone();
+    assert!(
+        rows.iter().all(|row| *row == first),
+        "one provenance in every row of every file"
+    );
+    assert_eq!(first.0, "9");
+    assert_eq!(first.1.len(), 16, "{first:?}");
+    assert_eq!(first.2, env!("CARGO_PKG_VERSION"));
+
+    // Comments and layout do not change the fingerprint; a setting does.
+    let reformatted = format!("# a comment\n\n{}", SCENARIO.replace(" = ", "="));
+    let same = run_in(
+        folder_with(&[("s.toml", &reformatted)]),
+        &["s.toml", "--quiet"],
+    );
+    assert_eq!(provenance(&same)[0].1, first.1);
+    let changed = run_in(
+        folder_with(&[("s.toml", SCENARIO)]),
+        &["s.toml", "--quiet", "--set", "servers.count=3"],
+    );
+    assert_ne!(provenance(&changed)[0].1, first.1);
+}
