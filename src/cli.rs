@@ -23,6 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (the built-in quickstart when no file is given) and write CSV results.
     Run(RunArgs),
+    /// Run a scenario and check its results: the file's [[expect]] assertions and/or a baseline
+    /// results folder. Exit 0 when everything holds, 1 when a check fails, 2 on bad input.
+    Check(CheckArgs),
     /// Check a scenario file for errors without running it.
     Validate(ValidateArgs),
     /// Print a fully commented scenario that documents every key.
@@ -38,6 +41,7 @@ pub struct ScenarioArgs {
     pub set: Vec<String>,
 }
 
+/// What `run` and `check` share: which scenario, with which changes, run how.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Scenario file (TOML). Without it, runs the built-in quickstart.
@@ -70,6 +74,34 @@ pub struct RunArgs {
     /// requests/s, threads and the process's peak memory. Shown even with --quiet.
     #[arg(long)]
     pub stats: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// A results folder of an earlier run (its summary.csv) to compare every figure with.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
+
+    /// Relative tolerance of one figure against the baseline, e.g. `latency_p99_ms=0.05`;
+    /// `*=0.05` sets the default (0.02). Repeatable.
+    #[arg(long, value_name = "METRIC=REL")]
+    pub tolerance: Vec<String>,
+
+    /// Write this run's results into the --baseline folder instead of comparing with it (the
+    /// [[expect]] assertions are still checked).
+    #[arg(long, requires = "baseline")]
+    pub update_baseline: bool,
+
+    /// Also write the verdicts as JUnit XML (for CI test reporters).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write the verdicts as a Markdown table (for a CI job summary).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

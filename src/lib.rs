@@ -4,6 +4,7 @@
 //! The flow: [`scenario`] parses and validates a file → [`run`] runs one [`model::World`] per
 //! topology and replication on rayon → [`metrics`] aggregates → [`report`] writes the table and CSV.
 
+pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod metrics;

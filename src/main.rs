@@ -1,5 +1,6 @@
 use clap::Parser;
-use statesim::cli::{Cli, Command, RunArgs, ValidateArgs};
+use statesim::check::{self, CheckError, Tolerances, Verdict};
+use statesim::cli::{CheckArgs, Cli, Command, RunArgs, ValidateArgs};
 use statesim::report::{self, default_exporters, render_table, safe_file_name};
 use statesim::run::{RunError, RunOptions, RunStats, run};
 use statesim::scenario::{self, QUICKSTART, Scenario, ScenarioError};
@@ -13,25 +14,35 @@ enum CliError {
     Scenario(#[from] ScenarioError),
     #[error("{0}")]
     Run(#[from] RunError),
+    #[error("{0}")]
+    Check(#[from] CheckError),
     #[error("cannot write results to {}: {source}", path.display())]
     Output {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "nothing to check: the scenario has no [[expect]] assertions and no --baseline was given"
+    )]
+    NothingToCheck,
 }
+
+/// Exit code 1: the run worked and a check failed (2 is bad input, from any error).
+const CHECK_FAILED: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => run_command(args),
-        Command::Validate(args) => validate_command(args),
+        Command::Run(args) => run_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => check_command(args),
+        Command::Validate(args) => validate_command(args).map(|()| ExitCode::SUCCESS),
         Command::Example => {
             print!("{}", scenario::EXAMPLE);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // One line per problem (a scenario may have several), each marked as an error.
             for line in error.to_string().lines() {
@@ -54,7 +65,8 @@ fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, ScenarioE
     }
 }
 
-fn run_command(args: RunArgs) -> Result<(), CliError> {
+/// Loads the scenario with the command line's changes.
+fn load_for(args: &RunArgs) -> Result<Scenario, CliError> {
     let mut scenario = load(args.scenario.as_deref(), &args.scenario_args.set)?;
     if let Some(seed) = args.seed {
         scenario.seed = seed;
@@ -62,6 +74,11 @@ fn run_command(args: RunArgs) -> Result<(), CliError> {
     if let Some(replications) = args.replications {
         scenario.replications = replications;
     }
+    Ok(scenario)
+}
+
+/// Runs the scenario; messages on stderr.
+fn run_scenario(scenario: &Scenario, args: &RunArgs) -> Result<report::Report, CliError> {
     let chatty = !args.quiet;
     for warning in &scenario.warnings {
         eprintln!("warning: {warning}");
@@ -82,24 +99,86 @@ fn run_command(args: RunArgs) -> Result<(), CliError> {
         jobs: args.jobs.map(|n| n.get()),
         progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
     };
-    let (report, stats) = run(&scenario, &options)?;
+    let (report, stats) = run(scenario, &options)?;
     if args.stats {
         eprintln!("{}", describe_stats(&stats));
     }
-    warn_about_memory(&scenario, &report);
-    print!("{}", render_table(&report));
-    let dir = args
-        .out
-        .unwrap_or_else(|| Path::new("results").join(safe_file_name(&scenario.name)));
-    let written = report::write_files(&report, &dir, &default_exporters()).map_err(|source| {
+    warn_about_memory(scenario, &report);
+    Ok(report)
+}
+
+/// Writes the result files into `--out` (default `results/<scenario name>/`), or into `dir`.
+fn write_results(report: &report::Report, dir: &Path, chatty: bool) -> Result<(), CliError> {
+    let written = report::write_files(report, dir, &default_exporters()).map_err(|source| {
         CliError::Output {
-            path: dir.clone(),
+            path: dir.to_path_buf(),
             source,
         }
     })?;
     if chatty {
         for path in written {
             eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn results_dir(args: &RunArgs, scenario: &Scenario) -> PathBuf {
+    args.out
+        .clone()
+        .unwrap_or_else(|| Path::new("results").join(safe_file_name(&scenario.name)))
+}
+
+fn run_command(args: RunArgs) -> Result<(), CliError> {
+    let scenario = load_for(&args)?;
+    let report = run_scenario(&scenario, &args)?;
+    print!("{}", render_table(&report));
+    write_results(&report, &results_dir(&args, &scenario), !args.quiet)
+}
+
+fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
+    // Bad flags are bad input: found before the run, not after it.
+    let tolerances = Tolerances::parse(&args.tolerance)?;
+    let baseline = match &args.baseline {
+        Some(dir) if !args.update_baseline => Some(check::read_baseline(dir)?),
+        _ => None,
+    };
+    let scenario = load_for(&args.run)?;
+    if scenario.expectations.is_empty() && args.baseline.is_none() {
+        return Err(CliError::NothingToCheck);
+    }
+    let report = run_scenario(&scenario, &args.run)?;
+    let chatty = !args.run.quiet;
+    let mut verdicts = check::check_expectations(&scenario, &report);
+    if let Some(baseline) = &baseline {
+        verdicts.extend(check::check_baseline(&report, baseline, &tolerances));
+    }
+    write_results(&report, &results_dir(&args.run, &scenario), chatty)?;
+    if let (true, Some(dir)) = (args.update_baseline, &args.baseline) {
+        write_results(&report, dir, chatty)?;
+        eprintln!("baseline updated: {}", dir.display());
+    }
+    print!("{}", check::render_text(&scenario.name, &verdicts));
+    write_verdicts(&args, &scenario.name, &verdicts)?;
+    Ok(if verdicts.iter().all(|verdict| verdict.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(CHECK_FAILED)
+    })
+}
+
+/// The `--junit` and `--markdown` files.
+fn write_verdicts(args: &CheckArgs, scenario: &str, verdicts: &[Verdict]) -> Result<(), CliError> {
+    let files = [
+        (&args.junit, check::render_junit(scenario, verdicts)),
+        (&args.markdown, check::render_markdown(scenario, verdicts)),
+    ];
+    for (path, text) in files {
+        if let Some(path) = path {
+            std::fs::write(path, text).map_err(|source| CliError::Output {
+                path: path.clone(),
+                source,
+            })?;
         }
     }
     Ok(())

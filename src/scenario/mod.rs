@@ -74,6 +74,8 @@ pub struct Scenario {
     pub client: Client,
     pub topologies: Vec<Topology>,
     pub faults: Vec<Fault>,
+    /// Assertions checked by `statesim check` (`[[expect]]`).
+    pub expectations: Vec<Expectation>,
     /// Legal but probably unintended settings, printed on stderr.
     pub warnings: Vec<String>,
     /// Fingerprint of the scenario as run: its TOML after `--set` overrides, normalised. Written
@@ -209,6 +211,20 @@ pub struct Store {
     pub read: Dist,
     pub write: Dist,
     pub write_fraction: f64,
+}
+
+/// One `[[expect]]` assertion on a summary.csv figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expectation {
+    /// The topology it applies to; `None` for every topology (`"*"`).
+    pub topology: Option<String>,
+    /// A summary.csv column (one of [`crate::metrics::METRICS`]).
+    pub metric: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub equals: Option<f64>,
+    /// With replications: the whole 95% interval must satisfy `min` / `max`, not just the mean.
+    pub confidence: bool,
 }
 
 /// A scheduled disturbance. New kinds add variants; the model matches on them in one place.

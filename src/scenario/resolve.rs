@@ -5,6 +5,7 @@ use super::dist::{DistContext, parse_dist, parse_scalar};
 use super::schema::*;
 use super::*;
 use crate::engine::SimTime;
+use crate::metrics::{METRICS, metric_index};
 use std::path::Path;
 use toml::Value;
 
@@ -493,6 +494,13 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         }
     }
 
+    let expectations = raw
+        .expect
+        .iter()
+        .enumerate()
+        .map(|(index, file)| r.expectation(file, &format!("expect[{index}]"), &topologies))
+        .collect();
+
     if !r.problems.is_empty() {
         // A shared value is resolved once per topology; report each problem once.
         let mut seen = Vec::new();
@@ -517,9 +525,71 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         client,
         topologies,
         faults,
+        expectations,
         warnings,
         source_hash: 0, // set by the loader, which has the text
     })
+}
+
+impl Resolver<'_> {
+    fn expectation(
+        &mut self,
+        file: &ExpectFile,
+        path: &str,
+        topologies: &[Topology],
+    ) -> Expectation {
+        let every = file.topology == "*";
+        if !every && !topologies.iter().any(|t| t.name == file.topology) {
+            let names: Vec<&str> = topologies.iter().map(|t| t.name.as_str()).collect();
+            self.problems.push(Problem::new(
+                format!("{path}.topology"),
+                format!(
+                    "no topology is named \"{}\": expected \"*\" or one of {}",
+                    file.topology,
+                    names.join(", ")
+                ),
+            ));
+        }
+        if metric_index(&file.metric).is_none() {
+            self.problems.push(Problem::new(
+                format!("{path}.metric"),
+                format!(
+                    "\"{}\" is not a summary.csv figure: expected one of {}",
+                    file.metric,
+                    METRICS
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        self.check(
+            file.min.is_some() || file.max.is_some() || file.equals.is_some(),
+            path.to_string(),
+            "an expectation needs at least one of min, max or equals",
+        );
+        if let (Some(min), Some(max)) = (file.min, file.max) {
+            self.check(
+                min <= max,
+                format!("{path}.max"),
+                "max must be at least min",
+            );
+        }
+        self.check(
+            !file.confidence || file.min.is_some() || file.max.is_some(),
+            format!("{path}.confidence"),
+            "confidence applies to min and max (an interval cannot equal a value)",
+        );
+        Expectation {
+            topology: (!every).then(|| file.topology.clone()),
+            metric: file.metric.clone(),
+            min: file.min,
+            max: file.max,
+            equals: file.equals,
+            confidence: file.confidence,
+        }
+    }
 }
 
 fn warnings(topologies: &[Topology]) -> Vec<String> {

@@ -78,6 +78,21 @@ pub struct ScenarioFile {
     pub topology: Vec<TopologyFile>,
     #[serde(default)]
     pub fault: Vec<FaultFile>,
+    #[serde(default)]
+    pub expect: Vec<ExpectFile>,
+}
+
+/// An assertion for `statesim check`: `{ topology = "*", metric = "latency_p99_ms", max = 250 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFile {
+    pub topology: String,
+    pub metric: String,
+    pub max: Option<f64>,
+    pub min: Option<f64>,
+    pub equals: Option<f64>,
+    #[serde(default)]
+    pub confidence: bool,
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! conservation laws, determinism, bad input, and no allocation per event.
 
 mod allocations;
+mod check;
 mod commands;
 mod conservation;
 mod determinism;
