@@ -45,7 +45,32 @@ pub enum CheckError {
     ToleranceMetric(String),
 }
 
-/// Evaluates every `[[expect]]` of the scenario against the run's summaries.
+/// How a verdict names a row: the topology, and a sweep point's values after it
+/// (`plain [servers.count=4]`).
+fn row_label<'a>(topology: &str, params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let params: Vec<String> = params
+        .into_iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    if params.is_empty() {
+        topology.to_string()
+    } else {
+        format!("{topology} [{}]", params.join(", "))
+    }
+}
+
+fn summary_label(report: &Report, summary: &TopologySummary) -> String {
+    row_label(
+        &summary.topology,
+        report
+            .sweep_keys
+            .iter()
+            .map(String::as_str)
+            .zip(summary.params.iter().map(String::as_str)),
+    )
+}
+
+/// Evaluates every `[[expect]]` of the scenario against the run's summaries (every sweep point's).
 pub fn check_expectations(scenario: &Scenario, report: &Report) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     for expectation in &scenario.expectations {
@@ -55,14 +80,15 @@ pub fn check_expectations(scenario: &Scenario, report: &Report) -> Vec<Verdict> 
                 .as_ref()
                 .is_none_or(|name| *name == summary.topology)
             {
-                verdicts.push(check_one(expectation, summary));
+                let label = summary_label(report, summary);
+                verdicts.push(check_one(expectation, summary, label));
             }
         }
     }
     verdicts
 }
 
-fn check_one(expectation: &Expectation, summary: &TopologySummary) -> Verdict {
+fn check_one(expectation: &Expectation, summary: &TopologySummary, label: String) -> Verdict {
     let value = summary.get(&expectation.metric);
     let half_width = summary.ci95_of(&expectation.metric);
     let use_interval = expectation.confidence && !half_width.is_nan();
@@ -95,7 +121,7 @@ fn check_one(expectation: &Expectation, summary: &TopologySummary) -> Verdict {
     };
     Verdict {
         kind: "expect",
-        topology: summary.topology.clone(),
+        topology: label,
         metric: expectation.metric.clone(),
         measured,
         bound: bounds.join(", ")
@@ -157,7 +183,7 @@ impl Tolerances {
 /// One topology's figures in a baseline summary.csv, by column name.
 type BaselineRow = BTreeMap<String, f64>;
 
-/// Reads `DIR/summary.csv` of a previous run.
+/// Reads `DIR/summary.csv` of a previous run, rows by [`row_label`].
 pub fn read_baseline(dir: &Path) -> Result<BTreeMap<String, BaselineRow>, CheckError> {
     let path = dir.join("summary.csv");
     let unreadable = |source| CheckError::BaselineUnreadable {
@@ -176,16 +202,19 @@ pub fn read_baseline(dir: &Path) -> Result<BTreeMap<String, BaselineRow>, CheckE
     for record in reader.records() {
         let record = record.map_err(unreadable)?;
         let mut row = BaselineRow::new();
-        let mut topology = String::new();
+        let mut topology = "";
+        let mut params = Vec::new();
         for (header, cell) in headers.iter().zip(record.iter()) {
             if header == "topology" {
-                topology = cell.to_string();
+                topology = cell;
+            } else if let Some(key) = header.strip_prefix("param_") {
+                params.push((key, cell));
             } else {
                 // Empty cells are missing values (NaN), as statesim writes them.
                 row.insert(header.to_string(), cell.parse().unwrap_or(f64::NAN));
             }
         }
-        rows.insert(topology, row);
+        rows.insert(row_label(topology, params), row);
     }
     Ok(rows)
 }
@@ -199,10 +228,11 @@ pub fn check_baseline(
 ) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     for summary in &report.summaries {
-        let Some(row) = baseline.get(&summary.topology) else {
+        let label = summary_label(report, summary);
+        let Some(row) = baseline.get(&label) else {
             verdicts.push(Verdict {
                 kind: "baseline",
-                topology: summary.topology.clone(),
+                topology: label,
                 metric: "*".into(),
                 measured: "-".into(),
                 bound: "a baseline row".into(),
@@ -217,14 +247,14 @@ pub fn check_baseline(
             let verdict = match row.get(metric.name) {
                 None => Verdict {
                     kind: "baseline",
-                    topology: summary.topology.clone(),
+                    topology: label.clone(),
                     metric: metric.name.into(),
                     measured: number(current),
                     bound: "a baseline value".into(),
                     difference: "the baseline has no such column".into(),
                     passed: false,
                 },
-                Some(&base) => compare(summary, metric.name, current, base, tolerance),
+                Some(&base) => compare(&label, metric.name, current, base, tolerance),
             };
             verdicts.push(verdict);
         }
@@ -232,13 +262,7 @@ pub fn check_baseline(
     verdicts
 }
 
-fn compare(
-    summary: &TopologySummary,
-    metric: &str,
-    current: f64,
-    base: f64,
-    tolerance: f64,
-) -> Verdict {
+fn compare(label: &str, metric: &str, current: f64, base: f64, tolerance: f64) -> Verdict {
     let allowed = tolerance * base.abs();
     let moved = current - base;
     let passed = (current.is_nan() && base.is_nan()) || moved.abs() <= allowed;
@@ -249,7 +273,7 @@ fn compare(
     };
     Verdict {
         kind: "baseline",
-        topology: summary.topology.clone(),
+        topology: label.to_string(),
         metric: metric.into(),
         measured: number(current),
         bound: format!("{} ± {}%", number(base), number(100.0 * tolerance)),

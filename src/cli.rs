@@ -50,6 +50,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub scenario_args: ScenarioArgs,
 
+    /// Sweep a key over values, like --set for each: `servers.count=2,4,8`, a range
+    /// `workload.sessions_per_second=100..400:50`, or a geometric one `servers.count=2..64:*2`.
+    /// Repeatable: the points are the cartesian product (with the file's [sweep]). Each point's
+    /// values become `param_<key>` columns.
+    #[arg(long, value_name = "KEY=VALUES")]
+    pub sweep: Vec<String>,
+
     /// Seed for every random stream (overrides the file's `seed`).
     #[arg(long)]
     pub seed: Option<u64>,

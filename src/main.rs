@@ -2,8 +2,8 @@ use clap::Parser;
 use statesim::check::{self, CheckError, Tolerances, Verdict};
 use statesim::cli::{CheckArgs, Cli, Command, RunArgs, ValidateArgs};
 use statesim::report::{self, default_exporters, render_table, safe_file_name};
-use statesim::run::{RunError, RunOptions, RunStats, run};
-use statesim::scenario::{self, QUICKSTART, Scenario, ScenarioError};
+use statesim::run::{RunError, RunOptions, RunStats, run_points};
+use statesim::scenario::{self, QUICKSTART, Scenario, ScenarioError, SweepPoint};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,45 +53,55 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-    match path {
-        Some(path) => scenario::load_file(path, overrides),
-        None => scenario::load_str(
+/// The scenario (the built-in quickstart without a path) with the command line's changes, one
+/// scenario per sweep point.
+fn load_points(args: &RunArgs) -> Result<Vec<SweepPoint>, CliError> {
+    let overrides = &args.scenario_args.set;
+    let mut points = match args.scenario.as_deref() {
+        Some(path) => scenario::load_points_file(path, overrides, &args.sweep, true)?,
+        None => scenario::load_points_str(
             QUICKSTART,
             "quickstart.toml (built in)",
             Path::new("."),
             overrides,
-        ),
+            &args.sweep,
+            true,
+        )?,
+    };
+    for point in &mut points {
+        if let Some(seed) = args.seed {
+            point.scenario.seed = seed;
+        }
+        if let Some(replications) = args.replications {
+            point.scenario.replications = replications;
+        }
     }
+    Ok(points)
 }
 
-/// Loads the scenario with the command line's changes.
-fn load_for(args: &RunArgs) -> Result<Scenario, CliError> {
-    let mut scenario = load(args.scenario.as_deref(), &args.scenario_args.set)?;
-    if let Some(seed) = args.seed {
-        scenario.seed = seed;
-    }
-    if let Some(replications) = args.replications {
-        scenario.replications = replications;
-    }
-    Ok(scenario)
-}
-
-/// Runs the scenario; messages on stderr.
-fn run_scenario(scenario: &Scenario, args: &RunArgs) -> Result<report::Report, CliError> {
+/// Runs every point; messages on stderr.
+fn run_points_of(points: &[SweepPoint], args: &RunArgs) -> Result<report::Report, CliError> {
     let chatty = !args.quiet;
-    for warning in &scenario.warnings {
+    let first = &points[0].scenario;
+    let mut warnings: Vec<&String> = points.iter().flat_map(|p| &p.scenario.warnings).collect();
+    warnings.dedup();
+    for warning in warnings {
         eprintln!("warning: {warning}");
     }
     if chatty {
+        let sweep = if points.len() > 1 {
+            format!("{} sweep points x ", points.len())
+        } else {
+            String::new()
+        };
         eprintln!(
-            "running \"{}\": {} topologies x {} replications, seed {}",
-            scenario.name,
-            scenario.topologies.len(),
-            scenario.replications,
-            scenario.seed
+            "running \"{}\": {sweep}{} topologies x {} replications, seed {}",
+            first.name,
+            first.topologies.len(),
+            first.replications,
+            first.seed
         );
-        for fault in &scenario.faults {
+        for fault in &first.faults {
             eprintln!("  fault: {fault}");
         }
     }
@@ -99,15 +109,14 @@ fn run_scenario(scenario: &Scenario, args: &RunArgs) -> Result<report::Report, C
         jobs: args.jobs.map(|n| n.get()),
         progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
     };
-    let (report, stats) = run(scenario, &options)?;
+    let (report, stats) = run_points(points, &options)?;
     if args.stats {
         eprintln!("{}", describe_stats(&stats));
     }
-    warn_about_memory(scenario, &report);
+    warn_about_memory(points, &report);
     Ok(report)
 }
 
-/// Writes the result files into `--out` (default `results/<scenario name>/`), or into `dir`.
 fn write_results(report: &report::Report, dir: &Path, chatty: bool) -> Result<(), CliError> {
     let written = report::write_files(report, dir, &default_exporters()).map_err(|source| {
         CliError::Output {
@@ -130,10 +139,14 @@ fn results_dir(args: &RunArgs, scenario: &Scenario) -> PathBuf {
 }
 
 fn run_command(args: RunArgs) -> Result<(), CliError> {
-    let scenario = load_for(&args)?;
-    let report = run_scenario(&scenario, &args)?;
+    let points = load_points(&args)?;
+    let report = run_points_of(&points, &args)?;
     print!("{}", render_table(&report));
-    write_results(&report, &results_dir(&args, &scenario), !args.quiet)
+    write_results(
+        &report,
+        &results_dir(&args, &points[0].scenario),
+        !args.quiet,
+    )
 }
 
 fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
@@ -143,17 +156,18 @@ fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
         Some(dir) if !args.update_baseline => Some(check::read_baseline(dir)?),
         _ => None,
     };
-    let scenario = load_for(&args.run)?;
+    let points = load_points(&args.run)?;
+    let scenario = &points[0].scenario;
     if scenario.expectations.is_empty() && args.baseline.is_none() {
         return Err(CliError::NothingToCheck);
     }
-    let report = run_scenario(&scenario, &args.run)?;
+    let report = run_points_of(&points, &args.run)?;
     let chatty = !args.run.quiet;
-    let mut verdicts = check::check_expectations(&scenario, &report);
+    let mut verdicts = check::check_expectations(scenario, &report);
     if let Some(baseline) = &baseline {
         verdicts.extend(check::check_baseline(&report, baseline, &tolerances));
     }
-    write_results(&report, &results_dir(&args.run, &scenario), chatty)?;
+    write_results(&report, &results_dir(&args.run, scenario), chatty)?;
     if let (true, Some(dir)) = (args.update_baseline, &args.baseline) {
         write_results(&report, dir, chatty)?;
         eprintln!("baseline updated: {}", dir.display());
@@ -212,8 +226,9 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// Session memory beyond `servers.memory_mb` would not fit; eviction is not modelled (yet), so say so.
-fn warn_about_memory(scenario: &Scenario, report: &report::Report) {
-    for (topology, summary) in scenario.topologies.iter().zip(&report.summaries) {
+fn warn_about_memory(points: &[SweepPoint], report: &report::Report) {
+    let topologies = points.iter().flat_map(|point| &point.scenario.topologies);
+    for (topology, summary) in topologies.zip(&report.summaries) {
         let peak = summary.get("peak_session_memory_mb");
         if let Some(limit) = topology.servers.memory_mb.filter(|limit| peak > *limit) {
             eprintln!(

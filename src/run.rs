@@ -4,7 +4,7 @@
 use crate::metrics::{RunResult, new_latency_histogram, summarize};
 use crate::model::simulate;
 use crate::report::Report;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, SweepPoint};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
@@ -43,22 +43,29 @@ pub struct RunStats {
     pub elapsed: Duration,
 }
 
-/// One single-threaded simulation: a topology in a replication.
+/// One single-threaded simulation: a topology in a replication, at a sweep point.
 #[derive(Clone, Copy, Debug)]
 struct Job {
+    point: usize,
     topology: usize,
     replication: u32,
 }
 
-fn jobs(scenario: &Scenario) -> Vec<Job> {
-    (0..scenario.topologies.len())
-        .flat_map(|topology| {
-            (0..scenario.replications).map(move |replication| Job {
-                topology,
-                replication,
-            })
-        })
-        .collect()
+/// Every job, point-major, then topology, then replication: the order results are reported in.
+fn jobs(points: &[&Scenario]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (point, scenario) in points.iter().enumerate() {
+        for topology in 0..scenario.topologies.len() {
+            for replication in 0..scenario.replications {
+                jobs.push(Job {
+                    point,
+                    topology,
+                    replication,
+                });
+            }
+        }
+    }
+    jobs
 }
 
 fn progress_bar(total: usize, visible: bool) -> ProgressBar {
@@ -84,11 +91,11 @@ fn threads(options: &RunOptions) -> usize {
 
 /// Runs every job of the scenario on the pool and returns `per_job(job, result)` in job order.
 fn execute<T: Send>(
-    scenario: &Scenario,
+    points: &[&Scenario],
     options: &RunOptions,
     per_job: impl Fn(Job, RunResult) -> T + Sync,
 ) -> Result<Vec<T>, RunError> {
-    let jobs = jobs(scenario);
+    let jobs = jobs(points);
     let threads = threads(options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -101,6 +108,7 @@ fn execute<T: Send>(
     let outputs = pool.install(|| {
         jobs.par_iter()
             .map(|&job| {
+                let scenario = points[job.point];
                 let topology = &scenario.topologies[job.topology];
                 let result = simulate(scenario, topology, job.replication);
                 bar.inc(1);
@@ -115,21 +123,43 @@ fn execute<T: Send>(
 /// Runs every job and returns the full per-run results in job order (topology-major). Each result
 /// holds a latency histogram; for many replications prefer [`run`], which keeps memory flat.
 pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunResult>, RunError> {
-    execute(scenario, options, |_, result| result)
+    execute(&[scenario], options, |_, result| result)
 }
 
 /// Runs a scenario and aggregates each topology's replications. Only each run's scalar figures are
 /// kept; histograms are merged as runs finish. Merging adds integer counts, so the pooled histogram
 /// is the same in any completion order, and the output stays identical for any `--jobs`.
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<(Report, RunStats), RunError> {
-    let pooled: Vec<Mutex<Histogram<u64>>> = scenario
-        .topologies
+    let point = SweepPoint {
+        params: Vec::new(),
+        scenario: scenario.clone(),
+    };
+    run_points(std::slice::from_ref(&point), options)
+}
+
+/// [`run`] for every point of a sweep, all points' jobs on one pool. Summaries come point-major,
+/// each carrying its point's parameter values.
+pub fn run_points(
+    points: &[SweepPoint],
+    options: &RunOptions,
+) -> Result<(Report, RunStats), RunError> {
+    let scenarios: Vec<&Scenario> = points.iter().map(|point| &point.scenario).collect();
+    // One pooled histogram per (point, topology), found from the point's offset.
+    let offsets: Vec<usize> = scenarios
         .iter()
+        .scan(0, |next, scenario| {
+            let offset = *next;
+            *next += scenario.topologies.len();
+            Some(offset)
+        })
+        .collect();
+    let total_topologies: usize = scenarios.iter().map(|s| s.topologies.len()).sum();
+    let pooled: Vec<Mutex<Histogram<u64>>> = (0..total_topologies)
         .map(|_| Mutex::new(new_latency_histogram()))
         .collect();
     let started = Instant::now();
-    let per_job = execute(scenario, options, |job, result| {
-        pooled[job.topology]
+    let per_job = execute(&scenarios, options, |job, result| {
+        pooled[offsets[job.point] + job.topology]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .add(&result.latency)
@@ -147,29 +177,40 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<(Report, RunStat
         requests: per_job.iter().map(|(_, _, requests)| requests).sum(),
         elapsed: started.elapsed(),
     };
-    let values: Vec<Vec<f64>> = per_job.into_iter().map(|(values, _, _)| values).collect();
-    let replications = scenario.replications as usize;
-    let summaries = scenario
-        .topologies
-        .iter()
-        .zip(values.chunks(replications))
-        .zip(pooled)
-        .map(|((topology, runs), histogram)| {
-            let histogram = histogram
+    let mut values = per_job.into_iter().map(|(values, _, _)| values);
+    let mut pooled = pooled.into_iter();
+    let mut summaries = Vec::new();
+    for point in points {
+        let params: Vec<String> = point
+            .params
+            .iter()
+            .map(|(_, value)| value.clone())
+            .collect();
+        for topology in &point.scenario.topologies {
+            let runs: Vec<Vec<f64>> = values
+                .by_ref()
+                .take(point.scenario.replications as usize)
+                .collect();
+            let histogram = pooled
+                .next()
+                .expect("one histogram per topology")
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner);
-            summarize(
-                &topology.name,
-                topology.state.name(),
-                runs.to_vec(),
-                histogram,
-            )
-        })
-        .collect();
+            let mut summary = summarize(&topology.name, topology.state.name(), runs, histogram);
+            summary.params = params.clone();
+            summaries.push(summary);
+        }
+    }
+    let first = &points[0].scenario;
     let report = Report {
-        scenario: scenario.name.clone(),
-        seed: scenario.seed,
-        scenario_hash: scenario.source_hash,
+        scenario: first.name.clone(),
+        seed: first.seed,
+        scenario_hash: first.source_hash,
+        sweep_keys: points[0]
+            .params
+            .iter()
+            .map(|(key, _)| key.clone())
+            .collect(),
         summaries,
     };
     Ok((report, stats))

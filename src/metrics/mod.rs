@@ -209,6 +209,8 @@ pub fn metric_index(name: &str) -> Option<usize> {
 #[derive(Clone, Debug)]
 pub struct TopologySummary {
     pub topology: String,
+    /// The sweep point's values of [`crate::report::Report::sweep_keys`] (empty without a sweep).
+    pub params: Vec<String>,
     pub state: &'static str,
     pub replications: u32,
     /// Mean over replications of each [`METRICS`] entry, in the same order. NaN where undefined
@@ -262,6 +264,7 @@ pub fn summarize(
         .unzip();
     TopologySummary {
         topology: topology.to_string(),
+        params: Vec::new(),
         state,
         replications: replications.len() as u32,
         values,

@@ -14,23 +14,27 @@ impl Exporter for SummaryCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header: Vec<String> = ["scenario", "topology", "state", "replications"]
-            .into_iter()
-            .chain(PROVENANCE_COLUMNS)
-            .map(String::from)
-            .collect();
+        let mut header = vec!["scenario".to_string()];
+        header.extend(report.param_columns());
+        header.extend(
+            ["topology", "state", "replications"]
+                .into_iter()
+                .chain(PROVENANCE_COLUMNS)
+                .map(String::from),
+        );
         for metric in METRICS {
             header.push(metric.name.to_string());
             header.push(format!("{}_ci95", metric.name));
         }
         writer.write_record(&header)?;
         for summary in &report.summaries {
-            let mut row = vec![
-                report.scenario.clone(),
+            let mut row = vec![report.scenario.clone()];
+            row.extend(summary.params.iter().cloned());
+            row.extend([
                 summary.topology.clone(),
                 summary.state.to_string(),
                 summary.replications.to_string(),
-            ];
+            ]);
             row.extend(report.provenance());
             for (value, half_width) in summary.values.iter().zip(&summary.ci95) {
                 row.push(format_number(*value));
@@ -52,19 +56,25 @@ impl Exporter for ReplicationsCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let header = ["scenario", "topology", "state", "replication"]
-            .into_iter()
-            .chain(PROVENANCE_COLUMNS)
-            .chain(METRICS.iter().map(|m| m.name));
-        writer.write_record(header)?;
+        let mut header = vec!["scenario".to_string()];
+        header.extend(report.param_columns());
+        header.extend(
+            ["topology", "state", "replication"]
+                .into_iter()
+                .chain(PROVENANCE_COLUMNS)
+                .chain(METRICS.iter().map(|m| m.name))
+                .map(String::from),
+        );
+        writer.write_record(&header)?;
         for summary in &report.summaries {
             for (replication, values) in summary.per_replication.iter().enumerate() {
-                let mut row = vec![
-                    report.scenario.clone(),
+                let mut row = vec![report.scenario.clone()];
+                row.extend(summary.params.iter().cloned());
+                row.extend([
                     summary.topology.clone(),
                     summary.state.to_string(),
                     replication.to_string(),
-                ];
+                ]);
                 row.extend(report.provenance());
                 row.extend(values.iter().map(|v| format_number(*v)));
                 writer.write_record(&row)?;
@@ -91,16 +101,15 @@ impl Exporter for LatencyCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let header = [
-            "scenario",
-            "topology",
-            "percentile",
-            "latency_ms",
-            "samples",
-        ]
-        .into_iter()
-        .chain(PROVENANCE_COLUMNS);
-        writer.write_record(header)?;
+        let mut header = vec!["scenario".to_string()];
+        header.extend(report.param_columns());
+        header.extend(
+            ["topology", "percentile", "latency_ms", "samples"]
+                .into_iter()
+                .chain(PROVENANCE_COLUMNS)
+                .map(String::from),
+        );
+        writer.write_record(&header)?;
         let provenance = report.provenance();
         let percentiles = latency_percentiles();
         for summary in &report.summaries {
@@ -113,15 +122,15 @@ impl Exporter for LatencyCsv {
                     histogram.value_at_percentile(percentile) as f64 / 1e6
                 };
                 writer.write_record(
-                    [
-                        report.scenario.as_str(),
-                        summary.topology.as_str(),
-                        &format_number(percentile),
-                        &format_number(value),
-                        &samples,
-                    ]
-                    .into_iter()
-                    .chain(provenance.iter().map(String::as_str)),
+                    std::iter::once(report.scenario.as_str())
+                        .chain(summary.params.iter().map(String::as_str))
+                        .chain([
+                            summary.topology.as_str(),
+                            &format_number(percentile),
+                            &format_number(value),
+                            &samples,
+                        ])
+                        .chain(provenance.iter().map(String::as_str)),
                 )?;
             }
         }

@@ -17,10 +17,20 @@ pub struct Report {
     pub seed: u64,
     /// [`crate::scenario::Scenario::source_hash`] of the scenario that was run.
     pub scenario_hash: u64,
+    /// The swept keys (empty without a sweep); each summary has its point's values.
+    pub sweep_keys: Vec<String>,
     pub summaries: Vec<TopologySummary>,
 }
 
 impl Report {
+    /// The `param_<key>` columns of a sweep.
+    pub fn param_columns(&self) -> Vec<String> {
+        self.sweep_keys
+            .iter()
+            .map(|key| format!("param_{key}"))
+            .collect()
+    }
+
     /// What every result file records about its origin: `seed`, `scenario_hash` (16 hex digits)
     /// and `statesim_version`, as columns.
     pub fn provenance(&self) -> [String; 3] {

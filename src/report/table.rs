@@ -113,18 +113,33 @@ const COLUMNS: &[Column] = &[
 
 /// Renders one row per topology, columns aligned (text left, figures right).
 pub fn render_table(report: &Report) -> String {
+    // A sweep's parameters lead, one column per swept key.
+    let titles: Vec<String> = report
+        .sweep_keys
+        .iter()
+        .cloned()
+        .chain(COLUMNS.iter().map(|c| c.title.to_string()))
+        .collect();
+    let leading = report.sweep_keys.len() + 2; // left-aligned: parameters, topology, state
     let rows: Vec<Vec<String>> = report
         .summaries
         .iter()
-        .map(|summary| COLUMNS.iter().map(|c| (c.cell)(summary)).collect())
+        .map(|summary| {
+            summary
+                .params
+                .iter()
+                .cloned()
+                .chain(COLUMNS.iter().map(|c| (c.cell)(summary)))
+                .collect()
+        })
         .collect();
-    let widths: Vec<usize> = COLUMNS
+    let widths: Vec<usize> = titles
         .iter()
         .enumerate()
-        .map(|(i, c)| {
+        .map(|(i, title)| {
             rows.iter()
                 .map(|r| r[i].chars().count())
-                .chain([c.title.len()])
+                .chain([title.chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -134,7 +149,7 @@ pub fn render_table(report: &Report) -> String {
             .iter()
             .enumerate()
             .map(|(i, cell)| {
-                if i < 2 {
+                if i < leading {
                     format!("{cell:<w$}", w = widths[i])
                 } else {
                     format!("{cell:>w$}", w = widths[i])
@@ -145,7 +160,7 @@ pub fn render_table(report: &Report) -> String {
             .trim_end()
             .to_string()
     };
-    let mut out = line(COLUMNS.iter().map(|c| c.title.to_string()).collect());
+    let mut out = line(titles.clone());
     out.push('\n');
     for row in rows {
         out.push_str(&line(row));

@@ -11,11 +11,12 @@ mod overrides;
 mod resolve;
 mod schema;
 pub mod source;
+mod sweep;
 pub mod units;
 
 use crate::engine::SimTime;
 pub use dist::{Dist, Quantity};
-use source::{Diagnostic, SourceMap};
+use source::{Diagnostic, Location, SourceMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -269,55 +270,159 @@ impl fmt::Display for Fault {
     }
 }
 
-/// Reads and validates a scenario file, applying `--set` overrides.
+/// Reads and validates a scenario file, applying `--set` overrides. A `[sweep]` in the file is
+/// ignored here: [`load_points_file`] expands it.
 pub fn load_file(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
-    load_str(&text, &path.display().to_string(), base_dir, overrides)
+    let mut points = load_points_file(path, overrides, &[], false)?;
+    Ok(points.remove(0).scenario)
 }
 
-/// Parses and validates scenario text. `origin` names it in messages; empirical files are looked up
-/// relative to `base_dir`.
+/// Parses and validates scenario text (see [`load_file`]). `origin` names it in messages;
+/// empirical files are looked up relative to `base_dir`.
 pub fn load_str(
     text: &str,
     origin: &str,
     base_dir: &Path,
     overrides: &[String],
 ) -> Result<Scenario, ScenarioError> {
+    let mut points = load_points_str(text, origin, base_dir, overrides, &[], false)?;
+    Ok(points.remove(0).scenario)
+}
+
+/// One point of a sweep: the swept keys' values (in [`SweepPoint`] key order) and the scenario
+/// they give. A scenario without a sweep is one point with no parameters.
+#[derive(Clone, Debug)]
+pub struct SweepPoint {
+    pub params: Vec<(String, String)>,
+    pub scenario: Scenario,
+}
+
+/// Reads a scenario file and expands its sweep: the `[sweep]` table (when `expand_file_sweep`)
+/// and `--sweep` flags, as a cartesian product in order (file keys, then flags; the last key
+/// varies fastest).
+pub fn load_points_file(
+    path: &Path,
+    overrides: &[String],
+    sweeps: &[String],
+    expand_file_sweep: bool,
+) -> Result<Vec<SweepPoint>, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    load_points_str(
+        &text,
+        &path.display().to_string(),
+        base_dir,
+        overrides,
+        sweeps,
+        expand_file_sweep,
+    )
+}
+
+/// [`load_points_file`] for text.
+pub fn load_points_str(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    overrides: &[String],
+    sweeps: &[String],
+    expand_file_sweep: bool,
+) -> Result<Vec<SweepPoint>, ScenarioError> {
     let source = SourceMap::new(origin, text);
     let mut table: toml::Table = toml::from_str(text)
         .map_err(|error| ScenarioError::Invalid(vec![source.syntax_error(&error)]))?;
-    let mut set_paths = Vec::new();
+    let mut assigned = Vec::new();
     for assignment in overrides {
         let path = overrides::apply(&mut table, assignment).map_err(|problem| {
             ScenarioError::Invalid(vec![source.set_error(assignment, problem)])
         })?;
-        set_paths.push((path, assignment.clone()));
+        assigned.push((path, Location::Set(assignment.clone())));
     }
-    let locate = |problems: Vec<Problem>| {
-        let mut diagnostics: Vec<Diagnostic> = problems
-            .into_iter()
-            .map(|problem| source.locate(problem, &set_paths))
-            .collect();
-        // In reading order: top to bottom in the file, then the flags.
+    // Normalised (re-serialised) so that comments and layout do not change the fingerprint; the
+    // sweep is part of what was run.
+    let mut fingerprint = table.to_string();
+    for flag in sweeps {
+        fingerprint.push_str(&format!("\n--sweep {flag}"));
+    }
+    let source_hash = crate::engine::rng::stable_hash(&fingerprint);
+    let file_sweep = table.remove("sweep");
+    let mut axes = Vec::new();
+    if expand_file_sweep && let Some(file_sweep) = file_sweep {
+        axes = sweep::file_axes(&file_sweep)
+            .map_err(|problems| invalid(&source, problems, &assigned))?;
+    }
+    for flag in sweeps {
+        let axis = sweep::flag_axis(flag).map_err(|problem| {
+            ScenarioError::Invalid(vec![SourceMap::assignment_error(
+                Location::Sweep(format!("--sweep {flag}")),
+                problem,
+            )])
+        })?;
+        axes.retain(|existing: &sweep::Axis| existing.key != axis.key);
+        axes.push(axis);
+    }
+    let mut points = Vec::new();
+    let mut diagnostics = Vec::new();
+    for params in sweep::cartesian(&axes) {
+        let mut point_table = table.clone();
+        let mut point_assigned = assigned.clone();
+        for (key, value) in &params {
+            let assignment = format!("{key}={value}");
+            match overrides::apply(&mut point_table, &assignment) {
+                Ok(path) => point_assigned.push((path, Location::Sweep(assignment))),
+                Err(problem) => diagnostics.push(SourceMap::assignment_error(
+                    Location::Sweep(assignment),
+                    problem,
+                )),
+            }
+        }
+        match resolve_table(point_table, base_dir) {
+            Ok(mut scenario) => {
+                scenario.source_hash = source_hash;
+                points.push(SweepPoint { params, scenario });
+            }
+            Err(problems) => diagnostics.extend(
+                problems
+                    .into_iter()
+                    .map(|problem| source.locate(problem, &point_assigned)),
+            ),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(points)
+    } else {
+        // In reading order (the file, then flags and sweep points), each problem once.
         diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
-        ScenarioError::Invalid(diagnostics)
-    };
-    // Normalised (re-serialised) so that comments and layout do not change the fingerprint.
-    let source_hash = crate::engine::rng::stable_hash(&table.to_string());
+        diagnostics.dedup();
+        Err(ScenarioError::Invalid(diagnostics))
+    }
+}
+
+fn invalid(
+    source: &SourceMap,
+    problems: Vec<Problem>,
+    assigned: &[(String, Location)],
+) -> ScenarioError {
+    let mut diagnostics: Vec<Diagnostic> = problems
+        .into_iter()
+        .map(|problem| source.locate(problem, assigned))
+        .collect();
+    diagnostics.sort_by(|a, b| a.location.cmp(&b.location));
+    ScenarioError::Invalid(diagnostics)
+}
+
+/// The schema and validation steps, after overrides.
+fn resolve_table(table: toml::Table, base_dir: &Path) -> Result<Scenario, Vec<Problem>> {
     let raw: schema::ScenarioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
         .map_err(|error| {
             let path = error.path().to_string();
             let message = error.inner().message().to_string();
-            locate(vec![Problem::new(
+            vec![Problem::new(
                 if path == "." { String::new() } else { path },
                 message,
-            )])
+            )]
         })?;
-    let mut scenario = resolve::resolve(raw, base_dir).map_err(locate)?;
-    scenario.source_hash = source_hash;
-    Ok(scenario)
+    resolve::resolve(raw, base_dir)
 }

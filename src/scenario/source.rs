@@ -14,6 +14,8 @@ pub enum Location {
     },
     /// Introduced by `--set <assignment>`.
     Set(String),
+    /// Introduced by a sweep point's `<assignment>` (from `[sweep]` or `--sweep`).
+    Sweep(String),
 }
 
 /// One located problem in a scenario.
@@ -30,6 +32,7 @@ impl fmt::Display for Diagnostic {
         match &self.location {
             Location::File { file, line, column } => write!(f, "{file}:{line}:{column}: ")?,
             Location::Set(assignment) => write!(f, "--set {}: ", shorten(assignment))?,
+            Location::Sweep(assignment) => write!(f, "sweep point {}: ", shorten(assignment))?,
         }
         if !self.key.is_empty() {
             write!(f, "`{}`: ", self.key)?;
@@ -108,22 +111,27 @@ impl<'a> SourceMap<'a> {
     }
 
     pub fn set_error(&self, assignment: &str, problem: Problem) -> Diagnostic {
+        Self::assignment_error(Location::Set(assignment.to_string()), problem)
+    }
+
+    pub fn assignment_error(location: Location, problem: Problem) -> Diagnostic {
         Diagnostic {
-            location: Location::Set(assignment.to_string()),
+            location,
             key: problem.path,
             message: problem.message,
         }
     }
 
-    /// Attributes a problem to the `--set` that wrote its key, or else to its place in the file.
-    pub fn locate(&self, problem: Problem, set_paths: &[(String, String)]) -> Diagnostic {
-        let from_flag = set_paths.iter().rev().find(|(path, _)| {
+    /// Attributes a problem to the `--set` flag or sweep point that wrote its key (the last of
+    /// `assigned` that set the key or a parent of it), or else to its place in the file.
+    pub fn locate(&self, problem: Problem, assigned: &[(String, Location)]) -> Diagnostic {
+        let from_flag = assigned.iter().rev().find(|(path, _)| {
             problem.path == *path
                 || problem.path.starts_with(&format!("{path}."))
                 || problem.path.starts_with(&format!("{path}["))
         });
         let location = match from_flag {
-            Some((_, assignment)) => Location::Set(assignment.clone()),
+            Some((_, location)) => location.clone(),
             None => self.file_location(self.offset_of(&problem.path)),
         };
         Diagnostic {
@@ -198,7 +206,7 @@ mod tests {
         let map = SourceMap::new("f.toml", text);
         let at = |path: &str| match map.file_location(map.offset_of(path)) {
             Location::File { line, column, .. } => (line, column),
-            Location::Set(_) => unreachable!(),
+            Location::Set(_) | Location::Sweep(_) => unreachable!(),
         };
         assert_eq!(at("servers.count"), (3, 1));
         assert_eq!(at("topology[1].state"), (10, 1));

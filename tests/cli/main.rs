@@ -9,4 +9,5 @@ mod determinism;
 mod errors;
 mod replications;
 mod support;
+mod sweeps;
 mod validation;

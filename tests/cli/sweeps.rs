@@ -1,0 +1,126 @@
+//! Sweeps: `--sweep` and `[sweep]` expand into points, each exactly the run `--set` would give,
+//! reported with `param_<key>` columns, identical for any `--jobs`.
+
+use super::support::{folder_with, read_csv, run_in, statesim};
+
+const SCENARIO: &str = r#"name = "sweepable"
+duration = "30s"
+seed = 5
+[workload]
+sessions_per_second = 200
+service_time = { dist = "exponential", mean = "4ms" }
+[servers]
+count = 2
+[[topology]]
+name = "a"
+state = "none"
+[[topology]]
+name = "b"
+state = "none"
+balancer = { policy = "random" }
+"#;
+
+/// summary.csv rows without the provenance hash (a sweep's fingerprint includes its definition).
+fn rows_without_hash(dir: &tempfile::TempDir) -> Vec<std::collections::BTreeMap<String, String>> {
+    read_csv(&dir.path().join("out/summary.csv"))
+        .into_iter()
+        .map(|mut row| {
+            row.remove("scenario_hash");
+            row
+        })
+        .collect()
+}
+
+#[test]
+fn each_point_is_the_run_that_set_would_give() {
+    let swept = run_in(
+        folder_with(&[("s.toml", SCENARIO)]),
+        &["s.toml", "--quiet", "--sweep", "servers.count=2,3"],
+    );
+    let rows = rows_without_hash(&swept.dir);
+    assert_eq!(rows.len(), 4, "2 points x 2 topologies");
+    let points: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["param_servers.count"].as_str(), r["topology"].as_str()))
+        .collect();
+    assert_eq!(points, [("2", "a"), ("2", "b"), ("3", "a"), ("3", "b")]);
+    for count in ["2", "3"] {
+        let single = run_in(
+            folder_with(&[("s.toml", SCENARIO)]),
+            &[
+                "s.toml",
+                "--quiet",
+                "--set",
+                &format!("servers.count={count}"),
+            ],
+        );
+        for mut expected in rows_without_hash(&single.dir) {
+            expected.insert("param_servers.count".into(), count.into());
+            assert!(
+                rows.contains(&expected),
+                "point servers.count={count}, topology {} differs from its --set run",
+                expected["topology"]
+            );
+        }
+    }
+    assert!(
+        swept.stdout.starts_with("servers.count"),
+        "{}",
+        swept.stdout
+    );
+}
+
+#[test]
+fn file_sweeps_and_flags_make_a_cartesian_product_identical_for_any_jobs() {
+    let text = format!("{SCENARIO}\n[sweep]\nworkload.sessions_per_second = \"100..300:100\"\n");
+    let mut outputs = Vec::new();
+    for jobs in ["1", "2"] {
+        let run = run_in(
+            folder_with(&[("s.toml", &text)]),
+            &[
+                "s.toml",
+                "--quiet",
+                "--jobs",
+                jobs,
+                "--sweep",
+                "servers.count=2..4:*2",
+            ],
+        );
+        let files: Vec<Vec<u8>> = ["summary.csv", "replications.csv", "latency.csv"]
+            .iter()
+            .map(|file| std::fs::read(run.out(file)).unwrap())
+            .collect();
+        let rows = read_csv(&run.out("summary.csv"));
+        assert_eq!(rows.len(), 3 * 2 * 2);
+        let first = &rows[0];
+        assert_eq!(first["param_workload.sessions_per_second"], "100");
+        assert_eq!(first["param_servers.count"], "2");
+        assert_eq!(rows[1]["topology"], "b");
+        assert_eq!(
+            rows[2]["param_servers.count"], "4",
+            "the flag varies fastest"
+        );
+        outputs.push(files);
+    }
+    assert_eq!(outputs[0], outputs[1], "byte-identical for --jobs 1 and 2");
+}
+
+#[test]
+fn a_bad_point_is_bad_input_naming_the_point() {
+    let dir = folder_with(&[("s.toml", SCENARIO)]);
+    for (sweep, message) in [
+        ("servers.count=2,0", "sweep point servers.count=0"),
+        ("servers.count=5..1:1", "the range must grow"),
+        ("servers.count", "expected KEY=V1,V2"),
+    ] {
+        let output = statesim()
+            .current_dir(dir.path())
+            .args(["run", "s.toml", "--quiet", "--out", "out", "--sweep", sweep])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{sweep}: {stderr}");
+        assert!(stderr.contains(message), "{sweep}: {stderr}");
+    }
+    assert!(!dir.path().join("out").exists(), "no partial results");
+}
