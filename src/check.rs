@@ -92,28 +92,16 @@ fn check_one(expectation: &Expectation, summary: &TopologySummary, label: String
     let value = summary.get(&expectation.metric);
     let half_width = summary.ci95_of(&expectation.metric);
     let use_interval = expectation.confidence && !half_width.is_nan();
-    // The part of the interval that must satisfy each bound.
-    let (low, high) = if use_interval {
-        (value - half_width, value + half_width)
-    } else {
-        (value, value)
-    };
-    let mut bounds = Vec::new();
-    let mut excess: f64 = f64::NEG_INFINITY; // > 0: outside the bound by that much
-    if let Some(max) = expectation.max {
-        bounds.push(format!("<= {}", number(max)));
-        excess = excess.max(high - max);
-    }
-    if let Some(min) = expectation.min {
-        bounds.push(format!(">= {}", number(min)));
-        excess = excess.max(min - low);
-    }
-    if let Some(equals) = expectation.equals {
-        bounds.push(format!("== {}", number(equals)));
-        let slack = 1e-9 * equals.abs().max(1.0);
-        excess = excess.max((value - equals).abs() - slack);
-    }
-    let passed = !value.is_nan() && excess <= 0.0;
+    let bounds: Vec<String> = [
+        expectation.max.map(|max| format!("<= {}", number(max))),
+        expectation.min.map(|min| format!(">= {}", number(min))),
+        expectation.equals.map(|equals| format!("== {}", number(equals))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let excess = expectation.excess(value, half_width); // > 0: outside the bound by that much
+    let passed = expectation.holds(value, half_width);
     let measured = if use_interval {
         format!("{} ± {}", number(value), number(half_width))
     } else {

@@ -198,6 +198,7 @@ pub fn run_points(
                 .unwrap_or_else(PoisonError::into_inner);
             let mut summary = summarize(&topology.name, topology.state.name(), runs, histogram);
             summary.params = params.clone();
+            summary.servers = topology.servers.count;
             summaries.push(summary);
         }
     }
@@ -211,6 +212,7 @@ pub fn run_points(
             .iter()
             .map(|(key, _)| key.clone())
             .collect(),
+        slo: first.slo.clone(),
         summaries,
     };
     Ok((report, stats))

@@ -211,6 +211,8 @@ pub struct TopologySummary {
     pub topology: String,
     /// The sweep point's values of [`crate::report::Report::sweep_keys`] (empty without a sweep).
     pub params: Vec<String>,
+    /// Servers in this topology at this point (for efficiency per server).
+    pub servers: u32,
     pub state: &'static str,
     pub replications: u32,
     /// Mean over replications of each [`METRICS`] entry, in the same order. NaN where undefined
@@ -265,6 +267,7 @@ pub fn summarize(
     TopologySummary {
         topology: topology.to_string(),
         params: Vec::new(),
+        servers: 0,
         state,
         replications: replications.len() as u32,
         values,

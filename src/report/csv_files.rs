@@ -1,8 +1,8 @@
-//! summary.csv (one row per topology), replications.csv (one row per topology and replication)
-//! and latency.csv (the latency distribution, long format).
+//! summary.csv (one row per topology), replications.csv (one row per topology and replication),
+//! latency.csv (the latency distribution, long format) and, for a sweep, scalability.csv.
 
 use super::{Exporter, PROVENANCE_COLUMNS, Report, format_number};
-use crate::metrics::METRICS;
+use crate::metrics::{METRICS, TopologySummary};
 use std::io::{self, Write};
 
 pub struct SummaryCsv;
@@ -136,4 +136,98 @@ impl Exporter for LatencyCsv {
         }
         writer.flush()
     }
+}
+
+/// For a sweep: each topology's throughput and latency along the last swept key (the one that
+/// varies fastest; any other swept keys split the rows into separate series), its efficiency
+/// (throughput per server relative to the series' first point) and whether the `[slo]` holds;
+/// `knee` marks the last point of a series before the first one that breaks the SLO.
+pub struct ScalabilityCsv;
+
+/// The rows of one series: a topology at fixed values of all swept keys but the last.
+fn series_of<'r>(report: &'r Report, summary: &TopologySummary) -> Vec<&'r TopologySummary> {
+    let fixed = summary.params.len().saturating_sub(1);
+    report
+        .summaries
+        .iter()
+        .filter(|s| s.topology == summary.topology && s.params[..fixed] == summary.params[..fixed])
+        .collect()
+}
+
+impl Exporter for ScalabilityCsv {
+    fn file_name(&self) -> &'static str {
+        "scalability.csv"
+    }
+
+    fn applies(&self, report: &Report) -> bool {
+        !report.sweep_keys.is_empty()
+    }
+
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = vec!["scenario".to_string()];
+        header.extend(report.param_columns());
+        header.extend(
+            [
+                "topology",
+                "servers",
+                "throughput_rps",
+                "latency_p50_ms",
+                "latency_p99_ms",
+                "efficiency",
+                "slo_met",
+                "knee",
+            ]
+            .into_iter()
+            .chain(PROVENANCE_COLUMNS)
+            .map(String::from),
+        );
+        writer.write_record(&header)?;
+        let provenance = report.provenance();
+        let per_server =
+            |s: &TopologySummary| s.get("throughput_rps") / f64::from(s.servers.max(1));
+        for summary in &report.summaries {
+            let series = series_of(report, summary);
+            let efficiency = per_server(summary) / per_server(series[0]);
+            let met = slo_met(report, summary);
+            let knee = if report.slo.is_empty() {
+                String::new()
+            } else {
+                let holding = series
+                    .iter()
+                    .take_while(|s| slo_met(report, s) == Some(true))
+                    .count();
+                let knee = holding.checked_sub(1).map(|last| series[last]);
+                knee.is_some_and(|k| std::ptr::eq(k, summary)).to_string()
+            };
+            let mut row = vec![report.scenario.clone()];
+            row.extend(summary.params.iter().cloned());
+            row.extend([
+                summary.topology.clone(),
+                summary.servers.to_string(),
+                format_number(summary.get("throughput_rps")),
+                format_number(summary.get("latency_p50_ms")),
+                format_number(summary.get("latency_p99_ms")),
+                format_number(efficiency),
+                met.map_or(String::new(), |m| m.to_string()),
+                knee,
+            ]);
+            row.extend(provenance.iter().cloned());
+            writer.write_record(&row)?;
+        }
+        writer.flush()
+    }
+}
+
+/// Whether every `[slo]` bound holds for this row; `None` without an SLO.
+fn slo_met(report: &Report, summary: &TopologySummary) -> Option<bool> {
+    if report.slo.is_empty() {
+        return None;
+    }
+    Some(
+        report
+            .slo
+            .iter()
+            .all(|bound| bound.holds(summary.get(&bound.metric), summary.ci95_of(&bound.metric))),
+    )
 }

@@ -5,7 +5,8 @@ mod csv_files;
 mod table;
 
 use crate::metrics::TopologySummary;
-pub use csv_files::{LatencyCsv, ReplicationsCsv, SummaryCsv};
+use crate::scenario::Expectation;
+pub use csv_files::{LatencyCsv, ReplicationsCsv, ScalabilityCsv, SummaryCsv};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 pub use table::render_table;
@@ -19,6 +20,8 @@ pub struct Report {
     pub scenario_hash: u64,
     /// The swept keys (empty without a sweep); each summary has its point's values.
     pub sweep_keys: Vec<String>,
+    /// The scenario's `[slo]`, for the knee of a sweep.
+    pub slo: Vec<Expectation>,
     pub summaries: Vec<TopologySummary>,
 }
 
@@ -47,6 +50,10 @@ pub const PROVENANCE_COLUMNS: [&str; 3] = ["seed", "scenario_hash", "statesim_ve
 
 pub trait Exporter {
     fn file_name(&self) -> &'static str;
+    /// Whether this report has anything for the file (scalability.csv needs a sweep).
+    fn applies(&self, _report: &Report) -> bool {
+        true
+    }
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()>;
 }
 
@@ -55,6 +62,7 @@ pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(SummaryCsv),
         Box::new(ReplicationsCsv),
         Box::new(LatencyCsv),
+        Box::new(ScalabilityCsv),
     ]
 }
 
@@ -67,7 +75,7 @@ pub fn write_files(
 ) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
-    for exporter in exporters {
+    for exporter in exporters.iter().filter(|e| e.applies(report)) {
         let path = dir.join(exporter.file_name());
         let partial = dir.join(format!(".{}.partial", exporter.file_name()));
         let mut file = io::BufWriter::new(std::fs::File::create(&partial)?);

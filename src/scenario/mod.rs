@@ -77,6 +77,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// Assertions checked by `statesim check` (`[[expect]]`).
     pub expectations: Vec<Expectation>,
+    /// The service level a sweep's knee is judged by (`[slo]`), as expectations on every topology.
+    pub slo: Vec<Expectation>,
     /// Legal but probably unintended settings, printed on stderr.
     pub warnings: Vec<String>,
     /// Fingerprint of the scenario as run: its TOML after `--set` overrides, normalised. Written
@@ -226,6 +228,38 @@ pub struct Expectation {
     pub equals: Option<f64>,
     /// With replications: the whole 95% interval must satisfy `min` / `max`, not just the mean.
     pub confidence: bool,
+}
+
+impl Expectation {
+    /// How far `value` (with its 95% half-width, NaN if none) lies outside the bounds: positive
+    /// when it fails, zero or negative when it holds; NaN when there is no value to judge.
+    pub fn excess(&self, value: f64, half_width: f64) -> f64 {
+        if value.is_nan() {
+            return f64::NAN;
+        }
+        let use_interval = self.confidence && !half_width.is_nan();
+        let (low, high) = if use_interval {
+            (value - half_width, value + half_width)
+        } else {
+            (value, value)
+        };
+        let mut excess = f64::NEG_INFINITY;
+        if let Some(max) = self.max {
+            excess = excess.max(high - max);
+        }
+        if let Some(min) = self.min {
+            excess = excess.max(min - low);
+        }
+        if let Some(equals) = self.equals {
+            let slack = 1e-9 * equals.abs().max(1.0);
+            excess = excess.max((value - equals).abs() - slack);
+        }
+        excess
+    }
+
+    pub fn holds(&self, value: f64, half_width: f64) -> bool {
+        self.excess(value, half_width) <= 0.0
+    }
 }
 
 /// A scheduled disturbance. New kinds add variants; the model matches on them in one place.

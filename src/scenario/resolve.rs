@@ -500,6 +500,22 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         .enumerate()
         .map(|(index, file)| r.expectation(file, &format!("expect[{index}]"), &topologies))
         .collect();
+    let slo = raw
+        .slo
+        .iter()
+        .map(|(metric, bound)| {
+            let as_expectation = ExpectFile {
+                topology: "*".into(),
+                metric: metric.clone(),
+                max: bound.max,
+                min: bound.min,
+                equals: bound.equals,
+                confidence: bound.confidence,
+            };
+            let path = format!("slo.{metric}");
+            r.expectation_at(&as_expectation, &path, &path, &topologies)
+        })
+        .collect();
 
     if !r.problems.is_empty() {
         // A shared value is resolved once per topology; report each problem once.
@@ -526,6 +542,7 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         topologies,
         faults,
         expectations,
+        slo,
         warnings,
         source_hash: 0, // set by the loader, which has the text
     })
@@ -535,6 +552,17 @@ impl Resolver<'_> {
     fn expectation(
         &mut self,
         file: &ExpectFile,
+        path: &str,
+        topologies: &[Topology],
+    ) -> Expectation {
+        self.expectation_at(file, &format!("{path}.metric"), path, topologies)
+    }
+
+    /// `metric_path`: where the metric's name was written (a key of `[slo]`, or `metric`).
+    fn expectation_at(
+        &mut self,
+        file: &ExpectFile,
+        metric_path: &str,
         path: &str,
         topologies: &[Topology],
     ) -> Expectation {
@@ -552,7 +580,7 @@ impl Resolver<'_> {
         }
         if metric_index(&file.metric).is_none() {
             self.problems.push(Problem::new(
-                format!("{path}.metric"),
+                metric_path.to_string(),
                 format!(
                     "\"{}\" is not a summary.csv figure: expected one of {}",
                     file.metric,

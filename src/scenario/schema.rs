@@ -80,6 +80,20 @@ pub struct ScenarioFile {
     pub fault: Vec<FaultFile>,
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
+    /// `[slo]`: `latency_p99_ms = { max = 200 }`, `sessions_lost = { equals = 0 }`.
+    #[serde(default)]
+    pub slo: std::collections::BTreeMap<String, SloFile>,
+}
+
+/// One service-level bound of `[slo]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloFile {
+    pub max: Option<f64>,
+    pub min: Option<f64>,
+    pub equals: Option<f64>,
+    #[serde(default)]
+    pub confidence: bool,
 }
 
 /// An assertion for `statesim check`: `{ topology = "*", metric = "latency_p99_ms", max = 250 }`.
