@@ -95,7 +95,9 @@ fn check_one(expectation: &Expectation, summary: &TopologySummary, label: String
     let bounds: Vec<String> = [
         expectation.max.map(|max| format!("<= {}", number(max))),
         expectation.min.map(|min| format!(">= {}", number(min))),
-        expectation.equals.map(|equals| format!("== {}", number(equals))),
+        expectation
+            .equals
+            .map(|equals| format!("== {}", number(equals))),
     ]
     .into_iter()
     .flatten()

@@ -132,6 +132,7 @@ pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunResu
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<(Report, RunStats), RunError> {
     let point = SweepPoint {
         params: Vec::new(),
+        series_fixed: 0,
         scenario: scenario.clone(),
     };
     run_points(std::slice::from_ref(&point), options)
@@ -212,6 +213,7 @@ pub fn run_points(
             .iter()
             .map(|(key, _)| key.clone())
             .collect(),
+        series_fixed: points[0].series_fixed,
         slo: first.slo.clone(),
         summaries,
     };

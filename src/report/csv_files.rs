@@ -139,14 +139,15 @@ impl Exporter for LatencyCsv {
 }
 
 /// For a sweep: each topology's throughput and latency along the last swept key (the one that
-/// varies fastest; any other swept keys split the rows into separate series), its efficiency
+/// varies fastest, with any keys zipped to it; other swept keys split the rows into separate
+/// series), its efficiency
 /// (throughput per server relative to the series' first point) and whether the `[slo]` holds;
 /// `knee` marks the last point of a series before the first one that breaks the SLO.
 pub struct ScalabilityCsv;
 
-/// The rows of one series: a topology at fixed values of all swept keys but the last.
+/// The rows of one series: a topology at fixed values of the swept keys that do not vary along it.
 fn series_of<'r>(report: &'r Report, summary: &TopologySummary) -> Vec<&'r TopologySummary> {
-    let fixed = summary.params.len().saturating_sub(1);
+    let fixed = report.series_fixed.min(summary.params.len());
     report
         .summaries
         .iter()

@@ -20,6 +20,9 @@ pub struct Report {
     pub scenario_hash: u64,
     /// The swept keys (empty without a sweep); each summary has its point's values.
     pub sweep_keys: Vec<String>,
+    /// How many leading swept keys are fixed along a series of scalability.csv (the last sweep
+    /// group varies along it).
+    pub series_fixed: usize,
     /// The scenario's `[slo]`, for the knee of a sweep.
     pub slo: Vec<Expectation>,
     pub summaries: Vec<TopologySummary>,

@@ -328,6 +328,9 @@ pub fn load_str(
 #[derive(Clone, Debug)]
 pub struct SweepPoint {
     pub params: Vec<(String, String)>,
+    /// How many leading `params` stay fixed along a series: all but the last sweep group's keys
+    /// (the group that varies fastest; zipped keys vary together).
+    pub series_fixed: usize,
     pub scenario: Scenario,
 }
 
@@ -382,9 +385,9 @@ pub fn load_points_str(
     }
     let source_hash = crate::engine::rng::stable_hash(&fingerprint);
     let file_sweep = table.remove("sweep");
-    let mut axes = Vec::new();
+    let mut groups = Vec::new();
     if expand_file_sweep && let Some(file_sweep) = file_sweep {
-        axes = sweep::file_axes(&file_sweep)
+        groups = sweep::file_groups(&file_sweep)
             .map_err(|problems| invalid(&source, problems, &assigned))?;
     }
     for flag in sweeps {
@@ -394,12 +397,18 @@ pub fn load_points_str(
                 problem,
             )])
         })?;
-        axes.retain(|existing: &sweep::Axis| existing.key != axis.key);
-        axes.push(axis);
+        // A flag replaces the file's values of its key.
+        for group in &mut groups {
+            group.0.retain(|existing| existing.key != axis.key);
+        }
+        groups.retain(|group| !group.0.is_empty());
+        groups.push(sweep::Group(vec![axis]));
     }
     let mut points = Vec::new();
     let mut diagnostics = Vec::new();
-    for params in sweep::cartesian(&axes) {
+    let all_keys: usize = groups.iter().map(|group| group.0.len()).sum();
+    let series_fixed = all_keys - groups.last().map_or(0, |group| group.0.len());
+    for params in sweep::cartesian(&groups) {
         let mut point_table = table.clone();
         let mut point_assigned = assigned.clone();
         for (key, value) in &params {
@@ -415,7 +424,11 @@ pub fn load_points_str(
         match resolve_table(point_table, base_dir) {
             Ok(mut scenario) => {
                 scenario.source_hash = source_hash;
-                points.push(SweepPoint { params, scenario });
+                points.push(SweepPoint {
+                    params,
+                    series_fixed,
+                    scenario,
+                });
             }
             Err(problems) => diagnostics.extend(
                 problems

@@ -14,23 +14,62 @@ pub struct Axis {
     pub values: Vec<String>,
 }
 
-/// The axes of a `[sweep]` table: `"servers.count" = [2, 4, 8]` or `servers.count = "2..64:*2"`
-/// (dotted keys may also be written as nested tables).
-pub fn file_axes(sweep: &Value) -> Result<Vec<Axis>, Vec<Problem>> {
+/// Axes that advance together: point i takes every axis's i-th value. A lone axis is a group of
+/// one; `zip = true` in `[sweep]` makes all the file's axes one group (a weak-scaling sweep:
+/// servers and load grow together).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group(pub Vec<Axis>);
+
+impl Group {
+    fn len(&self) -> usize {
+        self.0.first().map_or(0, |axis| axis.values.len())
+    }
+}
+
+/// The groups of a `[sweep]` table: `"servers.count" = [2, 4, 8]` or `servers.count = "2..64:*2"`
+/// (dotted keys may also be written as nested tables), and `zip = true` to pair them up.
+pub fn file_groups(sweep: &Value) -> Result<Vec<Group>, Vec<Problem>> {
     let Value::Table(table) = sweep else {
         return Err(vec![Problem::new(
             "sweep",
             "expected a table of KEY = [values] or KEY = \"start..end:step\"",
         )]);
     };
+    let mut table = table.clone();
+    let zip = match table.remove("zip") {
+        None => false,
+        Some(Value::Boolean(zip)) => zip,
+        Some(_) => {
+            return Err(vec![Problem::new(
+                "sweep.zip",
+                "expected true (the swept keys advance together) or false (every combination)",
+            )]);
+        }
+    };
     let mut axes = Vec::new();
     let mut problems = Vec::new();
-    collect_axes(table, "", &mut axes, &mut problems);
-    if problems.is_empty() {
-        Ok(axes)
-    } else {
-        Err(problems)
+    collect_axes(&table, "", &mut axes, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    if !zip {
+        return Ok(axes.into_iter().map(|axis| Group(vec![axis])).collect());
+    }
+    let lengths: Vec<usize> = axes.iter().map(|axis| axis.values.len()).collect();
+    if lengths.windows(2).any(|pair| pair[0] != pair[1]) {
+        let described: Vec<String> = axes
+            .iter()
+            .map(|axis| format!("{} has {}", axis.key, axis.values.len()))
+            .collect();
+        return Err(vec![Problem::new(
+            "sweep.zip",
+            format!(
+                "zipped keys need as many values each: {}",
+                described.join(", ")
+            ),
+        )]);
+    }
+    Ok(vec![Group(axes)])
 }
 
 fn collect_axes(
@@ -144,17 +183,19 @@ fn parse_range(text: &str) -> Result<Vec<String>, String> {
     Ok(values)
 }
 
-/// Every combination of the axes' values, the last axis varying fastest; one empty point when
-/// there is no axis.
-pub fn cartesian(axes: &[Axis]) -> Vec<Vec<(String, String)>> {
+/// Every combination of the groups' values, the last group varying fastest; one empty point
+/// when there is no group.
+pub fn cartesian(groups: &[Group]) -> Vec<Vec<(String, String)>> {
     let mut points = vec![Vec::new()];
-    for axis in axes {
+    for group in groups {
         points = points
             .into_iter()
             .flat_map(|point| {
-                axis.values.iter().map(move |value| {
+                (0..group.len()).map(move |index| {
                     let mut next = point.clone();
-                    next.push((axis.key.clone(), value.clone()));
+                    for axis in &group.0 {
+                        next.push((axis.key.clone(), axis.values[index].clone()));
+                    }
                     next
                 })
             })
@@ -193,19 +234,36 @@ mod tests {
         )
         .map(Value::Table)
         .unwrap();
-        let mut axes = file_axes(&table).unwrap();
+        let mut groups = file_groups(&table).unwrap();
         // Keys in the table's order (sorted), nested tables flattened to dotted keys.
-        assert_eq!(axes[0].key, "workload.sessions_per_second");
-        assert_eq!(axes[0].values, ["100", "200"]);
-        assert_eq!(axes[1].key, "workload.service_time");
-        assert_eq!(axes[1].values, ["5ms"]);
-        axes.push(servers);
-        let points = cartesian(&axes);
+        assert_eq!(groups[0].0[0].key, "workload.sessions_per_second");
+        assert_eq!(groups[0].0[0].values, ["100", "200"]);
+        assert_eq!(groups[1].0[0].key, "workload.service_time");
+        assert_eq!(groups[1].0[0].values, ["5ms"]);
+        groups.push(Group(vec![servers]));
+        let points = cartesian(&groups);
         assert_eq!(points.len(), 4);
         assert_eq!(points[1][2], ("servers.count".to_string(), "4".to_string()));
         assert_eq!(points[2][0].1, "200");
         assert_eq!(cartesian(&[]), vec![Vec::new()]);
         assert!(flag_axis("servers.count").is_err());
+
+        let zipped: Value = toml::from_str::<toml::Table>(
+            "zip = true\nservers.count = [2, 4]\nworkload.sessions_per_second = [100, 200]",
+        )
+        .map(Value::Table)
+        .unwrap();
+        let points = cartesian(&file_groups(&zipped).unwrap());
+        assert_eq!(points.len(), 2, "zipped keys advance together");
+        assert_eq!(points[1][0], ("servers.count".into(), "4".into()));
+        assert_eq!(
+            points[1][1],
+            ("workload.sessions_per_second".into(), "200".into())
+        );
+        let uneven: Value = toml::from_str::<toml::Table>("zip = true\na = [1, 2]\nb = [1]")
+            .map(Value::Table)
+            .unwrap();
+        assert!(file_groups(&uneven).is_err());
         assert!(flag_axis("servers.count=2,,4").is_err());
     }
 }

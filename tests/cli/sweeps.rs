@@ -124,3 +124,57 @@ fn a_bad_point_is_bad_input_naming_the_point() {
     }
     assert!(!dir.path().join("out").exists(), "no partial results");
 }
+
+#[test]
+fn scalability_marks_the_knee_before_the_first_point_that_breaks_the_slo() {
+    // One 4 ms exponential server: p99 = 4 ms * ln(100) / (1 - rho) grows fast with the load.
+    let text = r#"name = "knee"
+duration = "60s"
+[workload]
+sessions_per_second = 50
+service_time = { dist = "exponential", mean = "4ms" }
+[servers]
+count = 1
+[[topology]]
+name = "one"
+state = "none"
+[sweep]
+workload.sessions_per_second = [50, 100, 150, 200, 100]
+[slo]
+latency_p99_ms = { max = 60 }
+"#;
+    let run = run_in(folder_with(&[("s.toml", text)]), &["s.toml", "--quiet"]);
+    let rows = read_csv(&run.out("scalability.csv"));
+    let column = |name: &str| -> Vec<&str> { rows.iter().map(|r| r[name].as_str()).collect() };
+    // rho 0.2, 0.4, 0.6, 0.8: p99 ≈ 23, 31, 46, 92 ms (M/M/1), so 200/s breaks the SLO; the
+    // later 100/s meets it again but the knee is the last point before the first break.
+    assert_eq!(column("slo_met"), ["true", "true", "true", "false", "true"]);
+    assert_eq!(column("knee"), ["false", "false", "true", "false", "false"]);
+    let efficiency: Vec<f64> = column("efficiency")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(efficiency[0], 1.0);
+    assert!(
+        (efficiency[2] - 3.0).abs() < 0.15,
+        "3x the load on one server: {efficiency:?}"
+    );
+}
+
+#[test]
+fn zipped_keys_advance_together_and_weak_scaling_keeps_efficiency_near_one() {
+    let text = format!(
+        "{SCENARIO}\n[sweep]\nzip = true\nservers.count = [1, 2, 4]\nworkload.sessions_per_second = [100, 200, 400]\n"
+    );
+    let run = run_in(folder_with(&[("s.toml", &text)]), &["s.toml", "--quiet"]);
+    let rows = read_csv(&run.out("scalability.csv"));
+    assert_eq!(rows.len(), 3 * 2, "3 zipped points, not 9");
+    for row in &rows {
+        let efficiency: f64 = row["efficiency"].parse().unwrap();
+        assert!((efficiency - 1.0).abs() < 0.1, "{row:?}");
+        assert_eq!(row["slo_met"], "", "no [slo]: nothing to judge");
+    }
+    // Without a sweep there is no scalability.csv.
+    let plain = run_in(folder_with(&[("s.toml", SCENARIO)]), &["s.toml", "--quiet"]);
+    assert!(!plain.out("scalability.csv").exists());
+}
