@@ -241,12 +241,21 @@ fn warn_about_memory(points: &[SweepPoint], report: &report::Report) {
 }
 
 fn validate_command(args: ValidateArgs) -> Result<(), CliError> {
-    let scenario = scenario::load_file(&args.scenario, &args.scenario_args.set)?;
-    for warning in &scenario.warnings {
+    // Every sweep point is loaded and validated, as `run` would.
+    let points = scenario::load_points_file(&args.scenario, &args.scenario_args.set, &[], true)?;
+    let scenario = &points[0].scenario;
+    let mut warnings: Vec<&String> = points.iter().flat_map(|p| &p.scenario.warnings).collect();
+    warnings.dedup();
+    for warning in warnings {
         eprintln!("warning: {warning}");
     }
+    let sweep = if points.len() > 1 {
+        format!(", {} sweep points", points.len())
+    } else {
+        String::new()
+    };
     println!(
-        "{}: ok (\"{}\", {} topologies, {} faults)",
+        "{}: ok (\"{}\", {} topologies, {} faults{sweep})",
         args.scenario.display(),
         scenario.name,
         scenario.topologies.len(),
