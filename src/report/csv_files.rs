@@ -1,5 +1,6 @@
 //! summary.csv (one row per topology), replications.csv (one row per topology and replication),
-//! latency.csv (the latency distribution, long format) and, for a sweep, scalability.csv.
+//! latency.csv (the latency distribution, long format), scalability.csv (sweeps) and
+//! differences.csv (replications: paired differences between topologies).
 
 use super::{Exporter, PROVENANCE_COLUMNS, Report, format_number};
 use crate::metrics::{METRICS, TopologySummary};
@@ -231,4 +232,93 @@ fn slo_met(report: &Report, summary: &TopologySummary) -> Option<bool> {
             .iter()
             .all(|bound| bound.holds(summary.get(&bound.metric), summary.ci95_of(&bound.metric))),
     )
+}
+
+/// With replications, each topology against the first of its sweep point, replication by
+/// replication: both ran on the same random numbers (common random numbers), so the paired
+/// difference's interval is far narrower than the two intervals side by side.
+pub struct DifferencesCsv;
+
+/// Pairs of (topology, the first topology of its point), for every point.
+pub fn paired_rows(report: &Report) -> Vec<(&TopologySummary, &TopologySummary)> {
+    let mut pairs = Vec::new();
+    let mut reference: Option<&TopologySummary> = None;
+    for summary in &report.summaries {
+        match reference {
+            Some(first) if first.params == summary.params => pairs.push((summary, first)),
+            _ => reference = Some(summary),
+        }
+    }
+    pairs
+}
+
+/// Mean and 95% half-width of `metric`(topology) − `metric`(reference) over paired replications.
+pub fn paired_difference(
+    summary: &TopologySummary,
+    reference: &TopologySummary,
+    metric: usize,
+) -> (f64, f64) {
+    let differences: Vec<f64> = summary
+        .per_replication
+        .iter()
+        .zip(&reference.per_replication)
+        .map(|(a, b)| a[metric] - b[metric])
+        .filter(|d| !d.is_nan())
+        .collect();
+    crate::stats::mean_and_half_width(&differences, 0.95)
+}
+
+impl Exporter for DifferencesCsv {
+    fn file_name(&self) -> &'static str {
+        "differences.csv"
+    }
+
+    fn applies(&self, report: &Report) -> bool {
+        !paired_rows(report).is_empty() && report.summaries.iter().all(|s| s.replications >= 2)
+    }
+
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = vec!["scenario".to_string()];
+        header.extend(report.param_columns());
+        header.extend(
+            [
+                "topology",
+                "versus",
+                "metric",
+                "difference",
+                "difference_ci95",
+                "relative",
+            ]
+            .into_iter()
+            .chain(PROVENANCE_COLUMNS)
+            .map(String::from),
+        );
+        writer.write_record(&header)?;
+        let provenance = report.provenance();
+        for (summary, reference) in paired_rows(report) {
+            for (index, metric) in METRICS.iter().enumerate() {
+                let (difference, half_width) = paired_difference(summary, reference, index);
+                let base = reference.values[index];
+                let relative = if base != 0.0 {
+                    difference / base
+                } else {
+                    f64::NAN
+                };
+                let mut row = vec![report.scenario.clone()];
+                row.extend(summary.params.iter().cloned());
+                row.extend([
+                    summary.topology.clone(),
+                    reference.topology.clone(),
+                    metric.name.to_string(),
+                    format_number(difference),
+                    format_number(half_width),
+                    format_number(relative),
+                ]);
+                row.extend(provenance.iter().cloned());
+                writer.write_record(&row)?;
+            }
+        }
+        writer.flush()
+    }
 }

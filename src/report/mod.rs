@@ -6,7 +6,10 @@ mod table;
 
 use crate::metrics::TopologySummary;
 use crate::scenario::Expectation;
-pub use csv_files::{LatencyCsv, ReplicationsCsv, ScalabilityCsv, SummaryCsv};
+pub use csv_files::{
+    DifferencesCsv, LatencyCsv, ReplicationsCsv, ScalabilityCsv, SummaryCsv, paired_difference,
+    paired_rows,
+};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 pub use table::render_table;
@@ -66,6 +69,7 @@ pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(ReplicationsCsv),
         Box::new(LatencyCsv),
         Box::new(ScalabilityCsv),
+        Box::new(DifferencesCsv),
     ]
 }
 

@@ -166,5 +166,38 @@ pub fn render_table(report: &Report) -> String {
         out.push_str(&line(row));
         out.push('\n');
     }
+    out.push_str(&paired_p99_lines(report));
+    out
+}
+
+/// With replications: how much higher or lower each topology's p99 is than the first topology's,
+/// paired replication by replication (same random numbers), with its 95% interval.
+fn paired_p99_lines(report: &Report) -> String {
+    let Some(p99) = crate::metrics::metric_index("latency_p99_ms") else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (summary, reference) in super::paired_rows(report) {
+        let (difference, half_width) = super::paired_difference(summary, reference, p99);
+        if half_width.is_nan() {
+            continue;
+        }
+        let direction = if difference >= 0.0 { "higher" } else { "lower" };
+        let point: Vec<String> = report
+            .sweep_keys
+            .iter()
+            .zip(&summary.params)
+            .map(|(key, value)| format!("{key}={value} "))
+            .collect();
+        out.push_str(&format!(
+            "{}{}: p99 {} ms ± {} ms {direction} than {} (paired, {} replications)\n",
+            point.concat(),
+            summary.topology,
+            millis(difference.abs()),
+            millis(half_width),
+            reference.topology,
+            summary.replications
+        ));
+    }
     out
 }

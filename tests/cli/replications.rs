@@ -130,3 +130,54 @@ fn every_result_file_records_seed_scenario_hash_and_version() {
     );
     assert_ne!(provenance(&changed)[0].1, first.1);
 }
+
+#[test]
+fn paired_differences_come_from_the_same_replications_of_two_topologies() {
+    // Two topologies on the same servers, four replications.
+    let text = SCENARIO.replacen(
+        "name = \"trace\"\n",
+        "name = \"trace\"\nreplications = 4\n",
+        1,
+    ) + "[[topology]]\nname = \"random\"\nstate = \"none\"\nbalancer = { policy = \"random\" }\n";
+    let run = run_in(folder_with(&[("s.toml", &text)]), &["s.toml", "--quiet"]);
+    let replications = read_csv(&run.out("replications.csv"));
+    let p99 = |topology: &str| -> Vec<f64> {
+        replications
+            .iter()
+            .filter(|r| r["topology"] == topology)
+            .map(|r| number(r, "latency_p99_ms"))
+            .collect()
+    };
+    let (plain, random) = (p99("plain"), p99("random"));
+    let differences: Vec<f64> = random.iter().zip(&plain).map(|(r, p)| r - p).collect();
+    let mean = differences.iter().sum::<f64>() / 4.0;
+    let row = read_csv(&run.out("differences.csv"))
+        .into_iter()
+        .find(|r| r["metric"] == "latency_p99_ms")
+        .expect("a p99 row");
+    assert_eq!(row["topology"], "random");
+    assert_eq!(row["versus"], "plain");
+    assert!(
+        (number(&row, "difference") - mean).abs() < 1e-5,
+        "{row:?} vs {mean}"
+    );
+    let sd = (differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+    // t(0.975, 3) = 3.182446
+    let half_width = 3.182_446 * sd / 2.0;
+    assert!((number(&row, "difference_ci95") - half_width).abs() < 1e-4 * half_width.max(1e-6));
+    assert!(run.stdout.contains("random: p99 "), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("than plain (paired, 4 replications)"),
+        "{}",
+        run.stdout
+    );
+
+    let single = run_in(
+        folder_with(&[("s.toml", &text)]),
+        &["s.toml", "--quiet", "--replications", "1"],
+    );
+    assert!(
+        !single.out("differences.csv").exists(),
+        "no pairs to difference"
+    );
+}
