@@ -65,6 +65,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub replications: Option<u32>,
 
+    /// Keep adding replications until the 95% interval of METRIC is within REL of its mean for
+    /// every topology, e.g. `latency_p99_ms=0.05`. Repeatable. Starts from --replications (at
+    /// least 5) and stops at --max-replications.
+    #[arg(long, value_name = "METRIC=REL")]
+    pub precision: Vec<String>,
+
+    /// The cap for --precision.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub max_replications: u32,
+
     /// Directory for summary.csv and latency.csv [default: results/<scenario name>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

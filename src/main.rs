@@ -1,8 +1,11 @@
 use clap::Parser;
 use statesim::check::{self, CheckError, Tolerances, Verdict};
 use statesim::cli::{CheckArgs, Cli, Command, RunArgs, ValidateArgs};
+use statesim::metrics::metric_index;
 use statesim::report::{self, default_exporters, render_table, safe_file_name};
-use statesim::run::{RunError, RunOptions, RunStats, run_points};
+use statesim::run::{
+    PrecisionTarget, RunError, RunOptions, RunStats, run_points, run_to_precision,
+};
 use statesim::scenario::{self, QUICKSTART, Scenario, ScenarioError, SweepPoint};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,10 @@ enum CliError {
         "nothing to check: the scenario has no [[expect]] assertions and no --baseline was given"
     )]
     NothingToCheck,
+    #[error(
+        "--precision {0}: expected METRIC=REL with a summary.csv figure and REL > 0, e.g. latency_p99_ms=0.05"
+    )]
+    Precision(String),
 }
 
 /// Exit code 1: the run worked and a check failed (2 is bad input, from any error).
@@ -109,12 +116,49 @@ fn run_points_of(points: &[SweepPoint], args: &RunArgs) -> Result<report::Report
         jobs: args.jobs.map(|n| n.get()),
         progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
     };
-    let (report, stats) = run_points(points, &options)?;
+    let targets = precision_targets(&args.precision)?;
+    let (report, stats) = if targets.is_empty() {
+        run_points(points, &options)?
+    } else {
+        let (report, stats, outcome) =
+            run_to_precision(points, &targets, args.max_replications, &options)?;
+        match outcome.unmet {
+            None if chatty => eprintln!(
+                "precision reached with {} replications",
+                outcome.replications
+            ),
+            None => {}
+            Some((metric, relative, wanted)) => eprintln!(
+                "warning: stopped at --max-replications {}: the 95% interval of {metric} is still \
+                 ±{:.1}% of its mean (wanted ±{:.1}%)",
+                outcome.replications,
+                100.0 * relative,
+                100.0 * wanted
+            ),
+        }
+        (report, stats)
+    };
     if args.stats {
         eprintln!("{}", describe_stats(&stats));
     }
     warn_about_memory(points, &report);
     Ok(report)
+}
+
+fn precision_targets(flags: &[String]) -> Result<Vec<PrecisionTarget>, CliError> {
+    flags
+        .iter()
+        .map(|flag| {
+            let bad = || CliError::Precision(flag.clone());
+            let (metric, relative) = flag.split_once('=').ok_or_else(bad)?;
+            let metric = metric_index(metric.trim()).ok_or_else(bad)?;
+            let relative: f64 = relative.trim().parse().map_err(|_| bad())?;
+            if !(relative > 0.0 && relative.is_finite()) {
+                return Err(bad());
+            }
+            Ok(PrecisionTarget { metric, relative })
+        })
+        .collect()
 }
 
 fn write_results(report: &report::Report, dir: &Path, chatty: bool) -> Result<(), CliError> {

@@ -52,11 +52,12 @@ struct Job {
 }
 
 /// Every job, point-major, then topology, then replication: the order results are reported in.
-fn jobs(points: &[&Scenario]) -> Vec<Job> {
+/// Each point runs replications `first..` its own count (or `until`, when given).
+fn jobs(points: &[&Scenario], first: u32, until: Option<u32>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (point, scenario) in points.iter().enumerate() {
         for topology in 0..scenario.topologies.len() {
-            for replication in 0..scenario.replications {
+            for replication in first..until.unwrap_or(scenario.replications) {
                 jobs.push(Job {
                     point,
                     topology,
@@ -92,10 +93,11 @@ fn threads(options: &RunOptions) -> usize {
 /// Runs every job of the scenario on the pool and returns `per_job(job, result)` in job order.
 fn execute<T: Send>(
     points: &[&Scenario],
+    replications: (u32, Option<u32>),
     options: &RunOptions,
     per_job: impl Fn(Job, RunResult) -> T + Sync,
 ) -> Result<Vec<T>, RunError> {
-    let jobs = jobs(points);
+    let jobs = jobs(points, replications.0, replications.1);
     let threads = threads(options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -123,7 +125,7 @@ fn execute<T: Send>(
 /// Runs every job and returns the full per-run results in job order (topology-major). Each result
 /// holds a latency histogram; for many replications prefer [`run`], which keeps memory flat.
 pub fn run_jobs(scenario: &Scenario, options: &RunOptions) -> Result<Vec<RunResult>, RunError> {
-    execute(&[scenario], options, |_, result| result)
+    execute(&[scenario], (0, None), options, |_, result| result)
 }
 
 /// Runs a scenario and aggregates each topology's replications. Only each run's scalar figures are
@@ -144,6 +146,46 @@ pub fn run_points(
     points: &[SweepPoint],
     options: &RunOptions,
 ) -> Result<(Report, RunStats), RunError> {
+    let collected = run_replications(points, 0, None, options)?;
+    let stats = collected.stats.clone();
+    Ok((assemble(points, collected), stats))
+}
+
+/// What some replications of every (point, topology) produced, in (point, topology) order: each
+/// run's figures in replication order and the runs' pooled latency histogram.
+struct Collected {
+    runs: Vec<Vec<Vec<f64>>>,
+    histograms: Vec<Histogram<u64>>,
+    stats: RunStats,
+}
+
+impl Collected {
+    /// Appends a later batch of replications (same points and topologies).
+    fn extend(&mut self, later: Collected) {
+        for (runs, more) in self.runs.iter_mut().zip(later.runs) {
+            runs.extend(more);
+        }
+        for (histogram, more) in self.histograms.iter_mut().zip(&later.histograms) {
+            histogram
+                .add(more)
+                .expect("auto-resizing histograms of equal precision always merge");
+        }
+        self.stats.simulations += later.stats.simulations;
+        self.stats.events += later.stats.events;
+        self.stats.requests += later.stats.requests;
+        self.stats.elapsed += later.stats.elapsed;
+    }
+}
+
+/// Runs replications `first..until` (each point's own count without `until`) of every point.
+/// Histograms are merged as runs finish: merging adds integer counts, so the result is the same
+/// in any completion order, and the output is identical for any `--jobs`.
+fn run_replications(
+    points: &[SweepPoint],
+    first: u32,
+    until: Option<u32>,
+    options: &RunOptions,
+) -> Result<Collected, RunError> {
     let scenarios: Vec<&Scenario> = points.iter().map(|point| &point.scenario).collect();
     // One pooled histogram per (point, topology), found from the point's offset.
     let offsets: Vec<usize> = scenarios
@@ -159,13 +201,15 @@ pub fn run_points(
         .map(|_| Mutex::new(new_latency_histogram()))
         .collect();
     let started = Instant::now();
-    let per_job = execute(&scenarios, options, |job, result| {
+    let per_job = execute(&scenarios, (first, until), options, |job, result| {
         pooled[offsets[job.point] + job.topology]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .add(&result.latency)
             .expect("auto-resizing histograms of equal precision always merge");
+        let slot = offsets[job.point] + job.topology;
         (
+            slot,
             result.metric_values(),
             result.events,
             result.requests_simulated,
@@ -174,12 +218,33 @@ pub fn run_points(
     let stats = RunStats {
         simulations: per_job.len(),
         threads: threads(options),
-        events: per_job.iter().map(|(_, events, _)| events).sum(),
-        requests: per_job.iter().map(|(_, _, requests)| requests).sum(),
+        events: per_job.iter().map(|(_, _, events, _)| events).sum(),
+        requests: per_job.iter().map(|(_, _, _, requests)| requests).sum(),
         elapsed: started.elapsed(),
     };
-    let mut values = per_job.into_iter().map(|(values, _, _)| values);
-    let mut pooled = pooled.into_iter();
+    let mut runs = vec![Vec::new(); total_topologies];
+    for (slot, values, _, _) in per_job {
+        runs[slot].push(values); // jobs come back in job order: replications in order
+    }
+    let histograms = pooled
+        .into_iter()
+        .map(|histogram| {
+            histogram
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
+        .collect();
+    Ok(Collected {
+        runs,
+        histograms,
+        stats,
+    })
+}
+
+/// The report of everything collected: one summary per (point, topology).
+fn assemble(points: &[SweepPoint], collected: Collected) -> Report {
+    let mut runs = collected.runs.into_iter();
+    let mut histograms = collected.histograms.into_iter();
     let mut summaries = Vec::new();
     for point in points {
         let params: Vec<String> = point
@@ -188,15 +253,9 @@ pub fn run_points(
             .map(|(_, value)| value.clone())
             .collect();
         for topology in &point.scenario.topologies {
-            let runs: Vec<Vec<f64>> = values
-                .by_ref()
-                .take(point.scenario.replications as usize)
-                .collect();
-            let histogram = pooled
-                .next()
-                .expect("one histogram per topology")
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner);
+            let (Some(runs), Some(histogram)) = (runs.next(), histograms.next()) else {
+                unreachable!("one slot per (point, topology)");
+            };
             let mut summary = summarize(&topology.name, topology.state.name(), runs, histogram);
             summary.params = params.clone();
             summary.servers = topology.servers.count;
@@ -204,7 +263,7 @@ pub fn run_points(
         }
     }
     let first = &points[0].scenario;
-    let report = Report {
+    Report {
         scenario: first.name.clone(),
         seed: first.seed,
         scenario_hash: first.source_hash,
@@ -216,6 +275,106 @@ pub fn run_points(
         series_fixed: points[0].series_fixed,
         slo: first.slo.clone(),
         summaries,
-    };
-    Ok((report, stats))
+    }
+}
+
+const PILOT_REPLICATIONS: u32 = 5;
+
+/// A precision target for the sequential procedure: the 95% interval of `metric` within
+/// `relative` of its mean, for every topology (and sweep point) where the metric is defined.
+#[derive(Clone, Debug)]
+pub struct PrecisionTarget {
+    pub metric: usize,
+    pub relative: f64,
+}
+
+/// How the sequential procedure ended.
+#[derive(Clone, Debug)]
+pub struct PrecisionOutcome {
+    pub replications: u32,
+    /// The worst remaining (metric name, relative half-width, wanted) when the cap stopped it.
+    pub unmet: Option<(&'static str, f64, f64)>,
+}
+
+/// Runs replications until every target holds, or `max_replications` is reached. Each round
+/// estimates the replications needed from the widest interval (half-widths shrink as 1/sqrt(n)),
+/// so it usually ends in two or three rounds. Replication `r` is the same run in every round, so
+/// the result depends only on the scenario, never on `--jobs` or the rounds.
+pub fn run_to_precision(
+    points: &[SweepPoint],
+    targets: &[PrecisionTarget],
+    max_replications: u32,
+    options: &RunOptions,
+) -> Result<(Report, RunStats, PrecisionOutcome), RunError> {
+    // A pilot of at least 5: with fewer, Student's t (12.7 at 2 replications) makes the first
+    // interval so wide that the estimate of what is needed overshoots.
+    let start = points
+        .iter()
+        .map(|p| p.scenario.replications)
+        .max()
+        .unwrap_or(PILOT_REPLICATIONS)
+        .max(PILOT_REPLICATIONS)
+        .min(max_replications.max(2));
+    let mut collected = run_replications(points, 0, Some(start), options)?;
+    let mut done = start;
+    loop {
+        let worst = widest_interval(&collected, targets);
+        let finished = worst.is_none_or(|(_, ratio, _)| ratio <= 1.0) || done >= max_replications;
+        if finished {
+            let unmet = worst
+                .filter(|(_, ratio, _)| *ratio > 1.0)
+                .map(|(target, _, half)| {
+                    let name = crate::metrics::METRICS[target.metric].name;
+                    (name, half, target.relative)
+                });
+            let stats = collected.stats.clone();
+            let outcome = PrecisionOutcome {
+                replications: done,
+                unmet,
+            };
+            return Ok((assemble(points, collected), stats, outcome));
+        }
+        let (_, ratio, _) = worst.expect("not finished, so a target is unmet");
+        let needed = (f64::from(done) * ratio * ratio * 1.1).ceil() as u32;
+        // At most 4x per round: the estimate is itself noisy.
+        let next = needed.clamp(done + 1, max_replications.min(done * 4).max(done + 1));
+        collected.extend(run_replications(points, done, Some(next), options)?);
+        done = next;
+    }
+}
+
+/// The target furthest from holding: (target, half-width / wanted half-width, relative
+/// half-width). `None` when no target applies (the metric is undefined everywhere).
+fn widest_interval<'t>(
+    collected: &Collected,
+    targets: &'t [PrecisionTarget],
+) -> Option<(&'t PrecisionTarget, f64, f64)> {
+    let mut worst: Option<(&PrecisionTarget, f64, f64)> = None;
+    for runs in &collected.runs {
+        for target in targets {
+            let values: Vec<f64> = runs
+                .iter()
+                .map(|run| run[target.metric])
+                .filter(|v| !v.is_nan())
+                .collect();
+            let (mean, half_width) = crate::stats::mean_and_half_width(&values, 0.95);
+            if mean.is_nan() || half_width.is_nan() {
+                continue;
+            }
+            let relative = if mean == 0.0 {
+                if half_width == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                half_width / mean.abs()
+            };
+            let ratio = relative / target.relative;
+            if worst.is_none_or(|(_, r, _)| ratio > r) {
+                worst = Some((target, ratio, relative));
+            }
+        }
+    }
+    worst
 }

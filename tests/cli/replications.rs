@@ -181,3 +181,52 @@ fn paired_differences_come_from_the_same_replications_of_two_topologies() {
         "no pairs to difference"
     );
 }
+
+#[test]
+fn precision_adds_replications_until_the_interval_is_narrow_enough() {
+    let flags = ["s.toml", "--quiet", "--precision", "throughput_rps=0.01"];
+    let mut files = Vec::new();
+    for jobs in ["1", "2"] {
+        let run = run_in(
+            folder_with(&[("s.toml", SCENARIO)]),
+            &[&flags[..], &["--jobs", jobs]].concat(),
+        );
+        let row = run.topology("plain");
+        let replications = number(&row, "replications");
+        let relative = number(&row, "throughput_rps_ci95") / number(&row, "throughput_rps");
+        assert!(
+            replications > 5.0,
+            "the 5-replication pilot was not enough here"
+        );
+        assert!(
+            relative <= 0.01,
+            "{relative} after {replications} replications"
+        );
+        files.push(std::fs::read(run.out("replications.csv")).unwrap());
+    }
+    assert_eq!(files[0], files[1], "the same replications for any --jobs");
+
+    let capped = run_in(
+        folder_with(&[("s.toml", SCENARIO)]),
+        &[
+            "s.toml",
+            "--precision",
+            "throughput_rps=0.0001",
+            "--max-replications",
+            "7",
+        ],
+    );
+    assert_eq!(number(&capped.topology("plain"), "replications"), 7.0);
+    assert!(
+        capped.stderr.contains("stopped at --max-replications 7"),
+        "{}",
+        capped.stderr
+    );
+
+    let output = super::support::statesim()
+        .args(["run", "--precision", "p99=0.05", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--precision p99=0.05"));
+}
