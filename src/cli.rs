@@ -26,6 +26,8 @@ pub enum Command {
     /// Run a scenario and check its results: the file's [[expect]] assertions and/or a baseline
     /// results folder. Exit 0 when everything holds, 1 when a check fails, 2 on bad input.
     Check(CheckArgs),
+    /// Combine the shard files of a `run --shard` into the files one whole run would have written.
+    Merge(MergeArgs),
     /// Check a scenario file for errors without running it.
     Validate(ValidateArgs),
     /// Print a fully commented scenario that documents every key.
@@ -70,6 +72,12 @@ pub struct RunArgs {
     /// least 5) and stops at --max-replications.
     #[arg(long, value_name = "METRIC=REL")]
     pub precision: Vec<String>,
+
+    /// Run only jobs INDEX, INDEX+COUNT, INDEX+2·COUNT, ... of the run's jobs (sweep points ×
+    /// topologies × replications), e.g. `--shard 0/4` .. `--shard 3/4` on four machines, and
+    /// write `shard-INDEX-of-COUNT.shard` into --out; `statesim merge` puts them together.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<String>,
 
     /// The cap for --precision.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=100_000))]
@@ -119,6 +127,21 @@ pub struct CheckArgs {
     /// Also write the verdicts as a Markdown table (for a CI job summary).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Folders holding the shard files (or the shard files themselves).
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+
+    /// Directory for the merged results [default: results/<scenario name>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// No informational messages on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,4 +12,5 @@ pub mod model;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod stats;

@@ -1,12 +1,14 @@
 use clap::Parser;
 use statesim::check::{self, CheckError, Tolerances, Verdict};
-use statesim::cli::{CheckArgs, Cli, Command, RunArgs, ValidateArgs};
+use statesim::cli::{CheckArgs, Cli, Command, MergeArgs, RunArgs, ValidateArgs};
 use statesim::metrics::metric_index;
 use statesim::report::{self, default_exporters, render_table, safe_file_name};
 use statesim::run::{
-    PrecisionTarget, RunError, RunOptions, RunStats, run_points, run_to_precision,
+    PrecisionTarget, RunError, RunOptions, RunStats, Shard, merge_shards, run_points, run_shard,
+    run_to_precision,
 };
 use statesim::scenario::{self, QUICKSTART, Scenario, ScenarioError, SweepPoint};
+use statesim::shard::{self as shard_file, Invocation, ShardFile, ShardFileError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +34,14 @@ enum CliError {
         "--precision {0}: expected METRIC=REL with a summary.csv figure and REL > 0, e.g. latency_p99_ms=0.05"
     )]
     Precision(String),
+    #[error("--shard {0}: expected INDEX/COUNT with INDEX < COUNT, e.g. --shard 0/4")]
+    ShardFlag(String),
+    #[error("{0} cannot be combined with {1}")]
+    Conflict(&'static str, &'static str),
+    #[error("{0}")]
+    ShardFile(#[from] ShardFileError),
+    #[error("{0}")]
+    Merge(String),
 }
 
 /// Exit code 1: the run worked and a check failed (2 is bad input, from any error).
@@ -42,6 +52,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run_command(args).map(|()| ExitCode::SUCCESS),
         Command::Check(args) => check_command(args),
+        Command::Merge(args) => merge_command(args).map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => validate_command(args).map(|()| ExitCode::SUCCESS),
         Command::Example => {
             print!("{}", scenario::EXAMPLE);
@@ -115,6 +126,7 @@ fn run_points_of(points: &[SweepPoint], args: &RunArgs) -> Result<report::Report
     let options = RunOptions {
         jobs: args.jobs.map(|n| n.get()),
         progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+        shard: None,
     };
     let targets = precision_targets(&args.precision)?;
     let (report, stats) = if targets.is_empty() {
@@ -143,6 +155,163 @@ fn run_points_of(points: &[SweepPoint], args: &RunArgs) -> Result<report::Report
     }
     warn_about_memory(points, &report);
     Ok(report)
+}
+
+fn parse_shard(flag: &str) -> Result<Shard, CliError> {
+    let bad = || CliError::ShardFlag(flag.to_string());
+    let (index, count) = flag.split_once('/').ok_or_else(bad)?;
+    let index: usize = index.trim().parse().map_err(|_| bad())?;
+    let count: usize = count.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
+}
+
+/// What `merge` needs to load the same scenario again, wherever it runs.
+fn invocation(args: &RunArgs) -> Result<Invocation, CliError> {
+    let (origin, base_dir, text) = match &args.scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let base_dir = path.parent().unwrap_or(Path::new("."));
+            let base_dir = base_dir.canonicalize().unwrap_or(base_dir.to_path_buf());
+            (path.display().to_string(), base_dir, text)
+        }
+        None => (
+            "quickstart.toml (built in)".to_string(),
+            PathBuf::from("."),
+            QUICKSTART.to_string(),
+        ),
+    };
+    Ok(Invocation {
+        origin,
+        base_dir,
+        text,
+        set: args.scenario_args.set.clone(),
+        sweep: args.sweep.clone(),
+        seed: args.seed,
+        replications: args.replications,
+    })
+}
+
+fn run_shard_command(args: &RunArgs, shard: Shard) -> Result<(), CliError> {
+    if !args.precision.is_empty() {
+        return Err(CliError::Conflict("--shard", "--precision"));
+    }
+    let points = load_points(args)?;
+    let invocation = invocation(args)?;
+    let options = RunOptions {
+        jobs: args.jobs.map(|n| n.get()),
+        progress: !args.quiet
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none(),
+        shard: Some(shard),
+    };
+    let results = run_shard(&points, &options)?;
+    if args.stats {
+        eprintln!("{}", describe_stats(&results.stats));
+    }
+    let dir = results_dir(args.out.as_deref(), &points[0].scenario);
+    let path = dir.join(shard_file::file_name(shard));
+    let runs = results.runs.len();
+    let file = ShardFile {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        shard,
+        invocation,
+        results,
+    };
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| shard_file::write(&path, &file))
+        .map_err(|source| CliError::Output {
+            path: path.clone(),
+            source,
+        })?;
+    if !args.quiet {
+        eprintln!(
+            "wrote {} ({runs} runs of shard {} of {})",
+            path.display(),
+            shard.index,
+            shard.count
+        );
+    }
+    Ok(())
+}
+
+fn merge_command(args: MergeArgs) -> Result<(), CliError> {
+    let mut files = Vec::new();
+    for path in &args.shards {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| ShardFileError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "shard"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let shards = files
+        .iter()
+        .map(|path| shard_file::read(path))
+        .collect::<Result<Vec<ShardFile>, _>>()?;
+    let Some(first) = shards.first() else {
+        return Err(CliError::Merge("no shard files (*.shard) found".into()));
+    };
+    let (invocation, count) = (first.invocation.clone(), first.shard.count);
+    let mut indices = Vec::new();
+    for (path, shard) in files.iter().zip(&shards) {
+        if shard.version != first.version || shard.invocation != invocation {
+            return Err(CliError::Merge(format!(
+                "{} is from another run (statesim version, scenario or flags differ from {})",
+                path.display(),
+                files[0].display()
+            )));
+        }
+        if shard.shard.count != count {
+            return Err(CliError::Merge(format!(
+                "{} is a shard of {}, {} of {count}",
+                path.display(),
+                shard.shard.count,
+                files[0].display()
+            )));
+        }
+        indices.push(shard.shard.index);
+    }
+    indices.sort_unstable();
+    if indices != (0..count).collect::<Vec<_>>() {
+        return Err(CliError::Merge(format!(
+            "shards {indices:?} of {count}: each of 0..{count} is needed exactly once"
+        )));
+    }
+    let mut points = scenario::load_points_str(
+        &invocation.text,
+        &invocation.origin,
+        &invocation.base_dir,
+        &invocation.set,
+        &invocation.sweep,
+        true,
+    )?;
+    for point in &mut points {
+        if let Some(seed) = invocation.seed {
+            point.scenario.seed = seed;
+        }
+        if let Some(replications) = invocation.replications {
+            point.scenario.replications = replications;
+        }
+    }
+    let results = shards.into_iter().map(|shard| shard.results).collect();
+    let report = merge_shards(&points, results).map_err(|e| CliError::Merge(e.to_string()))?;
+    print!("{}", render_table(&report));
+    let dir = results_dir(args.out.as_deref(), &points[0].scenario);
+    write_results(&report, &dir, !args.quiet)
 }
 
 fn precision_targets(flags: &[String]) -> Result<Vec<PrecisionTarget>, CliError> {
@@ -176,25 +345,36 @@ fn write_results(report: &report::Report, dir: &Path, chatty: bool) -> Result<()
     Ok(())
 }
 
-fn results_dir(args: &RunArgs, scenario: &Scenario) -> PathBuf {
-    args.out
-        .clone()
-        .unwrap_or_else(|| Path::new("results").join(safe_file_name(&scenario.name)))
+/// `--out`, or `results/<scenario name>/`.
+fn results_dir(out: Option<&Path>, scenario: &Scenario) -> PathBuf {
+    out.map_or_else(
+        || Path::new("results").join(safe_file_name(&scenario.name)),
+        Path::to_path_buf,
+    )
 }
 
 fn run_command(args: RunArgs) -> Result<(), CliError> {
+    if let Some(flag) = &args.shard {
+        return run_shard_command(&args, parse_shard(flag)?);
+    }
     let points = load_points(&args)?;
     let report = run_points_of(&points, &args)?;
     print!("{}", render_table(&report));
     write_results(
         &report,
-        &results_dir(&args, &points[0].scenario),
+        &results_dir(args.out.as_deref(), &points[0].scenario),
         !args.quiet,
     )
 }
 
 fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
     // Bad flags are bad input: found before the run, not after it.
+    if args.run.shard.is_some() {
+        return Err(CliError::Conflict(
+            "--shard",
+            "check (merge the shards, then check)",
+        ));
+    }
     let tolerances = Tolerances::parse(&args.tolerance)?;
     let baseline = match &args.baseline {
         Some(dir) if !args.update_baseline => Some(check::read_baseline(dir)?),
@@ -211,7 +391,11 @@ fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
     if let Some(baseline) = &baseline {
         verdicts.extend(check::check_baseline(&report, baseline, &tolerances));
     }
-    write_results(&report, &results_dir(&args.run, scenario), chatty)?;
+    write_results(
+        &report,
+        &results_dir(args.run.out.as_deref(), scenario),
+        chatty,
+    )?;
     if let (true, Some(dir)) = (args.update_baseline, &args.baseline) {
         write_results(&report, dir, chatty)?;
         eprintln!("baseline updated: {}", dir.display());

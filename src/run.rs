@@ -17,6 +17,15 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// Show a progress bar on stderr (the caller decides: terminal, not quiet, not CI).
     pub progress: bool,
+    /// Run only every `count`-th job starting at `index` (`--shard INDEX/COUNT`).
+    pub shard: Option<Shard>,
+}
+
+/// One of `count` disjoint parts of a run's jobs (`--shard index/count`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +106,15 @@ fn execute<T: Send>(
     options: &RunOptions,
     per_job: impl Fn(Job, RunResult) -> T + Sync,
 ) -> Result<Vec<T>, RunError> {
-    let jobs = jobs(points, replications.0, replications.1);
+    let mut jobs = jobs(points, replications.0, replications.1);
+    if let Some(shard) = options.shard {
+        jobs = jobs
+            .into_iter()
+            .enumerate()
+            .filter(|(number, _)| number % shard.count == shard.index)
+            .map(|(_, job)| job)
+            .collect();
+    }
     let threads = threads(options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -149,6 +166,128 @@ pub fn run_points(
     let collected = run_replications(points, 0, None, options)?;
     let stats = collected.stats.clone();
     Ok((assemble(points, collected), stats))
+}
+
+/// One shard's share of a run: each of its runs' figures, keyed by (point, topology,
+/// replication), and each (point, topology)'s histogram of those runs.
+pub struct ShardResults {
+    pub runs: Vec<((usize, usize, u32), Vec<f64>)>,
+    pub histograms: Vec<((usize, usize), Histogram<u64>)>,
+    pub stats: RunStats,
+}
+
+/// Runs the jobs of `options.shard` only, keeping what [`merge_shards`] needs.
+pub fn run_shard(points: &[SweepPoint], options: &RunOptions) -> Result<ShardResults, RunError> {
+    let scenarios: Vec<&Scenario> = points.iter().map(|point| &point.scenario).collect();
+    let started = Instant::now();
+    let per_job = execute(&scenarios, (0, None), options, |job, result| (job, result))?;
+    let mut histograms: Vec<((usize, usize), Histogram<u64>)> = Vec::new();
+    let mut runs = Vec::new();
+    let mut stats = RunStats {
+        simulations: per_job.len(),
+        threads: threads(options),
+        events: 0,
+        requests: 0,
+        elapsed: Duration::ZERO,
+    };
+    for (job, result) in per_job {
+        stats.events += result.events;
+        stats.requests += result.requests_simulated;
+        let slot = (job.point, job.topology);
+        match histograms.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, histogram)) => histogram
+                .add(&result.latency)
+                .expect("auto-resizing histograms of equal precision always merge"),
+            None => histograms.push((slot, result.latency.clone())),
+        }
+        runs.push((
+            (job.point, job.topology, job.replication),
+            result.metric_values(),
+        ));
+    }
+    stats.elapsed = started.elapsed();
+    Ok(ShardResults {
+        runs,
+        histograms,
+        stats,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("the shards do not cover the run: {0}")]
+    Incomplete(String),
+}
+
+/// Puts shards back together into the report the whole run would have given: runs in job order,
+/// histograms summed (integer counts: the same in any order). Every job must be present once.
+pub fn merge_shards(
+    points: &[SweepPoint],
+    shards: Vec<ShardResults>,
+) -> Result<Report, MergeError> {
+    let scenarios: Vec<&Scenario> = points.iter().map(|point| &point.scenario).collect();
+    let offsets: Vec<usize> = scenarios
+        .iter()
+        .scan(0, |next, scenario| {
+            let offset = *next;
+            *next += scenario.topologies.len();
+            Some(offset)
+        })
+        .collect();
+    let total_topologies: usize = scenarios.iter().map(|s| s.topologies.len()).sum();
+    let mut runs: Vec<Vec<(u32, Vec<f64>)>> = vec![Vec::new(); total_topologies];
+    let mut histograms: Vec<Histogram<u64>> = (0..total_topologies)
+        .map(|_| new_latency_histogram())
+        .collect();
+    let slot = |point: usize, topology: usize| -> Result<usize, MergeError> {
+        let within = scenarios
+            .get(point)
+            .is_some_and(|s| topology < s.topologies.len());
+        if within {
+            Ok(offsets[point] + topology)
+        } else {
+            Err(MergeError::Incomplete(format!(
+                "a run of point {point}, topology {topology}, which the scenario does not have"
+            )))
+        }
+    };
+    for shard in shards {
+        for ((point, topology, replication), values) in shard.runs {
+            runs[slot(point, topology)?].push((replication, values));
+        }
+        for ((point, topology), histogram) in shard.histograms {
+            histograms[slot(point, topology)?]
+                .add(&histogram)
+                .expect("auto-resizing histograms of equal precision always merge");
+        }
+    }
+    let mut ordered = Vec::new();
+    for (point, scenario) in scenarios.iter().enumerate() {
+        for topology in 0..scenario.topologies.len() {
+            let mut these = std::mem::take(&mut runs[offsets[point] + topology]);
+            these.sort_by_key(|(replication, _)| *replication);
+            let replications: Vec<u32> = these.iter().map(|(r, _)| *r).collect();
+            if replications != (0..scenario.replications).collect::<Vec<_>>() {
+                return Err(MergeError::Incomplete(format!(
+                    "point {point}, topology \"{}\" has replications {replications:?}, expected 0..{}",
+                    scenario.topologies[topology].name, scenario.replications
+                )));
+            }
+            ordered.push(these.into_iter().map(|(_, values)| values).collect());
+        }
+    }
+    let collected = Collected {
+        runs: ordered,
+        histograms,
+        stats: RunStats {
+            simulations: 0,
+            threads: 0,
+            events: 0,
+            requests: 0,
+            elapsed: Duration::ZERO,
+        },
+    };
+    Ok(assemble(points, collected))
 }
 
 /// What some replications of every (point, topology) produced, in (point, topology) order: each

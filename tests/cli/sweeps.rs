@@ -178,3 +178,78 @@ fn zipped_keys_advance_together_and_weak_scaling_keeps_efficiency_near_one() {
     let plain = run_in(folder_with(&[("s.toml", SCENARIO)]), &["s.toml", "--quiet"]);
     assert!(!plain.out("scalability.csv").exists());
 }
+
+#[test]
+fn shards_merge_into_the_files_one_run_writes() {
+    let dir = folder_with(&[("s.toml", SCENARIO)]);
+    let flags = [
+        "s.toml",
+        "--quiet",
+        "--replications",
+        "3",
+        "--sweep",
+        "servers.count=2,3",
+    ];
+    let run = |extra: &[&str]| {
+        let output = statesim()
+            .current_dir(dir.path())
+            .arg("run")
+            .args(flags)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    assert_eq!(run(&["--out", "whole"]).0, Some(0));
+    for shard in ["0/3", "1/3", "2/3"] {
+        let out = format!("part{}", &shard[..1]);
+        assert_eq!(run(&["--shard", shard, "--out", &out]).0, Some(0));
+    }
+    let merge = |parts: &[&str]| {
+        statesim()
+            .current_dir(dir.path())
+            .arg("merge")
+            .args(parts)
+            .args(["--out", "merged", "--quiet"])
+            .output()
+            .unwrap()
+    };
+    let merged = merge(&["part2", "part0", "part1"]);
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    for file in [
+        "summary.csv",
+        "replications.csv",
+        "latency.csv",
+        "scalability.csv",
+        "differences.csv",
+    ] {
+        let whole = std::fs::read(dir.path().join("whole").join(file)).unwrap();
+        let parts = std::fs::read(dir.path().join("merged").join(file)).unwrap();
+        assert!(
+            whole == parts,
+            "{file} differs between the whole run and the merged shards"
+        );
+    }
+
+    // A missing shard, or one from another run, is bad input.
+    let missing = merge(&["part0", "part1"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("each of 0..3 is needed"));
+    assert_eq!(
+        run(&["--shard", "1/3", "--seed", "9", "--out", "other"]).0,
+        Some(0)
+    );
+    let mixed = merge(&["part0", "other", "part2"]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("is from another run"));
+    let (code, stderr) = run(&["--shard", "3/3"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--shard 3/3"), "{stderr}");
+}
