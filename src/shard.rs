@@ -201,7 +201,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn floats_round_trip_through_their_debug_text() {
-        for value in [0.1, 1.0 / 3.0, 1e-300, f64::MAX, 12345.678_901_234_5] {
+        for value in [0.1, 1.0 / 3.0, 1e-300, f64::MAX, 12_345.678_901_234_5] {
             assert_eq!(format!("{value:?}").parse::<f64>().unwrap(), value);
         }
         assert!(format!("{:?}", f64::NAN).parse::<f64>().unwrap().is_nan());
