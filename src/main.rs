@@ -94,7 +94,40 @@ fn load_points(args: &RunArgs) -> Result<Vec<SweepPoint>, CliError> {
             point.scenario.replications = replications;
         }
     }
+    choose_warmups(&mut points, args.jobs.map(|n| n.get()), args.quiet)?;
     Ok(points)
+}
+
+/// Resolves `warmup = "auto"` and says what it chose.
+fn choose_warmups(
+    points: &mut [SweepPoint],
+    jobs: Option<usize>,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let options = RunOptions {
+        jobs,
+        progress: false,
+        shard: None,
+    };
+    let chosen = statesim::run::resolve_auto_warmup(points, &options)?;
+    if quiet {
+        return Ok(());
+    }
+    for (point, cut) in points.iter().zip(chosen) {
+        if let Some(cut) = cut {
+            let at: Vec<String> = point
+                .params
+                .iter()
+                .map(|(k, v)| format!(" {k}={v}"))
+                .collect();
+            eprintln!(
+                "warm-up{}: auto chose {} (MSER-5 on the mean latency per second of a pilot run)",
+                at.concat(),
+                scenario::units::format_duration(cut)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs every point; messages on stderr.
@@ -307,6 +340,8 @@ fn merge_command(args: MergeArgs) -> Result<(), CliError> {
             point.scenario.replications = replications;
         }
     }
+    // The shards chose the same warm-up: the pilots are seeded runs.
+    choose_warmups(&mut points, None, true)?;
     let results = shards.into_iter().map(|shard| shard.results).collect();
     let report = merge_shards(&points, results).map_err(|e| CliError::Merge(e.to_string()))?;
     print!("{}", render_table(&report));

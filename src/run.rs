@@ -1,8 +1,9 @@
 //! Builds the jobs of a scenario (topologies × replications), runs them in parallel with rayon, and
 //! assembles the results in job order, so any `--jobs` writes the same bytes.
 
+use crate::engine::SimTime;
 use crate::metrics::{RunResult, new_latency_histogram, summarize};
-use crate::model::simulate;
+use crate::model::{latency_per_second, simulate};
 use crate::report::Report;
 use crate::scenario::{Scenario, SweepPoint};
 use hdrhistogram::Histogram;
@@ -418,6 +419,53 @@ fn assemble(points: &[SweepPoint], collected: Collected) -> Report {
 }
 
 const PILOT_REPLICATIONS: u32 = 5;
+
+/// Resolves `warmup = "auto"`: a pilot run (replication 0, no warm-up) of every topology of each
+/// such point records its mean latency per second, MSER-5 picks where the transient ends, and
+/// the point's warm-up becomes the latest of its topologies' cuts (one window for all, so the
+/// topologies stay comparable). Returns each point's chosen warm-up (`None` where it was fixed).
+/// Deterministic: the pilots are ordinary seeded runs, so shards and merges agree.
+pub fn resolve_auto_warmup(
+    points: &mut [SweepPoint],
+    options: &RunOptions,
+) -> Result<Vec<Option<SimTime>>, RunError> {
+    let pilots: Vec<(usize, usize)> = points
+        .iter()
+        .enumerate()
+        .filter(|(_, point)| point.scenario.warmup_auto)
+        .flat_map(|(index, point)| (0..point.scenario.topologies.len()).map(move |t| (index, t)))
+        .collect();
+    let threads = threads(options);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|source| RunError::ThreadPool {
+            jobs: threads,
+            source,
+        })?;
+    let cuts: Vec<(usize, u64)> = pool.install(|| {
+        pilots
+            .par_iter()
+            .map(|&(index, topology)| {
+                let scenario = &points[index].scenario;
+                let series = latency_per_second(scenario, &scenario.topologies[topology], 0);
+                (index, crate::stats::mser5_truncation(&series) as u64)
+            })
+            .collect()
+    });
+    let mut chosen = vec![None; points.len()];
+    for (index, seconds) in cuts {
+        let cut = SimTime::from_secs(seconds);
+        let slot = chosen[index].get_or_insert(SimTime::ZERO);
+        *slot = (*slot).max(cut);
+    }
+    for (point, cut) in points.iter_mut().zip(&chosen) {
+        if let Some(cut) = cut {
+            point.scenario.warmup = *cut;
+        }
+    }
+    Ok(chosen)
+}
 
 /// A precision target for the sequential procedure: the 95% interval of `metric` within
 /// `relative` of its mean, for every topology (and sweep point) where the metric is defined.

@@ -17,6 +17,33 @@ pub fn mean_and_half_width(samples: &[f64], level: f64) -> (f64, f64) {
     (mean, t * (variance / n as f64).sqrt())
 }
 
+/// How many leading observations of `series` to drop as warm-up, by MSER-5 (White, Cobb & Spratt,
+/// "A comparison of five steady-state truncation heuristics for simulation", WSC 2000): average
+/// the series in batches of 5, and choose the truncation d (at most half the batches) that
+/// minimises the marginal standard error of what remains, sum((y − mean)²) / (n − d)².
+pub fn mser5_truncation(series: &[f64]) -> usize {
+    const BATCH: usize = 5;
+    let batches: Vec<f64> = series
+        .chunks_exact(BATCH)
+        .map(|batch| batch.iter().sum::<f64>() / BATCH as f64)
+        .collect();
+    let n = batches.len();
+    if n < 4 {
+        return 0;
+    }
+    let mut best = (f64::INFINITY, 0);
+    for d in 0..=n / 2 {
+        let rest = &batches[d..];
+        let mean = rest.iter().sum::<f64>() / rest.len() as f64;
+        let squares: f64 = rest.iter().map(|y| (y - mean).powi(2)).sum();
+        let statistic = squares / (rest.len() as f64).powi(2);
+        if statistic < best.0 {
+            best = (statistic, d);
+        }
+    }
+    best.1 * BATCH
+}
+
 /// The `p` quantile of Student's t distribution with `df` degrees of freedom, for p in (0.5, 1).
 /// Found by bisection on the distribution function, to about 1e-10 relative.
 pub fn student_t_quantile(p: f64, df: f64) -> f64 {
@@ -150,6 +177,20 @@ mod tests {
         }
         // Large df tends to the normal quantile 1.95996.
         assert!((student_t_quantile(0.975, 1e6) - 1.959_96).abs() < 1e-4);
+    }
+
+    #[test]
+    fn mser5_cuts_an_initial_transient_and_nothing_from_a_stationary_series() {
+        // 100 observations: the first 30 climb from 0 to the steady level 10, then noise.
+        let noise = |i: usize| ((i * 7919) % 13) as f64 / 13.0 - 0.5;
+        let with_transient: Vec<f64> = (0..100)
+            .map(|i| if i < 30 { i as f64 / 3.0 } else { 10.0 } + noise(i))
+            .collect();
+        let cut = mser5_truncation(&with_transient);
+        assert!((25..=35).contains(&cut), "cut {cut}");
+        let stationary: Vec<f64> = (0..100).map(|i| 10.0 + noise(i)).collect();
+        assert!(mser5_truncation(&stationary) <= 10);
+        assert_eq!(mser5_truncation(&[1.0; 12]), 0, "too short to judge");
     }
 
     #[test]

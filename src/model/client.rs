@@ -186,6 +186,17 @@ impl World<'_> {
         if request.outcome == Outcome::Ok && self.in_window() {
             self.recorder.ok_in_window += 1;
         }
+        if request.outcome == Outcome::Ok
+            && let Some(seconds) = &mut self.recorder.per_second
+        {
+            let second = (self.now.nanos() / 1_000_000_000) as usize;
+            if seconds.len() <= second {
+                seconds.resize(second + 1, (0.0, 0));
+            }
+            let latency = self.now.saturating_sub(request.sent_at).nanos() as f64;
+            seconds[second].0 += latency;
+            seconds[second].1 += 1;
+        }
         self.continue_session(request.session, request.index);
     }
 

@@ -166,6 +166,9 @@ struct Recorder {
     session_duration_sum_secs: f64,
     peak_session_bytes: f64,
     bytes_total: f64,
+    /// (latency sum in ns, count) of ok requests per second of simulated time, when a warm-up
+    /// pilot asks for it.
+    per_second: Option<Vec<(f64, u64)>>,
 }
 
 pub struct World<'s> {
@@ -196,6 +199,20 @@ pub fn simulate(scenario: &Scenario, topology: &Topology, replication: u32) -> R
     let mut world = World::new(scenario, topology, replication);
     world.run();
     world.finish()
+}
+
+/// The mean latency (ms) of ok requests in each second of a run, for warm-up detection; seconds
+/// without a completed request are left out.
+pub fn latency_per_second(scenario: &Scenario, topology: &Topology, replication: u32) -> Vec<f64> {
+    let mut world = World::new(scenario, topology, replication);
+    world.recorder.per_second = Some(Vec::new());
+    world.run();
+    let seconds = world.recorder.per_second.take().unwrap_or_default();
+    seconds
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(sum, count)| sum / count as f64 / 1e6)
+        .collect()
 }
 
 impl<'s> World<'s> {
@@ -238,6 +255,7 @@ impl<'s> World<'s> {
                 session_duration_sum_secs: 0.0,
                 peak_session_bytes: 0.0,
                 bytes_total: 0.0,
+                per_second: None,
             },
             events: 0,
             requests_simulated: 0,

@@ -70,6 +70,8 @@ pub struct Scenario {
     pub duration: SimTime,
     /// Metrics of requests sent (and sessions started) before this are discarded.
     pub warmup: SimTime,
+    /// `warmup = "auto"`: the run finds the warm-up from a pilot (see `run::detect_warmup`).
+    pub warmup_auto: bool,
     pub replications: u32,
     pub workload: Workload,
     pub client: Client,

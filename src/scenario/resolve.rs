@@ -348,12 +348,16 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         "duration",
         "must be greater than zero",
     );
+    let (warmup, warmup_auto) = match raw.warmup {
+        WarmupFile::Fixed(warmup) => (warmup.0, false),
+        WarmupFile::Auto => (SimTime::ZERO, true),
+    };
     r.check(
-        raw.warmup.0 < raw.duration.0,
+        warmup < raw.duration.0,
         "warmup",
         format!(
             "the warm-up ({}) must end before the run does (duration = {})",
-            units::format_duration(raw.warmup.0),
+            units::format_duration(warmup),
             units::format_duration(raw.duration.0)
         ),
     );
@@ -535,7 +539,8 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         description: raw.description,
         seed: raw.seed,
         duration: raw.duration.0,
-        warmup: raw.warmup.0,
+        warmup,
+        warmup_auto,
         replications: raw.replications,
         workload,
         client,

@@ -44,6 +44,33 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// `warmup`: a duration, or `"auto"` (detected from a pilot run by MSER-5).
+#[derive(Clone, Copy, Debug)]
+pub enum WarmupFile {
+    Fixed(HumanDuration),
+    Auto,
+}
+
+impl Default for WarmupFile {
+    fn default() -> Self {
+        WarmupFile::Fixed(HumanDuration::default())
+    }
+}
+
+impl<'de> Deserialize<'de> for WarmupFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        if value.as_str() == Some("auto") {
+            return Ok(WarmupFile::Auto);
+        }
+        HumanDuration::deserialize(value)
+            .map(WarmupFile::Fixed)
+            .map_err(|error| {
+                serde::de::Error::custom(format!("{error} (or \"auto\" to detect it)"))
+            })
+    }
+}
+
 fn default_seed() -> u64 {
     1
 }
@@ -62,7 +89,7 @@ pub struct ScenarioFile {
     pub seed: u64,
     pub duration: HumanDuration,
     #[serde(default)]
-    pub warmup: HumanDuration,
+    pub warmup: WarmupFile,
     #[serde(default = "default_replications")]
     pub replications: u32,
     pub workload: WorkloadFile,

@@ -230,3 +230,55 @@ fn precision_adds_replications_until_the_interval_is_narrow_enough() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--precision p99=0.05"));
 }
+
+#[test]
+fn auto_warmup_picks_a_cut_and_runs_as_if_it_had_been_written() {
+    // M/M/1 at rho = 0.95 starting empty: latency climbs for a while before it settles.
+    let text = r#"name = "hot"
+duration = "10m"
+warmup = "auto"
+[workload]
+sessions_per_second = 190
+service_time = { dist = "exponential", mean = "5ms" }
+[servers]
+count = 1
+[[topology]]
+name = "one"
+state = "none"
+"#;
+    let auto = run_in(folder_with(&[("s.toml", text)]), &["s.toml"]);
+    let line = auto
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("warm-up: auto chose "))
+        .unwrap_or_else(|| panic!("no warm-up line in {}", auto.stderr));
+    let cut = line["warm-up: auto chose ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let seconds: f64 = cut
+        .trim_end_matches('s')
+        .parse()
+        .unwrap_or_else(|_| panic!("{cut}"));
+    assert!(
+        seconds > 0.0 && seconds <= 300.0,
+        "cut {cut}: a transient, at most half the run"
+    );
+    let fixed = run_in(
+        folder_with(&[("s.toml", text)]),
+        &["s.toml", "--quiet", "--set", &format!("warmup={cut}")],
+    );
+    for column in [
+        "requests",
+        "latency_p99_ms",
+        "latency_mean_ms",
+        "sessions_at_warmup",
+    ] {
+        assert_eq!(
+            auto.topology("one")[column],
+            fixed.topology("one")[column],
+            "{column}: auto must run exactly as warmup = {cut}"
+        );
+    }
+}
