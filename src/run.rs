@@ -40,7 +40,7 @@ pub enum RunError {
 
 /// How much simulating a run did and how fast (`--stats`). Never written to result files: the
 /// timing differs from machine to machine, the results must not.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RunStats {
     /// Simulations run (topologies × replications).
     pub simulations: usize,
@@ -169,6 +169,17 @@ pub fn run_points(
     Ok((assemble(points, collected), stats))
 }
 
+/// Where each point's topologies start in a flat (point, topology) list, and its length.
+fn topology_slots(scenarios: &[&Scenario]) -> (Vec<usize>, usize) {
+    let mut offsets = Vec::with_capacity(scenarios.len());
+    let mut total = 0;
+    for scenario in scenarios {
+        offsets.push(total);
+        total += scenario.topologies.len();
+    }
+    (offsets, total)
+}
+
 /// One shard's share of a run: each of its runs' figures, keyed by (point, topology,
 /// replication), and each (point, topology)'s histogram of those runs.
 pub struct ShardResults {
@@ -187,9 +198,7 @@ pub fn run_shard(points: &[SweepPoint], options: &RunOptions) -> Result<ShardRes
     let mut stats = RunStats {
         simulations: per_job.len(),
         threads: threads(options),
-        events: 0,
-        requests: 0,
-        elapsed: Duration::ZERO,
+        ..RunStats::default()
     };
     for (job, result) in per_job {
         stats.events += result.events;
@@ -227,15 +236,7 @@ pub fn merge_shards(
     shards: Vec<ShardResults>,
 ) -> Result<Report, MergeError> {
     let scenarios: Vec<&Scenario> = points.iter().map(|point| &point.scenario).collect();
-    let offsets: Vec<usize> = scenarios
-        .iter()
-        .scan(0, |next, scenario| {
-            let offset = *next;
-            *next += scenario.topologies.len();
-            Some(offset)
-        })
-        .collect();
-    let total_topologies: usize = scenarios.iter().map(|s| s.topologies.len()).sum();
+    let (offsets, total_topologies) = topology_slots(&scenarios);
     let mut runs: Vec<Vec<(u32, Vec<f64>)>> = vec![Vec::new(); total_topologies];
     let mut histograms: Vec<Histogram<u64>> = (0..total_topologies)
         .map(|_| new_latency_histogram())
@@ -280,13 +281,7 @@ pub fn merge_shards(
     let collected = Collected {
         runs: ordered,
         histograms,
-        stats: RunStats {
-            simulations: 0,
-            threads: 0,
-            events: 0,
-            requests: 0,
-            elapsed: Duration::ZERO,
-        },
+        stats: RunStats::default(),
     };
     Ok(assemble(points, collected))
 }
@@ -328,15 +323,7 @@ fn run_replications(
 ) -> Result<Collected, RunError> {
     let scenarios: Vec<&Scenario> = points.iter().map(|point| &point.scenario).collect();
     // One pooled histogram per (point, topology), found from the point's offset.
-    let offsets: Vec<usize> = scenarios
-        .iter()
-        .scan(0, |next, scenario| {
-            let offset = *next;
-            *next += scenario.topologies.len();
-            Some(offset)
-        })
-        .collect();
-    let total_topologies: usize = scenarios.iter().map(|s| s.topologies.len()).sum();
+    let (offsets, total_topologies) = topology_slots(&scenarios);
     let pooled: Vec<Mutex<Histogram<u64>>> = (0..total_topologies)
         .map(|_| Mutex::new(new_latency_histogram()))
         .collect();

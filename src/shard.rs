@@ -11,7 +11,6 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const MAGIC: &str = "statesim-shard 1";
 
@@ -185,13 +184,7 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
         results: ShardResults {
             runs,
             histograms,
-            stats: RunStats {
-                simulations: 0,
-                threads: 0,
-                events: 0,
-                requests: 0,
-                elapsed: Duration::ZERO,
-            },
+            stats: RunStats::default(),
         },
     })
 }

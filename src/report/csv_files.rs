@@ -6,6 +6,29 @@ use super::{Exporter, PROVENANCE_COLUMNS, Report, format_number};
 use crate::metrics::{METRICS, TopologySummary};
 use std::io::{self, Write};
 
+/// The columns every file starts with: `scenario`, a sweep's `param_<key>` columns, the file's
+/// own `identity` columns, then the provenance (seed, scenario hash, version).
+fn leading_columns(report: &Report, identity: &[&str]) -> Vec<String> {
+    let mut columns = vec!["scenario".to_string()];
+    columns.extend(report.param_columns());
+    columns.extend(identity.iter().map(|c| c.to_string()));
+    columns.extend(PROVENANCE_COLUMNS.map(String::from));
+    columns
+}
+
+/// The cells of [`leading_columns`] for one summary's row.
+fn leading_cells(
+    report: &Report,
+    summary: &TopologySummary,
+    identity: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let mut cells = vec![report.scenario.clone()];
+    cells.extend(summary.params.iter().cloned());
+    cells.extend(identity);
+    cells.extend(report.provenance());
+    cells
+}
+
 pub struct SummaryCsv;
 
 impl Exporter for SummaryCsv {
@@ -15,28 +38,19 @@ impl Exporter for SummaryCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header = vec!["scenario".to_string()];
-        header.extend(report.param_columns());
-        header.extend(
-            ["topology", "state", "replications"]
-                .into_iter()
-                .chain(PROVENANCE_COLUMNS)
-                .map(String::from),
-        );
+        let mut header = leading_columns(report, &["topology", "state", "replications"]);
         for metric in METRICS {
             header.push(metric.name.to_string());
             header.push(format!("{}_ci95", metric.name));
         }
         writer.write_record(&header)?;
         for summary in &report.summaries {
-            let mut row = vec![report.scenario.clone()];
-            row.extend(summary.params.iter().cloned());
-            row.extend([
+            let identity = [
                 summary.topology.clone(),
                 summary.state.to_string(),
                 summary.replications.to_string(),
-            ]);
-            row.extend(report.provenance());
+            ];
+            let mut row = leading_cells(report, summary, identity);
             for (value, half_width) in summary.values.iter().zip(&summary.ci95) {
                 row.push(format_number(*value));
                 row.push(format_number(*half_width));
@@ -57,26 +71,17 @@ impl Exporter for ReplicationsCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header = vec!["scenario".to_string()];
-        header.extend(report.param_columns());
-        header.extend(
-            ["topology", "state", "replication"]
-                .into_iter()
-                .chain(PROVENANCE_COLUMNS)
-                .chain(METRICS.iter().map(|m| m.name))
-                .map(String::from),
-        );
+        let mut header = leading_columns(report, &["topology", "state", "replication"]);
+        header.extend(METRICS.iter().map(|m| m.name.to_string()));
         writer.write_record(&header)?;
         for summary in &report.summaries {
             for (replication, values) in summary.per_replication.iter().enumerate() {
-                let mut row = vec![report.scenario.clone()];
-                row.extend(summary.params.iter().cloned());
-                row.extend([
+                let identity = [
                     summary.topology.clone(),
                     summary.state.to_string(),
                     replication.to_string(),
-                ]);
-                row.extend(report.provenance());
+                ];
+                let mut row = leading_cells(report, summary, identity);
                 row.extend(values.iter().map(|v| format_number(*v)));
                 writer.write_record(&row)?;
             }
@@ -102,16 +107,9 @@ impl Exporter for LatencyCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header = vec!["scenario".to_string()];
-        header.extend(report.param_columns());
-        header.extend(
-            ["topology", "percentile", "latency_ms", "samples"]
-                .into_iter()
-                .chain(PROVENANCE_COLUMNS)
-                .map(String::from),
-        );
+        let mut header = leading_columns(report, &["topology"]);
+        header.extend(["percentile", "latency_ms", "samples"].map(String::from));
         writer.write_record(&header)?;
-        let provenance = report.provenance();
         let percentiles = latency_percentiles();
         for summary in &report.summaries {
             let histogram = &summary.pooled_latency;
@@ -122,17 +120,13 @@ impl Exporter for LatencyCsv {
                 } else {
                     histogram.value_at_percentile(percentile) as f64 / 1e6
                 };
-                writer.write_record(
-                    std::iter::once(report.scenario.as_str())
-                        .chain(summary.params.iter().map(String::as_str))
-                        .chain([
-                            summary.topology.as_str(),
-                            &format_number(percentile),
-                            &format_number(value),
-                            &samples,
-                        ])
-                        .chain(provenance.iter().map(String::as_str)),
-                )?;
+                let mut row = leading_cells(report, summary, [summary.topology.clone()]);
+                row.extend([
+                    format_number(percentile),
+                    format_number(value),
+                    samples.clone(),
+                ]);
+                writer.write_record(&row)?;
             }
         }
         writer.flush()
@@ -167,12 +161,9 @@ impl Exporter for ScalabilityCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header = vec!["scenario".to_string()];
-        header.extend(report.param_columns());
+        let mut header = leading_columns(report, &["topology", "servers"]);
         header.extend(
             [
-                "topology",
-                "servers",
                 "throughput_rps",
                 "latency_p50_ms",
                 "latency_p99_ms",
@@ -180,12 +171,9 @@ impl Exporter for ScalabilityCsv {
                 "slo_met",
                 "knee",
             ]
-            .into_iter()
-            .chain(PROVENANCE_COLUMNS)
             .map(String::from),
         );
         writer.write_record(&header)?;
-        let provenance = report.provenance();
         let per_server =
             |s: &TopologySummary| s.get("throughput_rps") / f64::from(s.servers.max(1));
         for summary in &report.summaries {
@@ -202,11 +190,9 @@ impl Exporter for ScalabilityCsv {
                 let knee = holding.checked_sub(1).map(|last| series[last]);
                 knee.is_some_and(|k| std::ptr::eq(k, summary)).to_string()
             };
-            let mut row = vec![report.scenario.clone()];
-            row.extend(summary.params.iter().cloned());
+            let identity = [summary.topology.clone(), summary.servers.to_string()];
+            let mut row = leading_cells(report, summary, identity);
             row.extend([
-                summary.topology.clone(),
-                summary.servers.to_string(),
                 format_number(summary.get("throughput_rps")),
                 format_number(summary.get("latency_p50_ms")),
                 format_number(summary.get("latency_p99_ms")),
@@ -214,7 +200,6 @@ impl Exporter for ScalabilityCsv {
                 met.map_or(String::new(), |m| m.to_string()),
                 knee,
             ]);
-            row.extend(provenance.iter().cloned());
             writer.write_record(&row)?;
         }
         writer.flush()
@@ -279,23 +264,9 @@ impl Exporter for DifferencesCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header = vec!["scenario".to_string()];
-        header.extend(report.param_columns());
-        header.extend(
-            [
-                "topology",
-                "versus",
-                "metric",
-                "difference",
-                "difference_ci95",
-                "relative",
-            ]
-            .into_iter()
-            .chain(PROVENANCE_COLUMNS)
-            .map(String::from),
-        );
+        let mut header = leading_columns(report, &["topology", "versus", "metric"]);
+        header.extend(["difference", "difference_ci95", "relative"].map(String::from));
         writer.write_record(&header)?;
-        let provenance = report.provenance();
         for (summary, reference) in paired_rows(report) {
             for (index, metric) in METRICS.iter().enumerate() {
                 let (difference, half_width) = paired_difference(summary, reference, index);
@@ -305,17 +276,17 @@ impl Exporter for DifferencesCsv {
                 } else {
                     f64::NAN
                 };
-                let mut row = vec![report.scenario.clone()];
-                row.extend(summary.params.iter().cloned());
-                row.extend([
+                let identity = [
                     summary.topology.clone(),
                     reference.topology.clone(),
                     metric.name.to_string(),
+                ];
+                let mut row = leading_cells(report, summary, identity);
+                row.extend([
                     format_number(difference),
                     format_number(half_width),
                     format_number(relative),
                 ]);
-                row.extend(provenance.iter().cloned());
                 writer.write_record(&row)?;
             }
         }
