@@ -94,6 +94,18 @@ fn progress_bar(total: usize, visible: bool) -> ProgressBar {
     bar
 }
 
+/// The pool `--jobs` asks for.
+fn thread_pool(options: &RunOptions) -> Result<rayon::ThreadPool, RunError> {
+    let threads = threads(options);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|source| RunError::ThreadPool {
+            jobs: threads,
+            source,
+        })
+}
+
 fn threads(options: &RunOptions) -> usize {
     options
         .jobs
@@ -116,14 +128,7 @@ fn execute<T: Send>(
             .map(|(_, job)| job)
             .collect();
     }
-    let threads = threads(options);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|source| RunError::ThreadPool {
-            jobs: threads,
-            source,
-        })?;
+    let pool = thread_pool(options)?;
     let bar = progress_bar(jobs.len(), options.progress);
     let outputs = pool.install(|| {
         jobs.par_iter()
@@ -422,14 +427,7 @@ pub fn resolve_auto_warmup(
         .filter(|(_, point)| point.scenario.warmup_auto)
         .flat_map(|(index, point)| (0..point.scenario.topologies.len()).map(move |t| (index, t)))
         .collect();
-    let threads = threads(options);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|source| RunError::ThreadPool {
-            jobs: threads,
-            source,
-        })?;
+    let pool = thread_pool(options)?;
     let cuts: Vec<(usize, u64)> = pool.install(|| {
         pilots
             .par_iter()
