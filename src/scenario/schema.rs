@@ -66,7 +66,11 @@ impl<'de> Deserialize<'de> for WarmupFile {
         HumanDuration::deserialize(value)
             .map(WarmupFile::Fixed)
             .map_err(|error| {
-                serde::de::Error::custom(format!("{error} (or \"auto\" to detect it)"))
+                let message = error.to_string();
+                serde::de::Error::custom(format!(
+                    "{} (or \"auto\" to detect it)",
+                    message.trim_end()
+                ))
             })
     }
 }

@@ -319,3 +319,49 @@ fn mutated_scenarios_never_panic() {
         "the mutations should leave some scenarios valid ({loaded})"
     );
 }
+
+#[test]
+fn new_keys_reject_bad_values_with_their_place() {
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "warmup = \"sometimes\"",
+            &["bad.toml:1:", "`warmup`", "(or \"auto\" to detect it)"],
+        ),
+        (
+            "[sweep]\nservers.count = 5",
+            &["`sweep.servers.count`", "expected a list"],
+        ),
+        (
+            "[sweep]\nzip = true\nservers.count = [1, 2]\nworkload.sessions_per_second = [1]",
+            &["`sweep.zip`", "as many values"],
+        ),
+        (
+            "[slo]\nlatency_p99 = { max = 1 }",
+            &["`slo.latency_p99`", "latency_p99_ms"],
+        ),
+        (
+            "[[expect]]\ntopology = \"nope\"\nmetric = \"failed\"\nmax = 0",
+            &["`expect[0].topology`", "no topology is named \"nope\""],
+        ),
+    ];
+    for (extra, expected) in cases {
+        // `warmup` is a top-level key: it must come before the first table.
+        let text = if extra.starts_with('[') {
+            format!("{VALID}\n{extra}\n")
+        } else {
+            format!("{extra}\n{VALID}")
+        };
+        let stderr = expect_rejected(&text, &[]);
+        for needle in expected {
+            assert!(
+                stderr.contains(needle),
+                "{extra}: {needle:?} not in\n{stderr}"
+            );
+        }
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{extra}: one problem, one line:\n{stderr}"
+        );
+    }
+}
