@@ -186,7 +186,6 @@ fn run_points_of(points: &[SweepPoint], args: &RunArgs) -> Result<report::Report
     if args.stats {
         eprintln!("{}", describe_stats(&stats));
     }
-    warn_about_memory(points, &report);
     Ok(report)
 }
 
@@ -486,21 +485,6 @@ fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-/// Session memory beyond `servers.memory_mb` would not fit; eviction is not modelled (yet), so say so.
-fn warn_about_memory(points: &[SweepPoint], report: &report::Report) {
-    let topologies = points.iter().flat_map(|point| &point.scenario.topologies);
-    for (topology, summary) in topologies.zip(&report.summaries) {
-        let peak = summary.get("peak_session_memory_mb");
-        if let Some(limit) = topology.servers.memory_mb.filter(|limit| peak > *limit) {
-            eprintln!(
-                "warning: topology \"{}\": a server held {peak:.1} MiB of sessions, more than \
-                 servers.memory_mb = {limit} (the model does not evict; results assume it fits)",
-                topology.name
-            );
-        }
-    }
 }
 
 fn validate_command(args: ValidateArgs) -> Result<(), CliError> {

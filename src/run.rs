@@ -2,7 +2,7 @@
 //! assembles the results in job order, so any `--jobs` writes the same bytes.
 
 use crate::engine::SimTime;
-use crate::metrics::{RunResult, new_latency_histogram, summarize};
+use crate::metrics::{RunFigures, RunResult, new_latency_histogram, summarize};
 use crate::model::{latency_per_second, simulate};
 use crate::report::Report;
 use crate::scenario::{Scenario, SweepPoint};
@@ -188,7 +188,7 @@ fn topology_slots(scenarios: &[&Scenario]) -> (Vec<usize>, usize) {
 /// One shard's share of a run: each of its runs' figures, keyed by (point, topology,
 /// replication), and each (point, topology)'s histogram of those runs.
 pub struct ShardResults {
-    pub runs: Vec<((usize, usize, u32), Vec<f64>)>,
+    pub runs: Vec<((usize, usize, u32), RunFigures)>,
     pub histograms: Vec<((usize, usize), Histogram<u64>)>,
     pub stats: RunStats,
 }
@@ -215,10 +215,7 @@ pub fn run_shard(points: &[SweepPoint], options: &RunOptions) -> Result<ShardRes
                 .expect("auto-resizing histograms of equal precision always merge"),
             None => histograms.push((slot, result.latency.clone())),
         }
-        runs.push((
-            (job.point, job.topology, job.replication),
-            result.metric_values(),
-        ));
+        runs.push(((job.point, job.topology, job.replication), result.figures()));
     }
     stats.elapsed = started.elapsed();
     Ok(ShardResults {
@@ -242,7 +239,7 @@ pub fn merge_shards(
 ) -> Result<Report, MergeError> {
     let scenarios: Vec<&Scenario> = points.iter().map(|point| &point.scenario).collect();
     let (offsets, total_topologies) = topology_slots(&scenarios);
-    let mut runs: Vec<Vec<(u32, Vec<f64>)>> = vec![Vec::new(); total_topologies];
+    let mut runs: Vec<Vec<(u32, RunFigures)>> = vec![Vec::new(); total_topologies];
     let mut histograms: Vec<Histogram<u64>> = (0..total_topologies)
         .map(|_| new_latency_histogram())
         .collect();
@@ -294,7 +291,7 @@ pub fn merge_shards(
 /// What some replications of every (point, topology) produced, in (point, topology) order: each
 /// run's figures in replication order and the runs' pooled latency histogram.
 struct Collected {
-    runs: Vec<Vec<Vec<f64>>>,
+    runs: Vec<Vec<RunFigures>>,
     histograms: Vec<Histogram<u64>>,
     stats: RunStats,
 }
@@ -342,7 +339,7 @@ fn run_replications(
         let slot = offsets[job.point] + job.topology;
         (
             slot,
-            result.metric_values(),
+            result.figures(),
             result.events,
             result.requests_simulated,
         )
@@ -406,6 +403,12 @@ fn assemble(points: &[SweepPoint], collected: Collected) -> Report {
             .collect(),
         series_fixed: points[0].series_fixed,
         slo: first.slo.clone(),
+        fault_kinds: first
+            .faults
+            .iter()
+            .map(|fault| fault.kind())
+            .chain(first.autoscale.as_ref().map(|_| "autoscale"))
+            .collect(),
         summaries,
     }
 }
@@ -526,7 +529,7 @@ fn widest_interval<'t>(
         for target in targets {
             let values: Vec<f64> = runs
                 .iter()
-                .map(|run| run[target.metric])
+                .map(|run| run.values[target.metric])
                 .filter(|v| !v.is_nan())
                 .collect();
             let (mean, half_width) = crate::stats::mean_and_half_width(&values, 0.95);

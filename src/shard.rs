@@ -6,13 +6,14 @@
 //! check that every shard belongs to the same run. Text, one record per line; free-form values
 //! are hex-encoded so no quoting is needed.
 
+use crate::metrics::RunFigures;
 use crate::run::{RunStats, Shard, ShardResults};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &str = "statesim-shard 1";
+const MAGIC: &str = "statesim-shard 2";
 
 /// What was run: enough to load the same scenario and sweep again.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,13 +76,15 @@ pub fn write(path: &Path, file: &ShardFile) -> io::Result<()> {
     if let Some(replications) = invocation.replications {
         writeln!(out, "replications {replications}")?;
     }
-    for ((point, topology, replication), values) in &file.results.runs {
-        write!(out, "run {point} {topology} {replication}")?;
-        for value in values {
-            // `{:?}` is the shortest text that parses back to the same f64 (and NaN as "NaN").
-            write!(out, " {value:?}")?;
+    for ((point, topology, replication), figures) in &file.results.runs {
+        let key = format!("{point} {topology} {replication}");
+        write_numbers(&mut out, &format!("run {key}"), &figures.values)?;
+        for row in &figures.series {
+            write_numbers(&mut out, &format!("series {key}"), row)?;
         }
-        writeln!(out)?;
+        for row in &figures.faults {
+            write_numbers(&mut out, &format!("fault {key}"), row)?;
+        }
     }
     for ((point, topology), histogram) in &file.results.histograms {
         let mut bytes = Vec::new();
@@ -91,6 +94,25 @@ pub fn write(path: &Path, file: &ShardFile) -> io::Result<()> {
         writeln!(out, "histogram {point} {topology} {}", hex(&bytes))?;
     }
     out.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+/// One record of numbers. `{:?}` is the shortest text that parses back to the same f64 (and NaN
+/// as "NaN").
+fn write_numbers(out: &mut impl Write, head: &str, values: &[f64]) -> io::Result<()> {
+    write!(out, "{head}")?;
+    for value in values {
+        write!(out, " {value:?}")?;
+    }
+    writeln!(out)
+}
+
+/// A fixed-width row of numbers (a series or fault row).
+fn parse_row<const N: usize>(words: std::str::Split<'_, char>) -> Option<[f64; N]> {
+    let values: Vec<f64> = words
+        .map(str::parse::<f64>)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    values.try_into().ok()
 }
 
 pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
@@ -150,15 +172,35 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
                 let replications = next()?.parse().map_err(|_| malformed("bad count"))?;
                 invocation.replications = Some(replications);
             }
-            "run" => {
+            "run" | "series" | "fault" => {
                 let point = next()?.parse().map_err(|_| malformed("bad point"))?;
                 let topology = next()?.parse().map_err(|_| malformed("bad topology"))?;
                 let replication = next()?.parse().map_err(|_| malformed("bad replication"))?;
-                let values = words
-                    .map(str::parse::<f64>)
-                    .collect::<Result<Vec<f64>, _>>()
-                    .map_err(|_| malformed("bad figure"))?;
-                runs.push(((point, topology, replication), values));
+                let key = (point, topology, replication);
+                if kind == "run" {
+                    let values = words
+                        .map(str::parse::<f64>)
+                        .collect::<Result<Vec<f64>, _>>()
+                        .map_err(|_| malformed("bad figure"))?;
+                    let figures = RunFigures {
+                        values,
+                        series: Vec::new(),
+                        faults: Vec::new(),
+                    };
+                    runs.push((key, figures));
+                    continue;
+                }
+                // Rows follow their run's record.
+                let Some((_, figures)) = runs.last_mut().filter(|(k, _)| *k == key) else {
+                    return Err(malformed("a row before its run"));
+                };
+                if kind == "series" {
+                    let row = parse_row(words).ok_or_else(|| malformed("bad series row"))?;
+                    figures.series.push(row);
+                } else {
+                    let row = parse_row(words).ok_or_else(|| malformed("bad fault row"))?;
+                    figures.faults.push(row);
+                }
             }
             "histogram" => {
                 let point = next()?.parse().map_err(|_| malformed("bad point"))?;

@@ -3,6 +3,8 @@
 //! Memory stays flat in the number of requests: latencies go into an HDR histogram, counts into
 //! counters and levels (busy workers, active sessions) into time integrals.
 
+pub mod series;
+
 use crate::engine::SimTime;
 use crate::stats::mean_and_half_width;
 use hdrhistogram::Histogram;
@@ -19,9 +21,58 @@ pub fn new_latency_histogram() -> Histogram<u64> {
     histogram
 }
 
-/// Counts for the measurement window. Requests belong to it when sent at or after the warm-up;
-/// sessions when started after it or still active when it opens, so that
-/// `sessions_at_warmup + sessions_started = completed + lost + active`.
+/// Why a session's state was lost (summary.csv has a `sessions_lost_<cause>` column for each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossCause {
+    /// Its home server crashed.
+    Crash,
+    /// Its home server hung (the state is unreachable; the server is restarted empty).
+    Hang,
+    /// Its home server was terminated at the end of a deploy's drain.
+    Drain,
+    /// Its home server was removed by a scale-in (or the autoscaler) at the end of its drain.
+    ScaleIn,
+    /// Its home server ran out of session memory and evicted it.
+    Eviction,
+    /// Its home server was lost and the async replica had not received its last write.
+    ReplicationLag,
+    /// The store came back empty after an outage.
+    StoreOutage,
+    /// A request reached a server other than the session's home (non-sticky routing).
+    Misrouted,
+}
+
+impl LossCause {
+    pub const ALL: [LossCause; 8] = [
+        LossCause::Crash,
+        LossCause::Hang,
+        LossCause::Drain,
+        LossCause::ScaleIn,
+        LossCause::Eviction,
+        LossCause::ReplicationLag,
+        LossCause::StoreOutage,
+        LossCause::Misrouted,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LossCause::Crash => "crash",
+            LossCause::Hang => "hang",
+            LossCause::Drain => "drain",
+            LossCause::ScaleIn => "scale_in",
+            LossCause::Eviction => "eviction",
+            LossCause::ReplicationLag => "replication_lag",
+            LossCause::StoreOutage => "store_outage",
+            LossCause::Misrouted => "misrouted",
+        }
+    }
+}
+
+/// Counts for the measurement window. Requests belong to it when first sent at or after the
+/// warm-up; sessions when started after it or still active when it opens, so that
+/// `sessions_at_warmup + sessions_started = completed + lost + active`, and `requests = ok +
+/// rejected + failed + timed_out + store_unavailable + in_flight`. A request counts once, with
+/// the outcome of its last attempt.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counters {
     pub requests: u64,
@@ -29,59 +80,109 @@ pub struct Counters {
     pub rejected: u64,
     pub failed: u64,
     pub timed_out: u64,
-    /// Sent by the client but without an outcome when the run ended.
+    /// The store was down when the request needed it.
+    pub store_unavailable: u64,
+    /// Sent by the client but without a final outcome when the run ended (an attempt on its way,
+    /// or waiting to be retried).
     pub in_flight: u64,
-    /// Routed to a server that was already down (the balancer had not noticed yet).
+    /// Attempts routed to a server that was already down or hung (the balancer had not noticed).
     pub requests_to_dead_server: u64,
+    /// Attempts sent, first attempts and retries.
+    pub attempts: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
     /// Sessions already active when the measurement window opened (they are measured from then on).
     pub sessions_at_warmup: u64,
     pub sessions_started: u64,
     pub sessions_completed: u64,
     pub sessions_lost: u64,
+    /// `sessions_lost` by [`LossCause`], in [`LossCause::ALL`] order.
+    pub sessions_lost_by: [u64; 8],
+    /// Sessions whose home was lost but whose state was recovered from a replica or the store.
+    pub sessions_failed_over: u64,
     /// Started, neither completed nor lost when the run ended.
     pub sessions_active: u64,
     /// Requests redone by clients that logged in again after losing their session.
     pub requests_redone: u64,
 }
 
-/// The time average of a piecewise-constant whole-number level (busy workers, active sessions),
-/// counted from `from` on.
+/// The integral over time of a piecewise-constant whole-number level (busy workers, active
+/// sessions, servers up), from time zero.
 ///
 /// Kept in integers, so it is exact, and cheap to update: a change of `delta` at `t` contributes
-/// `delta × (end − max(t, from))` to the integral over `[from, end]`, which is
-/// `level × end − Σ delta × max(t, from)`. Only that sum and the level are kept.
-#[derive(Clone, Debug)]
+/// `delta × (now − t)` to the integral up to `now`, which is `level × now − Σ delta × t`. Only
+/// that sum and the level are kept; the average over a window is the difference of two areas.
+#[derive(Clone, Debug, Default)]
 pub struct TimeAverage {
     level: i64,
     weighted_starts: i128,
-    from: SimTime,
 }
 
 impl TimeAverage {
-    pub fn new(from: SimTime) -> TimeAverage {
-        TimeAverage {
-            level: 0,
-            weighted_starts: 0,
-            from,
-        }
+    pub fn new() -> TimeAverage {
+        TimeAverage::default()
     }
 
     pub fn add(&mut self, now: SimTime, delta: i64) {
         self.level += delta;
-        self.weighted_starts += i128::from(delta) * i128::from(now.max(self.from).nanos());
+        self.weighted_starts += i128::from(delta) * i128::from(now.nanos());
     }
 
-    /// The average level over `[from, end]`; every change must have happened by `end`.
-    pub fn average(&self, end: SimTime) -> f64 {
-        let span = end.saturating_sub(self.from).nanos();
+    pub fn level(&self) -> i64 {
+        self.level
+    }
+
+    /// The integral (level × ns) over `[0, now]`; every change must have happened by `now`.
+    pub fn area(&self, now: SimTime) -> i128 {
+        i128::from(self.level) * i128::from(now.nanos()) - self.weighted_starts
+    }
+
+    /// The average level over `[from, end]`, given the area at `from`.
+    pub fn average_since(&self, from: SimTime, area_at_from: i128, end: SimTime) -> f64 {
+        let span = end.saturating_sub(from).nanos();
         if span == 0 {
             return 0.0;
         }
-        let end = end.max(self.from).nanos();
-        let area = i128::from(self.level) * i128::from(end) - self.weighted_starts;
-        area as f64 / span as f64
+        (self.area(end) - area_at_from) as f64 / span as f64
     }
 }
+
+/// The columns of timeseries.csv after the identifying ones: one row per bucket of a run.
+pub const SERIES_COLUMNS: [&str; 17] = [
+    "time_s",
+    "requests",
+    "retries",
+    "ok",
+    "rejected",
+    "failed",
+    "timed_out",
+    "store_unavailable",
+    "sessions_lost",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "active_sessions",
+    "healthy_servers",
+    "servers_running",
+    "server_utilization",
+    "store_utilization",
+    "load_imbalance",
+];
+
+pub type SeriesRow = [f64; SERIES_COLUMNS.len()];
+
+/// The columns of faults.csv after the identifying ones: one row per fault occurrence on a server
+/// (or on the store) in a run. Times are seconds of simulated time; empty when it never happened.
+pub const FAULT_COLUMNS: [&str; 7] = [
+    "fault",
+    "server",
+    "start_s",
+    "detected_at_s",
+    "recovered_at_s",
+    "requests_failed",
+    "sessions_lost",
+];
+
+pub type FaultRow = [f64; FAULT_COLUMNS.len()];
 
 /// Everything one simulation run (one topology, one replication) measured.
 #[derive(Clone, Debug)]
@@ -89,8 +190,10 @@ pub struct RunResult {
     pub topology: String,
     pub replication: u32,
     pub counters: Counters,
-    /// Client-seen latency of requests that completed ok, in nanoseconds.
+    /// Client-seen latency of requests that completed ok (all their attempts), in nanoseconds.
     pub latency: Histogram<u64>,
+    /// Latency of each ok attempt on its own.
+    pub attempt_latency: Histogram<u64>,
     /// Exact sum of the recorded latencies (the histogram mean is rounded to its buckets).
     pub latency_sum_ns: f64,
     /// Length of the measurement window (duration - warmup), in seconds.
@@ -98,9 +201,13 @@ pub struct RunResult {
     /// Ok responses received during the window.
     pub ok_in_window: u64,
     pub mean_busy_workers: f64,
+    /// Workers of the running servers, averaged over the window (servers come and go).
     pub worker_capacity: f64,
     pub mean_busy_store_workers: f64,
     pub store_capacity: f64,
+    /// Servers up (serving) and provisioned (up, hung, down or starting), averaged over the window.
+    pub mean_servers_up: f64,
+    pub mean_servers_provisioned: f64,
     pub mean_active_sessions: f64,
     pub session_duration_sum_secs: f64,
     pub peak_session_bytes: f64,
@@ -108,6 +215,10 @@ pub struct RunResult {
     pub events: u64,
     /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
     pub requests_simulated: u64,
+    /// timeseries.csv rows, the whole run (warm-up included).
+    pub series: Vec<SeriesRow>,
+    /// faults.csv rows.
+    pub faults: Vec<FaultRow>,
 }
 
 fn ratio(numerator: f64, denominator: f64) -> f64 {
@@ -119,10 +230,15 @@ fn ratio(numerator: f64, denominator: f64) -> f64 {
 }
 
 fn percentile_ms(result: &RunResult, percentile: f64) -> f64 {
-    if result.latency.is_empty() {
+    histogram_percentile_ms(&result.latency, percentile)
+}
+
+/// A percentile of a nanosecond histogram in milliseconds; NaN when it is empty.
+pub fn histogram_percentile_ms(histogram: &Histogram<u64>, percentile: f64) -> f64 {
+    if histogram.is_empty() {
         f64::NAN
     } else {
-        result.latency.value_at_percentile(percentile) as f64 / 1e6
+        histogram.value_at_percentile(percentile) as f64 / 1e6
     }
 }
 
@@ -149,6 +265,7 @@ pub const METRICS: &[Metric] = &[
     metric!("rejected", |r| r.counters.rejected as f64),
     metric!("failed", |r| r.counters.failed as f64),
     metric!("timed_out", |r| r.counters.timed_out as f64),
+    metric!("store_unavailable", |r| r.counters.store_unavailable as f64),
     metric!("in_flight", |r| r.counters.in_flight as f64),
     metric!("availability", |r| ratio(
         r.counters.ok as f64,
@@ -175,10 +292,41 @@ pub const METRICS: &[Metric] = &[
     metric!("sessions_lost", |r| r.counters.sessions_lost as f64),
     metric!("sessions_active", |r| r.counters.sessions_active as f64),
     metric!("requests_redone", |r| r.counters.requests_redone as f64),
+    metric!("sessions_lost_crash", |r| lost_by(r, 0)),
+    metric!("sessions_lost_hang", |r| lost_by(r, 1)),
+    metric!("sessions_lost_drain", |r| lost_by(r, 2)),
+    metric!("sessions_lost_scale_in", |r| lost_by(r, 3)),
+    metric!("sessions_lost_eviction", |r| lost_by(r, 4)),
+    metric!("sessions_lost_replication_lag", |r| lost_by(r, 5)),
+    metric!("sessions_lost_store_outage", |r| lost_by(r, 6)),
+    metric!("sessions_lost_misrouted", |r| lost_by(r, 7)),
+    metric!("sessions_failed_over", |r| r.counters.sessions_failed_over
+        as f64),
     metric!(
         "requests_to_dead_server",
         |r| r.counters.requests_to_dead_server as f64
     ),
+    metric!("attempts", |r| r.counters.attempts as f64),
+    metric!("retry_amplification", |r| ratio(
+        r.counters.attempts as f64,
+        r.counters.requests as f64
+    )),
+    metric!("attempt_latency_p50_ms", |r| histogram_percentile_ms(
+        &r.attempt_latency,
+        50.0
+    )),
+    metric!("attempt_latency_p99_ms", |r| histogram_percentile_ms(
+        &r.attempt_latency,
+        99.0
+    )),
+    metric!("cache_hit_ratio", |r| ratio(
+        r.counters.cache_hits as f64,
+        (r.counters.cache_hits + r.counters.cache_misses) as f64
+    )),
+    metric!("server_availability", |r| ratio(
+        r.mean_servers_up,
+        r.mean_servers_provisioned
+    )),
     metric!("server_utilization", |r| ratio(
         r.mean_busy_workers,
         r.worker_capacity
@@ -200,6 +348,10 @@ pub const METRICS: &[Metric] = &[
     )),
     metric!("events", |r| r.events as f64),
 ];
+
+fn lost_by(result: &RunResult, cause: usize) -> f64 {
+    result.counters.sessions_lost_by[cause] as f64
+}
 
 pub fn metric_index(name: &str) -> Option<usize> {
     METRICS.iter().position(|m| m.name == name)
@@ -223,6 +375,10 @@ pub struct TopologySummary {
     pub ci95: Vec<f64>,
     /// Each replication's values, in replication order (replications.csv).
     pub per_replication: Vec<Vec<f64>>,
+    /// Each replication's timeseries.csv rows, in replication order.
+    pub series: Vec<Vec<SeriesRow>>,
+    /// Each replication's faults.csv rows, in replication order.
+    pub faults: Vec<Vec<FaultRow>>,
     /// All replications' latencies pooled, for the distribution in latency.csv.
     pub pooled_latency: Histogram<u64>,
 }
@@ -245,15 +401,42 @@ impl RunResult {
     }
 }
 
-/// Averages one topology's replications, given each replication's [`RunResult::metric_values`]
-/// (in replication order, so the sums are deterministic) and their pooled latency histogram.
-/// Each figure is averaged over the replications where it is defined, with its 95% interval.
+/// What a run leaves behind once its histograms are pooled: its figures and its rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunFigures {
+    /// [`RunResult::metric_values`].
+    pub values: Vec<f64>,
+    pub series: Vec<SeriesRow>,
+    pub faults: Vec<FaultRow>,
+}
+
+impl RunResult {
+    pub fn figures(&self) -> RunFigures {
+        RunFigures {
+            values: self.metric_values(),
+            series: self.series.clone(),
+            faults: self.faults.clone(),
+        }
+    }
+}
+
+/// Averages one topology's replications, given each replication's figures (in replication
+/// order, so the sums are deterministic) and their pooled latency histogram. Each figure is
+/// averaged over the replications where it is defined, with its 95% interval.
 pub fn summarize(
     topology: &str,
     state: &'static str,
-    replications: Vec<Vec<f64>>,
+    runs: Vec<RunFigures>,
     pooled_latency: Histogram<u64>,
 ) -> TopologySummary {
+    let mut replications = Vec::with_capacity(runs.len());
+    let mut series = Vec::with_capacity(runs.len());
+    let mut faults = Vec::with_capacity(runs.len());
+    for run in runs {
+        replications.push(run.values);
+        series.push(run.series);
+        faults.push(run.faults);
+    }
     let (values, ci95) = (0..METRICS.len())
         .map(|column| {
             let defined: Vec<f64> = replications
@@ -273,6 +456,8 @@ pub fn summarize(
         values,
         ci95,
         per_replication: replications,
+        series,
+        faults,
         pooled_latency,
     }
 }
@@ -282,16 +467,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn time_average_counts_only_after_the_start() {
-        let mut level = TimeAverage::new(SimTime(10));
+    fn time_average_of_a_window_is_the_difference_of_two_areas() {
+        let mut level = TimeAverage::new();
         level.add(SimTime(0), 4); // 4 from t=0, but only t>=10 counts
+        let at_ten = level.area(SimTime(10));
+        assert_eq!(at_ten, 40);
         level.add(SimTime(20), -2); // 4 over [10,20], then 2
         level.add(SimTime(25), 1); // 3 over [25,30]
         assert_eq!(
-            level.average(SimTime(30)),
+            level.average_since(SimTime(10), at_ten, SimTime(30)),
             (4.0 * 10.0 + 2.0 * 5.0 + 3.0 * 5.0) / 20.0
         );
-        assert_eq!(TimeAverage::new(SimTime(10)).average(SimTime(10)), 0.0);
+        assert_eq!(level.level(), 3);
+        assert_eq!(level.average_since(SimTime(10), 0, SimTime(10)), 0.0);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct Balancer {
     unhealthy_threshold: u32,
     healthy_threshold: u32,
     healthy: Vec<bool>,
+    /// Takes new sessions (false while starting, draining or gone).
+    registered: Vec<bool>,
+    /// Receives the traffic of sessions homed on it (false once terminated).
+    attached: Vec<bool>,
     consecutive_failures: Vec<u32>,
     consecutive_passes: Vec<u32>,
     /// Servers to route to: the healthy ones, or all of them when none is healthy (fail open, as
@@ -36,6 +40,8 @@ impl Balancer {
             unhealthy_threshold: config.health_check.unhealthy_threshold,
             healthy_threshold: config.health_check.healthy_threshold,
             healthy: vec![true; n],
+            registered: vec![true; n],
+            attached: vec![true; n],
             consecutive_failures: vec![0; n],
             consecutive_passes: vec![0; n],
             candidates: Vec::with_capacity(n),
@@ -48,9 +54,52 @@ impl Balancer {
         balancer
     }
 
-    #[cfg(test)]
+    /// Servers the balancer believes healthy, among those it routes to.
     pub fn healthy_count(&self) -> usize {
-        self.healthy.iter().filter(|h| **h).count()
+        (0..self.healthy.len())
+            .filter(|&s| self.healthy[s] && self.attached[s])
+            .count()
+    }
+
+    pub fn is_healthy(&self, server: u32) -> bool {
+        self.healthy[server as usize]
+    }
+
+    /// Whether new sessions may be placed on `server`.
+    pub fn in_service(&self, server: u32) -> bool {
+        self.registered[server as usize]
+    }
+
+    /// A new server, not yet registered (it is starting).
+    pub fn add_server(&mut self) {
+        self.healthy.push(true);
+        self.registered.push(false);
+        self.attached.push(false);
+        self.consecutive_failures.push(0);
+        self.consecutive_passes.push(0);
+        self.outstanding.push(0);
+    }
+
+    /// The server joins the rotation, healthy.
+    pub fn register(&mut self, server: u32) {
+        let s = server as usize;
+        self.registered[s] = true;
+        self.attached[s] = true;
+        self.healthy[s] = true;
+        self.rebuild_candidates();
+    }
+
+    /// Deregistration (draining): no new sessions, but sessions homed there still reach it.
+    pub fn deregister(&mut self, server: u32) {
+        self.registered[server as usize] = false;
+        self.rebuild_candidates();
+    }
+
+    /// The server is gone: nothing is routed to it any more.
+    pub fn detach(&mut self, server: u32) {
+        self.registered[server as usize] = false;
+        self.attached[server as usize] = false;
+        self.rebuild_candidates();
     }
 
     /// Chooses a server for a request. `affinity_key` identifies the session (consistent hashing);
@@ -58,7 +107,9 @@ impl Balancer {
     pub fn route(&mut self, affinity_key: u64, home: Option<u32>) -> u32 {
         match self.policy {
             Policy::Sticky => match home {
-                Some(server) if self.healthy[server as usize] => server,
+                Some(server) if self.healthy[server as usize] && self.attached[server as usize] => {
+                    server
+                }
                 _ => self.pick(self.fallback, affinity_key),
             },
             policy => self.pick(policy, affinity_key),
@@ -142,8 +193,21 @@ impl Balancer {
     fn rebuild_candidates(&mut self) {
         self.candidates.clear();
         let all = 0..self.healthy.len() as u32;
-        self.candidates
-            .extend(all.clone().filter(|s| self.healthy[*s as usize]));
+        let (healthy, registered) = (&self.healthy, &self.registered);
+        self.candidates.extend(
+            all.clone()
+                .filter(|s| healthy[*s as usize] && registered[*s as usize]),
+        );
+        // Fail open: every registered server, else every one still attached, else any.
+        if self.candidates.is_empty() {
+            self.candidates
+                .extend(all.clone().filter(|s| registered[*s as usize]));
+        }
+        if self.candidates.is_empty() {
+            let attached = &self.attached;
+            self.candidates
+                .extend(all.clone().filter(|s| attached[*s as usize]));
+        }
         if self.candidates.is_empty() {
             self.candidates.extend(all);
         }
@@ -175,6 +239,7 @@ mod tests {
                 interval: SimTime::from_secs(10),
                 unhealthy_threshold: 2,
                 healthy_threshold: 1,
+                timeout: SimTime::from_secs(1),
             },
         };
         Balancer::new(&config, servers, stream(1, 0, "balancer"))

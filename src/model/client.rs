@@ -1,10 +1,11 @@
-//! The client side: session arrivals, sending requests, receiving outcomes, think time, timeouts,
-//! and what a user does when the session is gone.
+//! The client side: session arrivals, sending requests and their retries, receiving outcomes,
+//! think time, timeouts, and what a user does when the session is gone.
 
 use super::{Event, Outcome, Phase, Request, Session, World};
 use crate::engine::rng::keyed;
 use crate::engine::{Handle, SimTime};
-use crate::scenario::{Dist, OnSessionLost, State};
+use crate::metrics::LossCause;
+use crate::scenario::{BackoffKind, Dist, Jitter, OnSessionLost, Replication, State};
 use rand::RngExt;
 use rand_distr::Exp1;
 
@@ -55,11 +56,23 @@ impl World<'_> {
             in_window,
             home: None,
             state_at: None,
+            recovery: None,
             lost: false,
+            retry_pending: false,
+            attempts: 0,
+            request_sent_at: self.now,
+            request_in_window: in_window,
+            last_backoff: SimTime::ZERO,
+            last_write: self.now,
+            version: 0,
+            older: None,
+            newer: None,
         })
     }
 
     pub(super) fn on_warmup_end(&mut self) {
+        let now = self.now;
+        self.recorder.areas_at_warmup = self.recorder.levels().map(|level| level.area(now));
         let carried: Vec<Handle> = self
             .sessions
             .iter()
@@ -74,31 +87,64 @@ impl World<'_> {
         }
     }
 
+    /// The client sends the session's next request (its first attempt).
     pub(super) fn send_request(&mut self, session_handle: Handle) {
+        let in_window = self.in_window();
         let Some(session) = self.sessions.get_mut(session_handle) else {
             return;
         };
         let index = session.next_request;
         session.next_request += 1;
-        self.requests_simulated += 1;
-        let (session_id, life) = (session.id, session.life);
+        session.attempts = 0;
+        session.request_sent_at = self.now;
+        session.request_in_window = in_window;
+        session.last_backoff = SimTime::ZERO;
         let redone = index < session.redo_until;
-        let draws = self.draw_request(session_id, index);
-        let in_window = self.in_window();
+        self.requests_simulated += 1;
+        self.recorder.requests_sent += 1;
+        self.recorder.series.counts().requests += 1;
         if in_window {
             let counters = &mut self.recorder.counters;
             counters.requests += 1;
             if redone {
                 counters.requests_redone += 1;
             }
+        }
+        self.send_attempt(session_handle);
+    }
+
+    /// The client sends another attempt of the session's current request.
+    pub(super) fn send_retry(&mut self, session_handle: Handle) {
+        let Some(session) = self.sessions.get_mut(session_handle) else {
+            return;
+        };
+        session.retry_pending = false;
+        self.recorder.series.counts().retries += 1;
+        self.send_attempt(session_handle);
+    }
+
+    fn send_attempt(&mut self, session_handle: Handle) {
+        let Some(session) = self.sessions.get_mut(session_handle) else {
+            return;
+        };
+        let index = session.next_request - 1;
+        let attempt = session.attempts;
+        session.attempts += 1;
+        let (session_id, life) = (session.id, session.life);
+        let (first_sent_at, in_window) = (session.request_sent_at, session.request_in_window);
+        let draws = self.draw_request(session_id, index);
+        if in_window {
+            self.recorder.counters.attempts += 1;
             self.recorder.bytes_total += draws.bytes;
         }
-        let draw_key = (u64::from(life) << 32) | u64::from(index);
+        // A first attempt keys its draws exactly as before retries existed; a retry's differ.
+        let draw_key = ((u64::from(life) << 32) | u64::from(index)) ^ (u64::from(attempt) << 48);
         let request = self.requests.insert(Request {
             session: session_handle,
             session_id,
             index,
             draw_key,
+            first_sent_at,
             sent_at: self.now,
             in_window,
             phase: Phase::ToBalancer,
@@ -107,6 +153,7 @@ impl World<'_> {
             timed_out: false,
             demand: draws.demand,
             writes_state: draws.writes_state,
+            fetch: None,
         });
         if let Some(timeout) = self.scenario.client.timeout {
             let at = self.now.saturating_add(timeout);
@@ -139,19 +186,29 @@ impl World<'_> {
             session_id,
             key,
         );
+        // A keyed draw: the same for this request whichever topology makes it.
+        let writes = |fraction: f64| match fraction {
+            f if f >= 1.0 => true,
+            f if f <= 0.0 => false,
+            f => keyed(seeds.state_write, session_id, key).random::<f64>() < f,
+        };
         let (writes_state, state_bytes) = match &self.topology.state {
             State::Token { token_bytes, .. } => (false, *token_bytes),
             State::Store {
                 session_bytes,
                 store,
+                ..
             } => {
-                // A keyed draw: the same for this request whichever topology makes it.
-                let writes = match store.write_fraction {
-                    f if f >= 1.0 => true,
-                    f if f <= 0.0 => false,
-                    f => keyed(seeds.state_write, session_id, key).random::<f64>() < f,
-                };
+                let writes = writes(store.write_fraction);
                 (writes, session_bytes * if writes { 2.0 } else { 1.0 })
+            }
+            // Replication copies a session when it changes; its first request creates it.
+            State::Server {
+                replication,
+                write_fraction,
+                ..
+            } if !matches!(replication, Replication::None) => {
+                (index == 0 || writes(*write_fraction), 0.0)
             }
             State::Stateless | State::Server { .. } => (false, 0.0),
         };
@@ -167,34 +224,35 @@ impl World<'_> {
             return;
         };
         if request.timed_out {
-            return; // the client already gave up on it and moved on
+            return; // the client already gave up on this attempt and moved on
         }
+        if request.outcome != Outcome::Ok {
+            self.attempt_failed(request.session, request.outcome);
+            return;
+        }
+        let latency = self.now.saturating_sub(request.first_sent_at).nanos();
+        self.recorder.series.counts().ok += 1;
+        self.recorder.series.record_latency(latency);
         if request.in_window {
-            let counters = &mut self.recorder.counters;
-            match request.outcome {
-                Outcome::Ok => {
-                    counters.ok += 1;
-                    let latency = self.now.saturating_sub(request.sent_at).nanos();
-                    self.recorder.latency_sum_ns += latency as f64;
-                    // Auto-resizing histogram: recording cannot fail for a positive value.
-                    let _ = self.recorder.latency.record(latency.max(1));
-                }
-                Outcome::Rejected => counters.rejected += 1,
-                Outcome::Failed => counters.failed += 1,
+            let rec = &mut self.recorder;
+            rec.counters.ok += 1;
+            rec.latency_sum_ns += latency as f64;
+            // Auto-resizing histogram: recording cannot fail for a positive value.
+            let _ = rec.latency.record(latency.max(1));
+            if let Some(attempts) = &mut rec.attempt_latency {
+                let attempt = self.now.saturating_sub(request.sent_at).nanos();
+                let _ = attempts.record(attempt.max(1));
             }
         }
-        if request.outcome == Outcome::Ok && self.in_window() {
+        if self.in_window() {
             self.recorder.ok_in_window += 1;
         }
-        if request.outcome == Outcome::Ok
-            && let Some(seconds) = &mut self.recorder.per_second
-        {
+        if let Some(seconds) = &mut self.recorder.per_second {
             let second = (self.now.nanos() / 1_000_000_000) as usize;
             if seconds.len() <= second {
                 seconds.resize(second + 1, (0.0, 0));
             }
-            let latency = self.now.saturating_sub(request.sent_at).nanos() as f64;
-            seconds[second].0 += latency;
+            seconds[second].0 += latency as f64;
             seconds[second].1 += 1;
         }
         self.continue_session(request.session, request.index);
@@ -208,15 +266,110 @@ impl World<'_> {
             return;
         }
         request.timed_out = true;
-        let (session, index, in_window) = (request.session, request.index, request.in_window);
-        if in_window {
-            self.recorder.counters.timed_out += 1;
+        let (session, server) = (request.session, request.server);
+        if request.phase == Phase::BlackHoled {
+            // Nobody will ever answer it: the client closes the connection.
+            self.requests.remove(handle);
+            self.balancer.answered(server);
+            self.count_failure_on_server(server);
         }
-        self.continue_session(session, index);
+        self.attempt_failed(session, Outcome::TimedOut);
     }
 
-    /// After request `index` of the session ended (any outcome): think, send the next one, finish
-    /// the session, or react to its loss.
+    /// An attempt of the session's current request ended without success: retry it if the
+    /// client may, otherwise that is the request's outcome.
+    fn attempt_failed(&mut self, session_handle: Handle, outcome: Outcome) {
+        let Some(session) = self.sessions.get(session_handle) else {
+            return;
+        };
+        if !session.lost && self.may_retry(session) {
+            let wait = self.backoff(session_handle);
+            self.recorder.retries_sent += 1;
+            let session = self
+                .sessions
+                .get_mut(session_handle)
+                .expect("checked above");
+            session.retry_pending = true;
+            session.last_backoff = wait;
+            self.queue
+                .push(self.now.saturating_add(wait), Event::Retry(session_handle));
+            return;
+        }
+        let (in_window, index) = (session.request_in_window, session.next_request - 1);
+        self.count_final_failure(in_window, outcome);
+        self.continue_session(session_handle, index);
+    }
+
+    fn may_retry(&self, session: &Session) -> bool {
+        let client = &self.scenario.client;
+        if session.attempts >= client.max_attempts {
+            return false;
+        }
+        client.retry_budget.is_none_or(|budget| {
+            (self.recorder.retries_sent + 1) as f64 <= budget * self.recorder.requests_sent as f64
+        })
+    }
+
+    /// The wait before the next attempt ("Exponential Backoff And Jitter", AWS Architecture Blog,
+    /// 2015): the exponential ceiling is `min(cap, base × 2^retry)`; full jitter draws the wait in
+    /// `[0, ceiling]`, equal jitter in `[ceiling/2, ceiling]`, decorrelated in
+    /// `[base, 3 × previous wait]` (capped).
+    fn backoff(&self, session_handle: Handle) -> SimTime {
+        let backoff = &self.scenario.client.backoff;
+        let session = self.sessions.get(session_handle).expect("live session");
+        let retry = session.attempts.saturating_sub(1);
+        let (base, cap) = (backoff.base.nanos() as f64, backoff.cap.nanos() as f64);
+        let ceiling = match backoff.kind {
+            BackoffKind::Constant => base,
+            BackoffKind::Exponential => (base * 2f64.powi(retry.min(62) as i32)).min(cap),
+        };
+        let key = (u64::from(session.life) << 32) | u64::from(session.next_request);
+        let mut rng = keyed(
+            self.seeds.backoff,
+            session.id,
+            key ^ (u64::from(retry) << 48),
+        );
+        let mut uniform = |low: f64, high: f64| low + (high - low) * rng.random::<f64>();
+        let wait = match backoff.jitter {
+            Jitter::None => ceiling,
+            Jitter::Full => uniform(0.0, ceiling),
+            Jitter::Equal => ceiling / 2.0 + uniform(0.0, ceiling / 2.0),
+            Jitter::Decorrelated => {
+                let previous = if session.last_backoff == SimTime::ZERO {
+                    base
+                } else {
+                    session.last_backoff.nanos() as f64
+                };
+                uniform(base, (previous * 3.0).max(base)).min(cap)
+            }
+        };
+        SimTime::from_nanos_f64(wait)
+    }
+
+    fn count_final_failure(&mut self, in_window: bool, outcome: Outcome) {
+        let bucket = self.recorder.series.counts();
+        match outcome {
+            Outcome::Rejected => bucket.rejected += 1,
+            Outcome::Failed => bucket.failed += 1,
+            Outcome::TimedOut => bucket.timed_out += 1,
+            Outcome::StoreUnavailable => bucket.store_unavailable += 1,
+            Outcome::Ok => unreachable!("a success is not a failure"),
+        }
+        if !in_window {
+            return;
+        }
+        let counters = &mut self.recorder.counters;
+        match outcome {
+            Outcome::Rejected => counters.rejected += 1,
+            Outcome::Failed => counters.failed += 1,
+            Outcome::TimedOut => counters.timed_out += 1,
+            Outcome::StoreUnavailable => counters.store_unavailable += 1,
+            Outcome::Ok => {}
+        }
+    }
+
+    /// After request `index` of the session ended (any final outcome): think, send the next one,
+    /// finish the session, or react to its loss.
     fn continue_session(&mut self, handle: Handle, index: u32) {
         let Some(session) = self.sessions.get(handle) else {
             return;
@@ -251,12 +404,17 @@ impl World<'_> {
                 self.now.saturating_sub(session.started_at).as_secs_f64();
         }
         self.recorder.active_sessions.add(self.now, -1);
-        self.release_session_state(&session);
+        self.release_session_state(&session, handle);
     }
 
-    /// Marks a session's state as gone. Counted once, when it happens; the client finds out with
-    /// its next response.
-    pub(super) fn mark_session_lost(&mut self, handle: Handle) {
+    /// Marks a session's state as gone, for `cause`, charged to the fault record `record` if
+    /// any. Counted once, when it happens; the client finds out with its next response.
+    pub(super) fn mark_session_lost(
+        &mut self,
+        handle: Handle,
+        cause: LossCause,
+        record: Option<u32>,
+    ) {
         let Some(session) = self.sessions.get_mut(handle) else {
             return;
         };
@@ -265,7 +423,13 @@ impl World<'_> {
         }
         session.lost = true;
         if session.in_window {
-            self.recorder.counters.sessions_lost += 1;
+            let counters = &mut self.recorder.counters;
+            counters.sessions_lost += 1;
+            counters.sessions_lost_by[cause as usize] += 1;
+        }
+        self.recorder.series.counts().sessions_lost += 1;
+        if let Some(record) = record {
+            self.recorder.faults[record as usize].sessions_lost += 1;
         }
         self.recorder.active_sessions.add(self.now, -1);
     }
@@ -274,7 +438,7 @@ impl World<'_> {
         let Some(session) = self.sessions.remove(handle) else {
             return;
         };
-        self.release_session_state(&session);
+        self.release_session_state(&session, handle);
         if self.scenario.workload.on_session_lost == OnSessionLost::Relogin {
             // The new login replays the session from its first request (the same work, so the
             // same workload draws); the requests the lost session had already sent are redone.

@@ -5,6 +5,9 @@
 //! ```text
 //! client ─net─▶ balancer ─net─▶ server queue ─▶ worker: [store read] + demand + [store write] ─▶ net ─▶ client
 //! ```
+//!
+//! A client may retry a failed attempt (client.rs); servers come and go through faults, deploys
+//! and the autoscaler (fault.rs), and the balancer only learns of it through health checks.
 
 mod balancer;
 mod client;
@@ -14,11 +17,12 @@ mod store;
 
 use crate::engine::rng::{self, StreamRng};
 use crate::engine::{EventQueue, Handle, SimTime, Slab};
+use crate::metrics::series::{Levels, SeriesRecorder};
 use crate::metrics::{Counters, RunResult, TimeAverage, new_latency_histogram};
-use crate::scenario::{Dist, Scenario, State, Topology};
+use crate::scenario::{Dist, Fault, Replication, Scenario, State, Topology};
 use balancer::Balancer;
 use hdrhistogram::Histogram;
-use server::Server;
+use server::{Condition, Server};
 use store::StoreStation;
 
 /// Everything that can happen. Small and `Copy`; the data lives in the world's slabs.
@@ -27,28 +31,51 @@ enum Event {
     SessionArrival,
     /// The client sends its session's next request (after the think time).
     SendRequest(Handle),
+    /// The client sends another attempt of its session's current request (after the backoff).
+    Retry(Handle),
     AtBalancer(Handle),
     AtServer(Handle),
     /// The request's compute step (verification + service demand) finished on its worker.
     ComputeDone(Handle),
     AtStore(Handle),
-    /// A store worker finished an operation (frees the worker even if the request is gone).
-    StoreOpDone(Handle),
+    /// A store worker finished an operation (frees the worker even if the request is gone),
+    /// unless an outage reset the store since (`epoch`).
+    StoreOpDone {
+        request: Handle,
+        epoch: u32,
+    },
     /// The store's answer is back at the server.
     StoreReply(Handle),
     /// A response (or an error) reaches the client.
     AtClient(Handle),
     ClientTimeout(Handle),
     HealthCheck(u32),
+    /// A probe sent `timeout` ago to a hung server got no answer.
+    ProbeTimedOut(u32),
     Fault(u32),
     Restart(u32),
+    /// Random crashes (fault `fault`): the server fails, or its repair ends.
+    RandomFailure {
+        fault: u32,
+        server: u32,
+    },
+    RandomRepair {
+        fault: u32,
+        server: u32,
+    },
+    /// A new server finished starting and joins the balancer.
+    Started(u32),
+    /// A draining server's drain ended: it is terminated.
+    DrainEnd(u32),
+    /// Batch `batch` of rolling restart `fault` begins.
+    RollingBatch {
+        fault: u32,
+        batch: u32,
+    },
+    StoreUp(u32),
+    AutoscaleTick,
     /// The measurement window opens: sessions alive now are measured from here on.
     WarmupEnd,
-    /// An idle session's state times out on `server` (if it is still the same incarnation).
-    StateExpired {
-        server: u32,
-        incarnation: u32,
-    },
 }
 
 /// Where a request is on its way.
@@ -60,6 +87,8 @@ enum Phase {
     StoreRead,
     Compute,
     StoreWrite,
+    /// On a hung server: it will never be answered.
+    BlackHoled,
     /// On the way back to the client with `Request::outcome`.
     Returning,
 }
@@ -69,25 +98,44 @@ enum Outcome {
     Ok,
     Rejected,
     Failed,
+    StoreUnavailable,
+    /// The client gave up waiting (never sent by a server: the client decides it).
+    TimedOut,
 }
 
+/// Where a session's state must be fetched from before its next request is served, after its
+/// home was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recovery {
+    /// From a replica on another server (one server-to-server round trip).
+    Replica,
+    /// From the external store (a store read).
+    Store,
+}
+
+/// One attempt of a request: the client's request is retried as new attempts.
 struct Request {
     session: Handle,
     /// The session's workload id (see [`Session::id`]), for keyed draws.
     session_id: u64,
     /// Position of the request within its session (0-based).
     index: u32,
-    /// Key for this request's non-workload draws (network, store): differs per session life.
+    /// Key for this attempt's non-workload draws (network, store): differs per session life and
+    /// attempt.
     draw_key: u64,
+    /// When the client sent the first attempt of this request (client-seen latency).
+    first_sent_at: SimTime,
     sent_at: SimTime,
     in_window: bool,
     phase: Phase,
     server: u32,
     outcome: Outcome,
-    /// The client stopped waiting; the request still runs to completion on the servers.
+    /// The client stopped waiting; the attempt still runs to completion on the servers.
     timed_out: bool,
     demand: SimTime,
     writes_state: bool,
+    /// The session's state must be fetched (after a failover) before the work.
+    fetch: Option<Recovery>,
 }
 
 struct Session {
@@ -105,7 +153,25 @@ struct Session {
     home: Option<u32>,
     /// The server and incarnation holding this session's state (`state = "server"`).
     state_at: Option<(u32, u32)>,
+    /// Set when the home was lost but the state survives elsewhere.
+    recovery: Option<Recovery>,
     lost: bool,
+    /// A failed attempt of the current request waits for its retry.
+    retry_pending: bool,
+    /// The current request: its attempts so far, first send, whether it is in the window.
+    attempts: u32,
+    request_sent_at: SimTime,
+    request_in_window: bool,
+    /// The previous backoff (decorrelated jitter grows from it).
+    last_backoff: SimTime,
+    /// When the state last changed (async replication loses writes newer than the lag).
+    last_write: SimTime,
+    /// Bumped at every state write; a cached copy of an older version is stale.
+    version: u32,
+    /// Neighbours in its home server's recency list (least recently used first), kept only when
+    /// server memory is limited: an intrusive list, so a touch neither searches nor allocates.
+    older: Option<Handle>,
+    newer: Option<Handle>,
 }
 
 /// Per-purpose stream seeds, computed once per run.
@@ -127,6 +193,9 @@ struct Seeds {
     store_read: u64,
     store_write: u64,
     verify: u64,
+    net_replica: u64,
+    backoff: u64,
+    random_crashes: u64,
 }
 
 impl Seeds {
@@ -150,6 +219,9 @@ impl Seeds {
             store_read: s("store.read"),
             store_write: s("store.write"),
             verify: s("token.verify"),
+            net_replica: s("network.server_server"),
+            backoff: s("client.backoff"),
+            random_crashes: s("fault.random_crashes"),
         }
     }
 }
@@ -158,17 +230,66 @@ impl Seeds {
 struct Recorder {
     counters: Counters,
     latency: Histogram<u64>,
+    /// Per-attempt latency, kept only when clients retry (otherwise it equals `latency`).
+    attempt_latency: Option<Histogram<u64>>,
     latency_sum_ns: f64,
     ok_in_window: u64,
     busy_workers: TimeAverage,
+    /// Workers of the servers that are up (the capacity utilisation is measured against).
+    worker_capacity: TimeAverage,
     busy_store_workers: TimeAverage,
     active_sessions: TimeAverage,
+    servers_up: TimeAverage,
+    servers_provisioned: TimeAverage,
+    /// Each level's area when the measurement window opened, in the order of [`Recorder::levels`].
+    areas_at_warmup: [i128; 6],
     session_duration_sum_secs: f64,
     peak_session_bytes: f64,
     bytes_total: f64,
     /// (latency sum in ns, count) of ok requests per second of simulated time, when a warm-up
     /// pilot asks for it.
     per_second: Option<Vec<(f64, u64)>>,
+    series: SeriesRecorder,
+    faults: Vec<FaultRecord>,
+    /// Retries sent, against the retry budget.
+    retries_sent: u64,
+    requests_sent: u64,
+}
+
+impl Recorder {
+    fn levels(&self) -> [&TimeAverage; 6] {
+        [
+            &self.busy_workers,
+            &self.worker_capacity,
+            &self.busy_store_workers,
+            &self.active_sessions,
+            &self.servers_up,
+            &self.servers_provisioned,
+        ]
+    }
+}
+
+/// The optional steps of a request in this topology.
+#[derive(Clone, Copy, Debug)]
+struct Needs {
+    /// Session state in server memory (placement, release, failover).
+    server_state: bool,
+    /// A store read may precede the work (a store topology, or a backup read after a failover).
+    store_path: bool,
+    /// State replication may add time to the work.
+    replication: bool,
+}
+
+/// One row of faults.csv while it is being filled.
+struct FaultRecord {
+    /// Index into the scenario's faults (the autoscaler is one past the last).
+    fault: u32,
+    server: Option<u32>,
+    start: SimTime,
+    detected: Option<SimTime>,
+    recovered: Option<SimTime>,
+    requests_failed: u64,
+    sessions_lost: u64,
 }
 
 pub struct World<'s> {
@@ -190,6 +311,20 @@ pub struct World<'s> {
     requests: Slab<Request>,
     next_session_id: u64,
     recorder: Recorder,
+    /// Whether anything can take a server away (health checks are simulated only then).
+    servers_can_fail: bool,
+    /// What the topology needs per request, decided once so the common path skips the rest.
+    needs: Needs,
+    /// When the current timeseries bucket ends (a copy, checked before every event).
+    next_bucket: SimTime,
+    /// Sessions a server's memory holds (`memory_mb / session_bytes`), when it is limited.
+    memory_capacity: Option<u64>,
+    /// The servers each rolling restart replaces, in order (filled at its first batch).
+    rollouts: Vec<Vec<u32>>,
+    /// The autoscaler's recent recommendations (time, servers), for the scale-down window.
+    recommendations: std::collections::VecDeque<(SimTime, u32)>,
+    /// Busy and capacity areas at the previous autoscaler tick.
+    autoscale_areas: (i128, i128),
     events: u64,
     requests_simulated: u64,
 }
@@ -221,9 +356,23 @@ impl<'s> World<'s> {
         let servers = topology.servers.count;
         let store = match &topology.state {
             State::Store { store, .. } => Some(StoreStation::new(store)),
+            State::Server {
+                replication: Replication::StoreBackup(store),
+                ..
+            } => Some(StoreStation::new(store)),
             _ => None,
         };
-        World {
+        let memory_capacity = match (&topology.state, topology.servers.memory_mb) {
+            (State::Server { session_bytes, .. }, Some(memory_mb)) if *session_bytes > 0.0 => {
+                Some((memory_mb * 1024.0 * 1024.0 / session_bytes).floor() as u64)
+            }
+            _ => None,
+        };
+        let cache = match &topology.state {
+            State::Store { cache, .. } => cache.as_ref(),
+            _ => None,
+        };
+        let mut world = World {
             scenario,
             topology,
             replication,
@@ -239,7 +388,7 @@ impl<'s> World<'s> {
                 servers,
                 rng::stream(seed, replication, "balancer"),
             ),
-            servers: (0..servers).map(|_| Server::new()).collect(),
+            servers: (0..servers).map(|_| Server::new(cache)).collect(),
             store,
             sessions: Slab::new(),
             requests: Slab::new(),
@@ -247,44 +396,81 @@ impl<'s> World<'s> {
             recorder: Recorder {
                 counters: Counters::default(),
                 latency: new_latency_histogram(),
+                attempt_latency: (scenario.client.max_attempts > 1).then(new_latency_histogram),
                 latency_sum_ns: 0.0,
                 ok_in_window: 0,
-                busy_workers: TimeAverage::new(scenario.warmup),
-                busy_store_workers: TimeAverage::new(scenario.warmup),
-                active_sessions: TimeAverage::new(scenario.warmup),
+                busy_workers: TimeAverage::new(),
+                worker_capacity: TimeAverage::new(),
+                busy_store_workers: TimeAverage::new(),
+                active_sessions: TimeAverage::new(),
+                servers_up: TimeAverage::new(),
+                servers_provisioned: TimeAverage::new(),
+                areas_at_warmup: [0; 6],
                 session_duration_sum_secs: 0.0,
                 peak_session_bytes: 0.0,
                 bytes_total: 0.0,
                 per_second: None,
+                series: SeriesRecorder::new(scenario.bucket),
+                faults: Vec::new(),
+                retries_sent: 0,
+                requests_sent: 0,
             },
+            servers_can_fail: !scenario.faults.is_empty() || scenario.autoscale.is_some(),
+            needs: Needs {
+                server_state: matches!(topology.state, State::Server { .. }),
+                store_path: matches!(topology.state, State::Store { .. })
+                    || matches!(
+                        topology.state,
+                        State::Server {
+                            replication: Replication::StoreBackup(_),
+                            ..
+                        }
+                    ),
+                replication: matches!(
+                    topology.state,
+                    State::Server { ref replication, .. } if !matches!(replication, Replication::None)
+                ),
+            },
+            next_bucket: scenario.bucket,
+            memory_capacity,
+            rollouts: vec![Vec::new(); scenario.faults.len()],
+            recommendations: std::collections::VecDeque::new(),
+            autoscale_areas: (0, 0),
             events: 0,
             requests_simulated: 0,
-        }
+        };
+        let up = i64::from(servers);
+        let recorder = &mut world.recorder;
+        recorder
+            .worker_capacity
+            .add(SimTime::ZERO, up * i64::from(topology.servers.workers));
+        recorder.servers_up.add(SimTime::ZERO, up);
+        recorder.servers_provisioned.add(SimTime::ZERO, up);
+        world
     }
 
     fn schedule_initial_events(&mut self) {
         self.schedule_next_arrival();
-        self.schedule_health_checks();
+        if self.servers_can_fail {
+            for server in 0..self.servers.len() as u32 {
+                self.schedule_first_health_check(server, true);
+            }
+        }
         if self.warmup > SimTime::ZERO {
             self.queue.push(self.warmup, Event::WarmupEnd);
         }
         for (index, fault) in self.scenario.faults.iter().enumerate() {
-            self.queue.push(fault.at(), Event::Fault(index as u32));
+            match fault {
+                Fault::RandomCrashes { .. } => {
+                    for server in 0..self.servers.len() as u32 {
+                        self.schedule_random_failure(index as u32, server);
+                    }
+                }
+                _ => self.queue.push(fault.at(), Event::Fault(index as u32)),
+            }
         }
-    }
-
-    /// Probes only matter when a server can go down: without faults every probe would find every
-    /// server healthy, so none is simulated (each would only make the event heap deeper).
-    fn schedule_health_checks(&mut self) {
-        if self.scenario.faults.is_empty() {
-            return;
-        }
-        let interval = self.topology.balancer.health_check.interval;
-        let count = self.servers.len() as u64;
-        for server in 0..self.servers.len() as u32 {
-            // Stagger the probes across the interval, as independent probers would be.
-            let offset = interval.nanos() / count * (u64::from(server) + 1);
-            self.queue.push(SimTime(offset), Event::HealthCheck(server));
+        if let Some(autoscale) = &self.scenario.autoscale {
+            self.queue.push(autoscale.sync_period, Event::AutoscaleTick);
         }
     }
 
@@ -294,33 +480,45 @@ impl<'s> World<'s> {
             if time > self.end {
                 break;
             }
+            if time >= self.next_bucket {
+                self.close_buckets_before(time);
+            }
             self.now = time;
             self.events += 1;
             self.handle(event);
         }
         self.now = self.end;
+        self.close_buckets_before(self.end);
+        if self.recorder.series.start() < self.end {
+            self.close_bucket(self.end);
+        }
     }
 
     fn handle(&mut self, event: Event) {
         match event {
             Event::SessionArrival => self.on_session_arrival(),
             Event::SendRequest(session) => self.send_request(session),
+            Event::Retry(session) => self.send_retry(session),
             Event::AtBalancer(request) => self.on_balancer(request),
             Event::AtServer(request) => self.on_server(request),
             Event::ComputeDone(request) => self.on_compute_done(request),
             Event::AtStore(request) => self.on_store(request),
-            Event::StoreOpDone(request) => self.on_store_op_done(request),
+            Event::StoreOpDone { request, epoch } => self.on_store_op_done(request, epoch),
             Event::StoreReply(request) => self.on_store_reply(request),
             Event::AtClient(request) => self.on_client(request),
             Event::ClientTimeout(request) => self.on_client_timeout(request),
             Event::HealthCheck(server) => self.on_health_check(server),
+            Event::ProbeTimedOut(server) => self.observe_probe(server, false),
             Event::Fault(index) => self.on_fault(index as usize),
             Event::Restart(server) => self.on_restart(server),
+            Event::RandomFailure { fault, server } => self.on_random_failure(fault, server),
+            Event::RandomRepair { fault, server } => self.on_random_repair(fault, server),
+            Event::Started(server) => self.on_started(server),
+            Event::DrainEnd(server) => self.on_drain_end(server),
+            Event::RollingBatch { fault, batch } => self.on_rolling_batch(fault, batch),
+            Event::StoreUp(fault) => self.on_store_up(fault),
+            Event::AutoscaleTick => self.on_autoscale_tick(),
             Event::WarmupEnd => self.on_warmup_end(),
-            Event::StateExpired {
-                server,
-                incarnation,
-            } => self.on_state_expired(server, incarnation),
         }
     }
 
@@ -363,12 +561,80 @@ impl<'s> World<'s> {
         self.now >= self.warmup
     }
 
+    /// Closes every timeseries bucket that ended before `time` (nothing happened since the last
+    /// event, so the levels now are the levels at each boundary).
+    fn close_buckets_before(&mut self, time: SimTime) {
+        while self.recorder.series.boundary() <= time {
+            let boundary = self.recorder.series.boundary();
+            self.close_bucket(boundary);
+        }
+    }
+
+    fn close_bucket(&mut self, at: SimTime) {
+        let rec = &self.recorder;
+        let levels = Levels {
+            active_sessions: rec.active_sessions.level(),
+            healthy_servers: self.balancer.healthy_count(),
+            servers_running: self.servers.iter().filter(|s| s.is_running()).count() as i64,
+            busy_area: rec.busy_workers.area(at),
+            capacity_area: rec.worker_capacity.area(at),
+            store_busy_area: rec.busy_store_workers.area(at),
+            store_workers: self.store.as_ref().map_or(0.0, |s| f64::from(s.workers())),
+            load_imbalance: self.load_imbalance(),
+        };
+        self.recorder.series.close(at, &levels);
+        self.next_bucket = self.recorder.series.boundary();
+        for server in &mut self.servers {
+            server.dispatched = 0;
+        }
+    }
+
+    /// The busiest serving server's share of the bucket's requests over the mean share.
+    fn load_imbalance(&self) -> f64 {
+        let (mut count, mut total, mut most) = (0u64, 0u64, 0u32);
+        for (index, server) in self.servers.iter().enumerate() {
+            if server.condition == Condition::Up && self.balancer.in_service(index as u32) {
+                count += 1;
+                total += u64::from(server.dispatched);
+                most = most.max(server.dispatched);
+            }
+        }
+        if total == 0 {
+            return f64::NAN;
+        }
+        f64::from(most) / (total as f64 / count as f64)
+    }
+
+    /// Opens a faults.csv row; returns its index.
+    fn open_fault_record(&mut self, fault: u32, server: Option<u32>) -> u32 {
+        self.recorder.faults.push(FaultRecord {
+            fault,
+            server,
+            start: self.now,
+            detected: None,
+            recovered: None,
+            requests_failed: 0,
+            sessions_lost: 0,
+        });
+        (self.recorder.faults.len() - 1) as u32
+    }
+
     fn finish(mut self) -> RunResult {
         let end = self.end;
-        let in_flight = self
+        let in_flight_attempts = self
             .requests
             .iter()
-            .filter(|(_, r)| r.in_window && !r.timed_out)
+            .filter(|(_, r)| r.in_window && !r.timed_out && r.phase != Phase::BlackHoled)
+            .count() as u64;
+        let black_holed = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.in_window && !r.timed_out && r.phase == Phase::BlackHoled)
+            .count() as u64;
+        let awaiting_retry = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.retry_pending && s.request_in_window)
             .count() as u64;
         let active = self
             .sessions
@@ -376,28 +642,62 @@ impl<'s> World<'s> {
             .filter(|(_, s)| s.in_window && !s.lost)
             .count() as u64;
         let rec = &mut self.recorder;
-        rec.counters.in_flight = in_flight;
+        rec.counters.in_flight = in_flight_attempts + black_holed + awaiting_retry;
         rec.counters.sessions_active = active;
         let topology = self.topology;
+        let warmup = self.warmup;
+        let [busy, capacity, store_busy, sessions, up, provisioned] = rec.areas_at_warmup;
+        let latency = std::mem::replace(&mut rec.latency, new_latency_histogram());
+        let attempt_latency = rec
+            .attempt_latency
+            .take()
+            .unwrap_or_else(|| latency.clone());
+        let faults = rec
+            .faults
+            .iter()
+            .map(|record| {
+                let seconds = |t: Option<SimTime>| t.map_or(f64::NAN, SimTime::as_secs_f64);
+                [
+                    f64::from(record.fault),
+                    record.server.map_or(f64::NAN, f64::from),
+                    record.start.as_secs_f64(),
+                    seconds(record.detected),
+                    seconds(record.recovered),
+                    record.requests_failed as f64,
+                    record.sessions_lost as f64,
+                ]
+            })
+            .collect();
+        let series = std::mem::replace(&mut rec.series, SeriesRecorder::new(self.scenario.bucket));
         RunResult {
             topology: topology.name.clone(),
             replication: self.replication,
             counters: rec.counters.clone(),
-            latency: std::mem::replace(&mut rec.latency, new_latency_histogram()),
+            latency,
+            attempt_latency,
             latency_sum_ns: rec.latency_sum_ns,
-            window_secs: end.saturating_sub(self.warmup).as_secs_f64(),
+            window_secs: end.saturating_sub(warmup).as_secs_f64(),
             ok_in_window: rec.ok_in_window,
-            mean_busy_workers: rec.busy_workers.average(end),
-            worker_capacity: f64::from(topology.servers.count)
-                * f64::from(topology.servers.workers),
-            mean_busy_store_workers: rec.busy_store_workers.average(end),
+            mean_busy_workers: rec.busy_workers.average_since(warmup, busy, end),
+            worker_capacity: rec.worker_capacity.average_since(warmup, capacity, end),
+            mean_busy_store_workers: rec
+                .busy_store_workers
+                .average_since(warmup, store_busy, end),
             store_capacity: self.store.as_ref().map_or(0.0, |s| f64::from(s.workers())),
-            mean_active_sessions: rec.active_sessions.average(end),
+            mean_servers_up: rec.servers_up.average_since(warmup, up, end),
+            mean_servers_provisioned: rec.servers_provisioned.average_since(
+                warmup,
+                provisioned,
+                end,
+            ),
+            mean_active_sessions: rec.active_sessions.average_since(warmup, sessions, end),
             session_duration_sum_secs: rec.session_duration_sum_secs,
             peak_session_bytes: rec.peak_session_bytes,
             bytes_total: rec.bytes_total,
             events: self.events,
             requests_simulated: self.requests_simulated,
+            series: series.into_rows(),
+            faults,
         }
     }
 }

@@ -1,30 +1,154 @@
 //! Routing at the balancer and the servers: admission to workers or the queue, the compute step,
-//! state placement in server memory, and responses.
+//! session state in server memory (placement, memory limits, replication, failover), and
+//! responses.
 
-use super::{Event, Outcome, Phase, Session, World};
+use super::{Event, Outcome, Phase, Recovery, Session, World};
 use crate::engine::{Handle, SimTime};
-use crate::scenario::State;
-use std::collections::VecDeque;
+use crate::metrics::LossCause;
+use crate::scenario::{Cache, MemoryFull, Replication, State};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// What a server is doing. A draining server is `Up`; the balancer knows it is draining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// Launched, not yet serving (`startup`).
+    Starting,
+    Up,
+    /// Frozen: accepts connections, never answers.
+    Hung,
+    /// Crashed: refuses connections.
+    Down,
+    /// Terminated for good (replaced by a deploy, or scaled in).
+    Retired,
+}
 
 pub struct Server {
-    pub alive: bool,
-    /// Bumped at every crash: state and work tagged with an older incarnation are gone.
+    pub condition: Condition,
+    /// Bumped whenever the server loses its memory: state tagged with an older one is gone.
     pub incarnation: u32,
     pub busy: u32,
     pub queue: VecDeque<Handle>,
-    pub session_bytes: f64,
+    /// Sessions whose state lives here.
+    pub homed: u64,
+    /// When the states of sessions that ended (kept for the idle timeout) expire, oldest first:
+    /// the timeout is the same for all, so they expire in the order they were made.
+    pub lingering: VecDeque<SimTime>,
+    /// The least and most recently used of the sessions homed here, when memory is limited
+    /// (the list runs through [`Session::older`] / [`Session::newer`]).
+    pub least_recent: Option<Handle>,
+    pub most_recent: Option<Handle>,
+    pub cache: Option<Box<SessionCache>>,
+    /// The faults.csv row of what is happening to this server, until it is over.
+    pub open_fault: Option<u32>,
+    /// Requests routed here in the current timeseries bucket.
+    pub dispatched: u32,
+    /// Random-crash occurrences so far (they key the draws).
+    pub failures: u32,
+    /// The faults.csv row this server's start closes (it replaces a server, or adds one).
+    pub replaces: Option<u32>,
+    /// Set when the server is draining: what its remaining sessions are lost to at the end.
+    pub drain_cause: Option<LossCause>,
 }
 
 impl Server {
-    pub fn new() -> Server {
+    pub fn new(cache: Option<&Cache>) -> Server {
         Server {
-            alive: true,
+            condition: Condition::Up,
             incarnation: 0,
             busy: 0,
             queue: VecDeque::new(),
-            session_bytes: 0.0,
+            homed: 0,
+            lingering: VecDeque::new(),
+            least_recent: None,
+            most_recent: None,
+            cache: cache.map(|config| Box::new(SessionCache::new(config))),
+            open_fault: None,
+            dispatched: 0,
+            failures: 0,
+            replaces: None,
+            drain_cause: None,
         }
     }
+
+    /// Whether the process is running (serving, hung, or draining).
+    pub fn is_running(&self) -> bool {
+        matches!(self.condition, Condition::Up | Condition::Hung)
+    }
+
+    /// Forgets everything held in memory (a crash, a restart or a termination).
+    pub fn wipe_memory(&mut self) {
+        self.incarnation += 1;
+        self.homed = 0;
+        self.lingering.clear();
+        // The list's sessions are all lost or moved when memory is wiped; they unlink lazily.
+        self.least_recent = None;
+        self.most_recent = None;
+        if let Some(cache) = &mut self.cache {
+            cache.clear();
+        }
+    }
+}
+
+/// A per-server cache of sessions read from the store: least recently used entries go first, an
+/// entry older than the TTL or of an older version (another server wrote the session since) is a
+/// miss.
+pub struct SessionCache {
+    capacity: usize,
+    ttl: SimTime,
+    /// Session key → (recency stamp, cached at, version).
+    entries: HashMap<u64, (u64, SimTime, u32)>,
+    by_recency: BTreeMap<u64, u64>,
+    stamps: u64,
+}
+
+impl SessionCache {
+    fn new(config: &Cache) -> SessionCache {
+        SessionCache {
+            capacity: config.capacity as usize,
+            ttl: config.ttl,
+            entries: HashMap::new(),
+            by_recency: BTreeMap::new(),
+            stamps: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.by_recency.clear();
+    }
+
+    /// Whether a fresh copy of `version` is cached; a hit counts as a use.
+    pub fn hit(&mut self, key: u64, version: u32, now: SimTime) -> bool {
+        let Some(&(stamp, cached_at, cached_version)) = self.entries.get(&key) else {
+            return false;
+        };
+        if cached_version != version || now.saturating_sub(cached_at) >= self.ttl {
+            return false;
+        }
+        self.stamps += 1;
+        self.by_recency.remove(&stamp);
+        self.by_recency.insert(self.stamps, key);
+        self.entries.insert(key, (self.stamps, cached_at, version));
+        true
+    }
+
+    pub fn put(&mut self, key: u64, version: u32, now: SimTime) {
+        if let Some((stamp, _, _)) = self.entries.remove(&key) {
+            self.by_recency.remove(&stamp);
+        } else if self.entries.len() >= self.capacity
+            && let Some((_, oldest)) = self.by_recency.pop_first()
+        {
+            self.entries.remove(&oldest);
+        }
+        self.stamps += 1;
+        self.by_recency.insert(self.stamps, key);
+        self.entries.insert(key, (self.stamps, now, version));
+    }
+}
+
+/// The key a session is known by at the balancer and in caches (a new login is a new session).
+pub fn session_key(session: &Session) -> u64 {
+    session.id ^ (u64::from(session.life) << 48)
 }
 
 impl World<'_> {
@@ -35,10 +159,10 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(request.session) else {
             return;
         };
-        let affinity_key = session.id ^ (u64::from(session.life) << 48);
-        let server = self.balancer.route(affinity_key, session.home);
+        let server = self.balancer.route(session_key(session), session.home);
         session.home = Some(server);
         self.balancer.dispatched(server);
+        self.servers[server as usize].dispatched += 1;
         request.server = server;
         request.phase = Phase::ToServer;
         let hop = Self::draw_time(
@@ -51,42 +175,62 @@ impl World<'_> {
     }
 
     pub(super) fn on_server(&mut self, handle: Handle) {
-        let Some(request) = self.requests.get(handle) else {
+        let Some(request) = self.requests.get_mut(handle) else {
             return;
         };
         let (server_index, session_handle, in_window) =
             (request.server as usize, request.session, request.in_window);
-        if !self.servers[server_index].alive {
-            if in_window {
-                self.recorder.counters.requests_to_dead_server += 1;
+        match self.servers[server_index].condition {
+            Condition::Up => {}
+            Condition::Hung => {
+                // The connection is accepted and then nothing: only the client's timeout ends it.
+                request.phase = Phase::BlackHoled;
+                if in_window {
+                    self.recorder.counters.requests_to_dead_server += 1;
+                }
+                return;
             }
-            self.respond(handle, Outcome::Failed); // connection refused
-            return;
+            Condition::Down | Condition::Retired | Condition::Starting => {
+                if in_window {
+                    self.recorder.counters.requests_to_dead_server += 1;
+                }
+                self.respond(handle, Outcome::Failed); // connection refused
+                return;
+            }
         }
         if !self.session_state_available(session_handle, server_index as u32) {
-            self.mark_session_lost(session_handle);
+            let record = self.servers[server_index].open_fault;
+            self.mark_session_lost(session_handle, LossCause::Misrouted, record);
             self.respond(handle, Outcome::Failed); // "session expired": the state is not here
             return;
         }
         let workers = self.topology.servers.workers;
         let queue_limit = self.topology.servers.queue_limit;
+        let server = &self.servers[server_index];
+        let admit = server.busy < workers;
+        if !admit && queue_limit.is_some_and(|limit| server.queue.len() >= limit as usize) {
+            self.respond(handle, Outcome::Rejected);
+            return;
+        }
+        if self.needs.server_state
+            && !self.place_session_state(session_handle, handle, server_index as u32)
+        {
+            self.respond(handle, Outcome::Rejected); // no memory for another session
+            return;
+        }
         let server = &mut self.servers[server_index];
-        if server.busy < workers {
+        if admit {
             server.busy += 1;
             self.recorder.busy_workers.add(self.now, 1);
-            self.place_session_state(session_handle, server_index as u32);
             self.start_work(handle);
-        } else if queue_limit.is_none_or(|limit| server.queue.len() < limit as usize) {
+        } else {
             server.queue.push_back(handle);
             self.requests.get_mut(handle).expect("checked above").phase = Phase::Queued;
-            self.place_session_state(session_handle, server_index as u32);
-        } else {
-            self.respond(handle, Outcome::Rejected);
         }
     }
 
     /// With server-held state, a request can only be served where its session lives (or anywhere,
-    /// for the session's first accepted request, which creates the state).
+    /// for the session's first accepted request, which creates the state, or after a failover).
     fn session_state_available(&self, session_handle: Handle, server: u32) -> bool {
         if !matches!(self.topology.state, State::Server { .. }) {
             return true;
@@ -103,59 +247,264 @@ impl World<'_> {
         }
     }
 
-    fn place_session_state(&mut self, session_handle: Handle, server: u32) {
+    /// Puts the session's state on `server` if it is not there yet (its first request, or the
+    /// first after a failover, which must fetch it). Returns false when the server has no memory
+    /// for it and refuses new sessions.
+    fn place_session_state(
+        &mut self,
+        session_handle: Handle,
+        request: Handle,
+        server: u32,
+    ) -> bool {
         let State::Server { session_bytes, .. } = self.topology.state else {
-            return;
+            return true;
         };
-        let incarnation = self.servers[server as usize].incarnation;
-        let Some(session) = self.sessions.get_mut(session_handle) else {
-            return;
+        let Some(session) = self.sessions.get(session_handle) else {
+            return true;
         };
         if session.state_at.is_some() {
-            return;
+            self.touch(session_handle, server);
+            return true;
         }
+        let now = self.now;
+        let target = &mut self.servers[server as usize];
+        while target
+            .lingering
+            .front()
+            .is_some_and(|expiry| *expiry <= now)
+        {
+            target.lingering.pop_front();
+        }
+        if let Some(capacity) = self.memory_capacity
+            && !self.make_room(server, capacity)
+        {
+            return false;
+        }
+        let target = &mut self.servers[server as usize];
+        target.homed += 1;
+        let held = (target.homed + target.lingering.len() as u64) as f64 * session_bytes;
+        let incarnation = target.incarnation;
+        self.recorder.peak_session_bytes = self.recorder.peak_session_bytes.max(held);
+        let session = self
+            .sessions
+            .get_mut(session_handle)
+            .expect("checked above");
         session.state_at = Some((server, incarnation));
-        let held = &mut self.servers[server as usize].session_bytes;
-        *held += session_bytes;
-        self.recorder.peak_session_bytes = self.recorder.peak_session_bytes.max(*held);
+        if let Some(recovery) = session.recovery.take() {
+            if session.in_window {
+                self.recorder.counters.sessions_failed_over += 1;
+            }
+            self.requests.get_mut(request).expect("live request").fetch = Some(recovery);
+        }
+        self.touch(session_handle, server);
+        true
     }
 
-    /// A session no longer uses its state: it is freed after the idle timeout (at once without
-    /// one), unless a crash already wiped it.
-    pub(super) fn release_session_state(&mut self, session: &Session) {
+    /// Frees room for one more session on a full server: the oldest idle state goes first, then
+    /// the least recently used live session (lost), unless the server refuses new sessions.
+    fn make_room(&mut self, server: u32, capacity: u64) -> bool {
+        let target = &mut self.servers[server as usize];
+        if target.homed + (target.lingering.len() as u64) < capacity {
+            return true;
+        }
+        if target.lingering.pop_front().is_some() {
+            return true;
+        }
+        if self.topology.servers.on_memory_full == MemoryFull::Refuse {
+            return false;
+        }
+        let Some(victim) = target.least_recent else {
+            return false; // capacity 0: nothing fits
+        };
+        target.homed = target.homed.saturating_sub(1);
+        let record = target.open_fault;
+        self.unlink(victim, server);
+        if let Some(session) = self.sessions.get_mut(victim) {
+            session.state_at = None;
+        }
+        self.mark_session_lost(victim, LossCause::Eviction, record);
+        true
+    }
+
+    /// Takes a session out of its home's recency list.
+    fn unlink(&mut self, handle: Handle, server: u32) {
+        let Some(session) = self.sessions.get_mut(handle) else {
+            return;
+        };
+        let (older, newer) = (session.older.take(), session.newer.take());
+        self.join_neighbours(handle, older, newer, server);
+    }
+
+    /// Links a session's neighbours to each other (it is leaving the list between them).
+    fn join_neighbours(
+        &mut self,
+        handle: Handle,
+        older: Option<Handle>,
+        newer: Option<Handle>,
+        server: u32,
+    ) {
+        let target = &mut self.servers[server as usize];
+        if target.least_recent == Some(handle) {
+            target.least_recent = newer;
+        }
+        if target.most_recent == Some(handle) {
+            target.most_recent = older;
+        }
+        if let Some(previous) = older.and_then(|h| self.sessions.get_mut(h)) {
+            previous.newer = newer;
+        }
+        if let Some(next) = newer.and_then(|h| self.sessions.get_mut(h)) {
+            next.older = older;
+        }
+    }
+
+    /// Marks the session as just used (the newest of its home's list), for least-recently-used
+    /// eviction.
+    fn touch(&mut self, session_handle: Handle, server: u32) {
+        if self.memory_capacity.is_none() {
+            return;
+        }
+        if self.servers[server as usize].most_recent == Some(session_handle) {
+            return;
+        }
+        self.unlink(session_handle, server);
+        let target = &mut self.servers[server as usize];
+        let previous_newest = target.most_recent.replace(session_handle);
+        if target.least_recent.is_none() {
+            target.least_recent = Some(session_handle);
+        }
+        if let Some(session) = self.sessions.get_mut(session_handle) {
+            session.older = previous_newest;
+        }
+        if let Some(previous) = previous_newest.and_then(|h| self.sessions.get_mut(h)) {
+            previous.newer = Some(session_handle);
+        }
+    }
+
+    /// A session no longer uses its state: it stays for the idle timeout (not at all without
+    /// one), unless the server lost its memory since.
+    #[inline]
+    pub(super) fn release_session_state(&mut self, session: &Session, handle: Handle) {
+        if self.needs.server_state {
+            self.release_server_state(session, handle);
+        }
+    }
+
+    fn release_server_state(&mut self, session: &Session, handle: Handle) {
         let State::Server { session_ttl, .. } = self.topology.state else {
             return;
         };
         let Some((server, incarnation)) = session.state_at else {
             return;
         };
-        if session_ttl == SimTime::ZERO {
-            self.on_state_expired(server, incarnation);
-        } else {
-            let at = self.now.saturating_add(session_ttl);
-            self.queue.push(
-                at,
-                Event::StateExpired {
-                    server,
-                    incarnation,
-                },
-            );
-        }
-    }
-
-    pub(super) fn on_state_expired(&mut self, server: u32, incarnation: u32) {
-        let State::Server { session_bytes, .. } = self.topology.state else {
+        let now = self.now;
+        let target = &mut self.servers[server as usize];
+        if target.incarnation != incarnation {
             return;
-        };
-        let server = &mut self.servers[server as usize];
-        if server.incarnation == incarnation {
-            server.session_bytes = (server.session_bytes - session_bytes).max(0.0);
+        }
+        target.homed = target.homed.saturating_sub(1);
+        if session_ttl > SimTime::ZERO {
+            target.lingering.push_back(now.saturating_add(session_ttl));
+        }
+        if self.memory_capacity.is_some() {
+            self.join_neighbours(handle, session.older, session.newer, server);
         }
     }
 
-    /// A worker has been assigned: begin with the store read, or go straight to computing.
+    /// The server lost its memory (`cause`): each session homed there is lost, or, when its state
+    /// survives elsewhere (a replica, the backup store), will be fetched by its next server.
+    pub(super) fn lose_sessions_on(&mut self, server: u32, cause: LossCause) {
+        if !matches!(self.topology.state, State::Server { .. }) {
+            return;
+        }
+        let homed: Vec<Handle> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.lost && s.state_at.is_some_and(|(home, _)| home == server))
+            .map(|(handle, _)| handle)
+            .collect();
+        let record = self.servers[server as usize].open_fault;
+        for handle in homed {
+            let survives = self.surviving_copy(handle, server);
+            let session = self.sessions.get_mut(handle).expect("listed above");
+            session.state_at = None;
+            // The server's recency list goes with its memory.
+            session.older = None;
+            session.newer = None;
+            match survives {
+                Ok(recovery) => session.recovery = Some(recovery),
+                Err(cause_if_lost) => {
+                    self.mark_session_lost(handle, cause_if_lost.unwrap_or(cause), record)
+                }
+            }
+        }
+    }
+
+    /// Where the state of a session whose home `server` was lost survives; if nowhere, the cause
+    /// to charge when it differs from the home's (an async write that had not replicated).
+    fn surviving_copy(&self, handle: Handle, server: u32) -> Result<Recovery, Option<LossCause>> {
+        let State::Server { replication, .. } = &self.topology.state else {
+            return Err(None);
+        };
+        let session = self.sessions.get(handle).expect("live session");
+        match replication {
+            Replication::None => Err(None),
+            Replication::Sync { peers } => {
+                if self.replica_alive(server, *peers) {
+                    Ok(Recovery::Replica)
+                } else {
+                    Err(None)
+                }
+            }
+            Replication::Async { lag } => {
+                if !self.replica_alive(server, 1) {
+                    Err(None)
+                } else if self.now.saturating_sub(session.last_write) < *lag {
+                    Err(Some(LossCause::ReplicationLag))
+                } else {
+                    Ok(Recovery::Replica)
+                }
+            }
+            Replication::StoreBackup(_) => {
+                if self.store.as_ref().is_some_and(|store| store.up) {
+                    Ok(Recovery::Store)
+                } else {
+                    Err(None)
+                }
+            }
+        }
+    }
+
+    /// Whether one of the `peers` servers after `server` (in index order, skipping retired ones),
+    /// which hold its sessions' replicas, is up.
+    fn replica_alive(&self, server: u32, peers: u32) -> bool {
+        let n = self.servers.len();
+        (1..n)
+            .map(|step| (server as usize + step) % n)
+            .filter(|&peer| self.servers[peer].condition != Condition::Retired)
+            .take(peers as usize)
+            .any(|peer| self.servers[peer].condition == Condition::Up)
+    }
+
+    /// A worker has been assigned: begin with a store read (a store topology's session, on a cache
+    /// miss; or a backup copy after a failover), or go straight to computing.
+    #[inline]
     fn start_work(&mut self, handle: Handle) {
-        if matches!(self.topology.state, State::Store { .. }) {
+        if self.needs.store_path {
+            self.start_work_with_store(handle);
+        } else {
+            self.start_compute(handle);
+        }
+    }
+
+    fn start_work_with_store(&mut self, handle: Handle) {
+        let request = self.requests.get(handle).expect("live request");
+        let read_store = match &self.topology.state {
+            State::Store { .. } => !self.cache_hit(handle),
+            State::Server { .. } => request.fetch == Some(Recovery::Store),
+            _ => false,
+        };
+        if read_store {
             self.requests.get_mut(handle).expect("live request").phase = Phase::StoreRead;
             self.send_to_store(handle);
         } else {
@@ -163,18 +512,45 @@ impl World<'_> {
         }
     }
 
+    /// Looks the session up in the server's cache (a store topology with a cache).
+    fn cache_hit(&mut self, handle: Handle) -> bool {
+        let request = self.requests.get(handle).expect("live request");
+        let server = request.server as usize;
+        if self.servers[server].cache.is_none() {
+            return false;
+        }
+        let Some(session) = self.sessions.get(request.session) else {
+            return false;
+        };
+        let (key, version) = (session_key(session), session.version);
+        let now = self.now;
+        let hit = self.servers[server]
+            .cache
+            .as_mut()
+            .is_some_and(|cache| cache.hit(key, version, now));
+        if request.in_window {
+            if hit {
+                self.recorder.counters.cache_hits += 1;
+            } else {
+                self.recorder.counters.cache_misses += 1;
+            }
+        }
+        hit
+    }
+
     pub(super) fn start_compute(&mut self, handle: Handle) {
+        let request = self.requests.get(handle).expect("live request");
+        let (id, key) = (request.session_id, request.draw_key);
         let verify = match &self.topology.state {
             State::Token { verify_time, .. } => {
-                let request = self.requests.get(handle).expect("live request");
-                Self::draw_time(
-                    verify_time,
-                    self.seeds.verify,
-                    request.session_id,
-                    request.draw_key,
-                )
+                Self::draw_time(verify_time, self.seeds.verify, id, key)
             }
             _ => SimTime::ZERO,
+        };
+        let replication = if self.needs.replication {
+            self.replication_delay(handle)
+        } else {
+            SimTime::ZERO
         };
         let request = self.requests.get_mut(handle).expect("live request");
         request.phase = Phase::Compute;
@@ -182,8 +558,41 @@ impl World<'_> {
         let done = self
             .now
             .saturating_add(verify)
-            .saturating_add(request.demand);
+            .saturating_add(request.demand)
+            .saturating_add(replication);
         self.queue.push(done, Event::ComputeDone(handle));
+    }
+
+    /// Time the worker spends on replication: fetching the state from a replica after a
+    /// failover, and for sync replication waiting for every replica to acknowledge a write (the
+    /// slowest of `peers` round trips).
+    fn replication_delay(&self, handle: Handle) -> SimTime {
+        let State::Server { replication, .. } = &self.topology.state else {
+            return SimTime::ZERO;
+        };
+        let request = self.requests.get(handle).expect("live request");
+        let hop = &self.topology.network.server_server;
+        let round_trip = |lane: u64| {
+            let key = request.draw_key ^ (lane << 56);
+            let seed = self.seeds.net_replica;
+            Self::draw_time(hop, seed, request.session_id, key).saturating_add(Self::draw_time(
+                hop,
+                seed,
+                request.session_id,
+                key ^ 1 << 55,
+            ))
+        };
+        let mut delay = SimTime::ZERO;
+        if request.fetch == Some(Recovery::Replica) {
+            delay = round_trip(0);
+        }
+        if let Replication::Sync { peers } = replication
+            && request.writes_state
+        {
+            let slowest = (1..=u64::from(*peers)).map(round_trip).max();
+            delay = delay.saturating_add(slowest.unwrap_or(SimTime::ZERO));
+        }
+        delay
     }
 
     pub(super) fn on_compute_done(&mut self, handle: Handle) {
@@ -191,13 +600,27 @@ impl World<'_> {
             return;
         };
         if request.phase != Phase::Compute {
-            return; // the server crashed meanwhile; the client has been told
+            return; // the server crashed or hung meanwhile
         }
-        if request.writes_state && matches!(self.topology.state, State::Store { .. }) {
-            request.phase = Phase::StoreWrite;
-            self.send_to_store(handle);
-        } else {
-            self.finish_work(handle, Outcome::Ok);
+        if request.writes_state {
+            // A store topology writes the session back; a store-backed one writes it through.
+            if self.needs.store_path {
+                request.phase = Phase::StoreWrite;
+                self.send_to_store(handle);
+                return;
+            }
+            let session = request.session;
+            self.state_written(session);
+        }
+        self.finish_work(handle, Outcome::Ok);
+    }
+
+    /// The session's state changed now (async replicas lag behind this; caches of older versions
+    /// are stale).
+    pub(super) fn state_written(&mut self, session: Handle) {
+        if let Some(session) = self.sessions.get_mut(session) {
+            session.last_write = self.now;
+            session.version = session.version.wrapping_add(1);
         }
     }
 
@@ -223,6 +646,9 @@ impl World<'_> {
         request.outcome = outcome;
         let (server, id, key) = (request.server, request.session_id, request.draw_key);
         self.balancer.answered(server);
+        if outcome == Outcome::Failed {
+            self.count_failure_on_server(server);
+        }
         let network = &self.topology.network;
         let seeds = &self.seeds;
         let to_balancer = Self::draw_time(
@@ -239,5 +665,12 @@ impl World<'_> {
         );
         let back = to_balancer.saturating_add(to_client);
         self.after(back, Event::AtClient(handle));
+    }
+
+    /// Charges a failed attempt to the fault the server is going through, if any.
+    pub(super) fn count_failure_on_server(&mut self, server: u32) {
+        if let Some(record) = self.servers[server as usize].open_fault {
+            self.recorder.faults[record as usize].requests_failed += 1;
+        }
     }
 }

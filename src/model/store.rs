@@ -1,9 +1,12 @@
 //! The external session store (Redis-like): a shared queueing station with its own workers and
-//! waiting room. Every server's requests meet here, which is how it becomes the bottleneck.
+//! waiting room. Every server's requests meet here, which is how it becomes the bottleneck, and
+//! an outage here fails every request that needs it.
 
+use super::server::session_key;
 use super::{Event, Outcome, Phase, World};
 use crate::engine::{Handle, SimTime};
-use crate::scenario::{State, Store};
+use crate::metrics::LossCause;
+use crate::scenario::{Replication, State, Store};
 use std::collections::VecDeque;
 
 pub struct StoreStation {
@@ -12,6 +15,12 @@ pub struct StoreStation {
     busy: u32,
     /// Waiting operations with their service time, drawn on arrival.
     queue: VecDeque<(Handle, SimTime)>,
+    /// False during an outage.
+    pub up: bool,
+    /// Bumped by each outage: operations of an earlier epoch were cut off.
+    epoch: u32,
+    /// The faults.csv row of the current outage.
+    open_fault: Option<u32>,
 }
 
 impl StoreStation {
@@ -21,6 +30,9 @@ impl StoreStation {
             queue_limit: config.queue_limit,
             busy: 0,
             queue: VecDeque::new(),
+            up: true,
+            epoch: 0,
+            open_fault: None,
         }
     }
 
@@ -33,7 +45,11 @@ impl World<'_> {
     fn store_config(&self) -> &Store {
         match &self.topology.state {
             State::Store { store, .. } => store,
-            _ => unreachable!("store events only occur in store topologies"),
+            State::Server {
+                replication: Replication::StoreBackup(store),
+                ..
+            } => store,
+            _ => unreachable!("store events only occur in topologies with a store"),
         }
     }
 
@@ -61,6 +77,10 @@ impl World<'_> {
         if !matches!(request.phase, Phase::StoreRead | Phase::StoreWrite) {
             return; // its server crashed; the connection is gone
         }
+        if !self.store.as_ref().expect("store topology").up {
+            self.store_unavailable(handle);
+            return;
+        }
         let config = self.store_config();
         let (dist, seed) = if request.phase == Phase::StoreRead {
             (&config.read, self.seeds.store_read)
@@ -71,9 +91,15 @@ impl World<'_> {
         let store = self.store.as_mut().expect("store topology");
         if store.busy < store.workers {
             store.busy += 1;
+            let epoch = store.epoch;
             self.recorder.busy_store_workers.add(self.now, 1);
-            self.queue
-                .push(self.now.saturating_add(service), Event::StoreOpDone(handle));
+            self.queue.push(
+                self.now.saturating_add(service),
+                Event::StoreOpDone {
+                    request: handle,
+                    epoch,
+                },
+            );
         } else if store
             .queue_limit
             .is_none_or(|limit| store.queue.len() < limit as usize)
@@ -85,12 +111,28 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn on_store_op_done(&mut self, handle: Handle) {
+    /// The store cannot be reached: the server gives up on the request at once.
+    fn store_unavailable(&mut self, handle: Handle) {
+        if let Some(record) = self.store.as_ref().and_then(|s| s.open_fault) {
+            self.recorder.faults[record as usize].requests_failed += 1;
+        }
+        self.finish_work(handle, Outcome::StoreUnavailable);
+    }
+
+    pub(super) fn on_store_op_done(&mut self, handle: Handle, epoch: u32) {
         let store = self.store.as_mut().expect("store topology");
+        if epoch != store.epoch {
+            return; // an outage cut this operation off and reset the workers
+        }
         match store.queue.pop_front() {
             Some((next, service)) => {
-                self.queue
-                    .push(self.now.saturating_add(service), Event::StoreOpDone(next));
+                self.queue.push(
+                    self.now.saturating_add(service),
+                    Event::StoreOpDone {
+                        request: next,
+                        epoch,
+                    },
+                );
             }
             None => {
                 store.busy -= 1;
@@ -121,10 +163,100 @@ impl World<'_> {
         let Some(request) = self.requests.get(handle) else {
             return;
         };
-        match request.phase {
-            Phase::StoreRead => self.start_compute(handle),
-            Phase::StoreWrite => self.finish_work(handle, Outcome::Ok),
+        let (phase, session, server) = (request.phase, request.session, request.server);
+        match phase {
+            Phase::StoreRead => {
+                self.cache_put(session, server);
+                self.start_compute(handle);
+            }
+            Phase::StoreWrite => {
+                self.state_written(session);
+                self.cache_put(session, server);
+                self.finish_work(handle, Outcome::Ok);
+            }
             _ => {} // its server crashed while the store was working
+        }
+    }
+
+    /// Keeps the session's current version in the server's cache, if it has one.
+    fn cache_put(&mut self, session: Handle, server: u32) {
+        let Some(session) = self.sessions.get(session) else {
+            return;
+        };
+        let (key, version) = (session_key(session), session.version);
+        let now = self.now;
+        if let Some(cache) = &mut self.servers[server as usize].cache {
+            cache.put(key, version, now);
+        }
+    }
+
+    /// A store outage begins: every operation in the store or on its way fails, and so will every
+    /// one until it is back.
+    pub(super) fn store_down(&mut self, fault: u32, back_after: SimTime) {
+        let Some(store) = self.store.as_mut() else {
+            return; // this topology has no store
+        };
+        if !store.up {
+            return;
+        }
+        store.up = false;
+        store.epoch += 1;
+        store.queue.clear();
+        let busy = std::mem::take(&mut store.busy);
+        self.recorder
+            .busy_store_workers
+            .add(self.now, -i64::from(busy));
+        let record = self.open_fault_record(fault, None);
+        let store = self.store.as_mut().expect("checked above");
+        store.open_fault = Some(record);
+        // Clients see errors at once: the outage is "detected" when it starts.
+        self.recorder.faults[record as usize].detected = Some(self.now);
+        let cut_off: Vec<Handle> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| matches!(r.phase, Phase::StoreRead | Phase::StoreWrite))
+            .map(|(handle, _)| handle)
+            .collect();
+        for handle in cut_off {
+            self.store_unavailable(handle);
+        }
+        self.queue
+            .push(self.now.saturating_add(back_after), Event::StoreUp(fault));
+    }
+
+    pub(super) fn on_store_up(&mut self, fault: u32) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        store.up = true;
+        let record = store.open_fault.take();
+        if let Some(record) = record {
+            self.recorder.faults[record as usize].recovered = Some(self.now);
+        }
+        let wipes = matches!(
+            self.scenario.faults[fault as usize],
+            crate::scenario::Fault::StoreOutage { wipes: true, .. }
+        );
+        if !wipes {
+            return;
+        }
+        // It came back empty: every session whose state only the store held is gone.
+        let store_only = matches!(self.topology.state, State::Store { .. });
+        let lost: Vec<Handle> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                !s.lost
+                    && if store_only {
+                        s.next_request > 0
+                    } else {
+                        s.recovery == Some(super::Recovery::Store)
+                    }
+            })
+            .map(|(handle, _)| handle)
+            .collect();
+        for handle in lost {
+            self.mark_session_lost(handle, LossCause::StoreOutage, record);
         }
     }
 }

@@ -1,9 +1,10 @@
 //! summary.csv (one row per topology), replications.csv (one row per topology and replication),
-//! latency.csv (the latency distribution, long format), scalability.csv (sweeps) and
-//! differences.csv (replications: paired differences between topologies).
+//! latency.csv (the latency distribution, long format), scalability.csv (sweeps),
+//! differences.csv (replications: paired differences between topologies), timeseries.csv (one row
+//! per time bucket of each run) and faults.csv (one row per fault occurrence of each run).
 
 use super::{Exporter, PROVENANCE_COLUMNS, Report, format_number};
-use crate::metrics::{METRICS, TopologySummary};
+use crate::metrics::{FAULT_COLUMNS, METRICS, SERIES_COLUMNS, TopologySummary};
 use std::io::{self, Write};
 
 /// The columns every file starts with: `scenario`, a sweep's `param_<key>` columns, the file's
@@ -288,6 +289,71 @@ impl Exporter for DifferencesCsv {
                     format_number(relative),
                 ]);
                 writer.write_record(&row)?;
+            }
+        }
+        writer.flush()
+    }
+}
+
+/// The course of each run over time: one row per bucket (`bucket`, `--bucket`) per topology and
+/// replication, warm-up included, so the failure, its detection and the recovery show.
+pub struct TimeseriesCsv;
+
+impl Exporter for TimeseriesCsv {
+    fn file_name(&self) -> &'static str {
+        "timeseries.csv"
+    }
+
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = leading_columns(report, &["topology", "replication"]);
+        header.extend(SERIES_COLUMNS.map(String::from));
+        writer.write_record(&header)?;
+        for summary in &report.summaries {
+            for (replication, rows) in summary.series.iter().enumerate() {
+                for row in rows {
+                    let identity = [summary.topology.clone(), replication.to_string()];
+                    let mut cells = leading_cells(report, summary, identity);
+                    cells.extend(row.iter().map(|v| format_number(*v)));
+                    writer.write_record(&cells)?;
+                }
+            }
+        }
+        writer.flush()
+    }
+}
+
+/// Each fault occurrence in each run: when it began, when the balancer noticed, when the server
+/// (or store) served again, and what it cost.
+pub struct FaultsCsv;
+
+impl Exporter for FaultsCsv {
+    fn file_name(&self) -> &'static str {
+        "faults.csv"
+    }
+
+    fn applies(&self, report: &Report) -> bool {
+        !report.fault_kinds.is_empty()
+    }
+
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = leading_columns(report, &["topology", "replication"]);
+        header.push(FAULT_COLUMNS[0].into());
+        header.push("kind".into());
+        header.extend(FAULT_COLUMNS[1..].iter().map(|c| c.to_string()));
+        writer.write_record(&header)?;
+        for summary in &report.summaries {
+            for (replication, rows) in summary.faults.iter().enumerate() {
+                for row in rows {
+                    let identity = [summary.topology.clone(), replication.to_string()];
+                    let mut cells = leading_cells(report, summary, identity);
+                    let kind = report.fault_kinds.get(row[0] as usize).copied();
+                    cells.push(format_number(row[0]));
+                    cells.push(kind.unwrap_or("").to_string());
+                    cells.extend(row[1..].iter().map(|v| format_number(*v)));
+                    writer.write_record(&cells)?;
+                }
             }
         }
         writer.flush()

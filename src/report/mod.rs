@@ -7,8 +7,8 @@ mod table;
 use crate::metrics::TopologySummary;
 use crate::scenario::Expectation;
 pub use csv_files::{
-    DifferencesCsv, LatencyCsv, ReplicationsCsv, ScalabilityCsv, SummaryCsv, paired_difference,
-    paired_rows,
+    DifferencesCsv, FaultsCsv, LatencyCsv, ReplicationsCsv, ScalabilityCsv, SummaryCsv,
+    TimeseriesCsv, paired_difference, paired_rows,
 };
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,9 @@ pub struct Report {
     pub series_fixed: usize,
     /// The scenario's `[slo]`, for the knee of a sweep.
     pub slo: Vec<Expectation>,
+    /// The `kind` of each scenario fault, by index (faults.csv names them); the autoscaler, when
+    /// there is one, is one past the last.
+    pub fault_kinds: Vec<&'static str>,
     pub summaries: Vec<TopologySummary>,
 }
 
@@ -70,6 +73,8 @@ pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(LatencyCsv),
         Box::new(ScalabilityCsv),
         Box::new(DifferencesCsv),
+        Box::new(TimeseriesCsv),
+        Box::new(FaultsCsv),
     ]
 }
 

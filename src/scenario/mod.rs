@@ -81,6 +81,10 @@ pub struct Scenario {
     pub expectations: Vec<Expectation>,
     /// The service level a sweep's knee is judged by (`[slo]`), as expectations on every topology.
     pub slo: Vec<Expectation>,
+    /// `[autoscale]`: a controller that sets the server count from measured utilisation.
+    pub autoscale: Option<Autoscale>,
+    /// Width of a timeseries.csv bucket (`bucket`, or `--bucket`).
+    pub bucket: SimTime,
     /// Legal but probably unintended settings, printed on stderr.
     pub warnings: Vec<String>,
     /// Fingerprint of the scenario as run: its TOML after `--set` overrides, normalised. Written
@@ -111,8 +115,63 @@ pub enum OnSessionLost {
 
 #[derive(Clone, Debug)]
 pub struct Client {
-    /// A request with no response after this long counts as timed out.
+    /// An attempt with no response after this long counts as timed out.
     pub timeout: Option<SimTime>,
+    /// Attempts per request, the first included (1: no retries).
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Retries may be at most this fraction of requests (a token bucket, as in Finagle's
+    /// RetryBudget and gRPC's retry throttling); `None` for no budget.
+    pub retry_budget: Option<f64>,
+}
+
+/// The wait before a retry (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backoff {
+    pub kind: BackoffKind,
+    pub base: SimTime,
+    pub cap: SimTime,
+    pub jitter: Jitter,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackoffKind {
+    Constant,
+    Exponential,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jitter {
+    None,
+    Full,
+    Equal,
+    Decorrelated,
+}
+
+/// What a server does when a new session's state does not fit in `memory_mb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFull {
+    /// Evict the least recently used session (lost, cause `eviction`).
+    EvictLru,
+    /// Refuse the new session (its request is rejected).
+    Refuse,
+}
+
+/// A Kubernetes-HPA-like controller: every `sync_period` it sets the desired count to
+/// `ceil(running × utilisation / target)` (within a 10% tolerance), scales down only to the
+/// highest recommendation of the last `scale_down_stabilization`, and stays within `min..=max`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Autoscale {
+    pub target_utilization: f64,
+    pub sync_period: SimTime,
+    pub scale_down_stabilization: SimTime,
+    pub min: u32,
+    pub max: u32,
+    pub startup: SimTime,
+    pub drain: SimTime,
 }
 
 /// One-way network latencies of each hop.
@@ -121,6 +180,8 @@ pub struct Network {
     pub client_balancer: Dist,
     pub balancer_server: Dist,
     pub server_store: Dist,
+    /// Between servers (session replication, fetching a replica after a failover).
+    pub server_server: Dist,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +191,7 @@ pub struct Servers {
     /// Waiting room per server; `None` is unbounded, `Some(0)` rejects whenever all workers are busy.
     pub queue_limit: Option<u32>,
     pub memory_mb: Option<f64>,
+    pub on_memory_full: MemoryFull,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -169,6 +231,8 @@ pub struct HealthCheck {
     pub interval: SimTime,
     pub unhealthy_threshold: u32,
     pub healthy_threshold: u32,
+    /// A probe unanswered for this long fails (a hung server never answers).
+    pub timeout: SimTime,
 }
 
 #[derive(Clone, Debug)]
@@ -190,9 +254,16 @@ pub enum State {
     Server {
         session_bytes: f64,
         session_ttl: SimTime,
+        replication: Replication,
+        /// Share of requests that change the session (and so replicate it).
+        write_fraction: f64,
     },
     /// In an external store read on every request and written back with `write_fraction`.
-    Store { session_bytes: f64, store: Store },
+    Store {
+        session_bytes: f64,
+        store: Store,
+        cache: Option<Cache>,
+    },
     /// In a signed token carried by every request.
     Token { token_bytes: f64, verify_time: Dist },
 }
@@ -206,6 +277,45 @@ impl State {
             State::Token { .. } => "token",
         }
     }
+}
+
+/// How a stateful topology protects its sessions against losing their server.
+#[derive(Clone, Debug)]
+pub enum Replication {
+    None,
+    /// Every state write waits for `peers` replicas (the next servers) to acknowledge it; a
+    /// session whose home is lost moves to a server that fetches it from a live replica.
+    Sync {
+        peers: u32,
+    },
+    /// Writes reach one replica `lag` later; a session written within `lag` of its home's loss is
+    /// lost (cause `replication_lag`).
+    Async {
+        lag: SimTime,
+    },
+    /// Sticky sessions in memory plus a write-through copy in an external store, read back only
+    /// after the session's home is lost.
+    StoreBackup(Box<Store>),
+}
+
+impl Replication {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Replication::None => "none",
+            Replication::Sync { .. } => "sync",
+            Replication::Async { .. } => "async",
+            Replication::StoreBackup(_) => "store_backup",
+        }
+    }
+}
+
+/// A per-server cache of store sessions: a hit skips the store read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cache {
+    /// Sessions per server; the least recently used is dropped when full.
+    pub capacity: u32,
+    /// An entry older than this is a miss.
+    pub ttl: SimTime,
 }
 
 #[derive(Clone, Debug)]
@@ -264,43 +374,131 @@ impl Expectation {
     }
 }
 
-/// A scheduled disturbance. New kinds add variants; the model matches on them in one place.
-#[derive(Clone, Debug, PartialEq)]
+/// A scheduled disturbance. New kinds add variants; the model matches on them in one place
+/// (`model/fault.rs`).
+#[derive(Clone, Debug)]
 pub enum Fault {
-    /// The server stops at `at`: in-flight requests fail, its memory is gone; it may come back
-    /// empty after `restart_after`.
+    /// The server stops at `at`: connections reset at once, in-flight requests fail, its memory is
+    /// gone; it may come back empty after `restart_after`.
     Crash {
         at: SimTime,
         server: u32,
         restart_after: Option<SimTime>,
     },
+    /// The server stops answering but keeps its connections open: requests sent to it are
+    /// black-holed until the client times out. Its sessions are unreachable; after
+    /// `restart_after` it is restarted empty.
+    Hang {
+        at: SimTime,
+        server: u32,
+        restart_after: Option<SimTime>,
+    },
+    /// Every server fails independently after a time to failure drawn from `mtbf` and comes back
+    /// (empty) after a repair time drawn from `mttr`.
+    RandomCrashes { mtbf: Dist, mttr: Dist },
+    /// A deploy: from `at`, every `interval` the next `batch` servers are replaced. The old ones
+    /// stop taking new sessions and are terminated after `drain`; the new ones take traffic after
+    /// `startup`.
+    RollingRestart {
+        at: SimTime,
+        batch: u32,
+        interval: SimTime,
+        drain: SimTime,
+        startup: SimTime,
+    },
+    /// At `at` the fleet becomes `count` servers: new ones take traffic after `startup`, removed
+    /// ones (the newest first) drain for `drain`.
+    Scale {
+        at: SimTime,
+        count: u32,
+        drain: SimTime,
+        startup: SimTime,
+    },
+    /// The external store is unreachable from `at` for `duration`, or until a replica takes over
+    /// after `failover`. With `wipes`, it comes back empty (an in-memory store without
+    /// persistence) and every session it held is lost.
+    StoreOutage {
+        at: SimTime,
+        duration: SimTime,
+        failover: Option<SimTime>,
+        wipes: bool,
+    },
 }
 
 impl Fault {
+    /// When the fault first acts (random crashes act on their own schedule, from the start).
     pub fn at(&self) -> SimTime {
         match self {
-            Fault::Crash { at, .. } => *at,
+            Fault::Crash { at, .. }
+            | Fault::Hang { at, .. }
+            | Fault::RollingRestart { at, .. }
+            | Fault::Scale { at, .. }
+            | Fault::StoreOutage { at, .. } => *at,
+            Fault::RandomCrashes { .. } => SimTime::ZERO,
+        }
+    }
+
+    /// The `kind` as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Crash { .. } => "crash",
+            Fault::Hang { .. } => "hang",
+            Fault::RandomCrashes { .. } => "random_crashes",
+            Fault::RollingRestart { .. } => "rolling_restart",
+            Fault::Scale { .. } => "scale",
+            Fault::StoreOutage { .. } => "store_outage",
         }
     }
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = units::format_duration;
         match self {
             Fault::Crash {
                 at,
                 server,
                 restart_after,
+            }
+            | Fault::Hang {
+                at,
+                server,
+                restart_after,
             } => {
-                write!(
-                    f,
-                    "crash of server {server} at {}",
-                    units::format_duration(*at)
-                )?;
+                write!(f, "{} of server {server} at {}", self.kind(), d(*at))?;
                 if let Some(after) = restart_after {
-                    write!(f, ", restart after {}", units::format_duration(*after))?;
+                    write!(f, ", restart after {}", d(*after))?;
                 }
                 Ok(())
+            }
+            Fault::RandomCrashes { mtbf, mttr } => {
+                let mean = |dist: &Dist| {
+                    dist.mean()
+                        .map_or("?".into(), |ns| d(SimTime::from_nanos_f64(ns)))
+                };
+                write!(
+                    f,
+                    "random crashes (MTBF {}, MTTR {})",
+                    mean(mtbf),
+                    mean(mttr)
+                )
+            }
+            Fault::RollingRestart {
+                at,
+                batch,
+                interval,
+                ..
+            } => write!(
+                f,
+                "rolling restart at {}, {batch} at a time every {}",
+                d(*at),
+                d(*interval)
+            ),
+            Fault::Scale { at, count, .. } => {
+                write!(f, "scale to {count} servers at {}", d(*at))
+            }
+            Fault::StoreOutage { at, duration, .. } => {
+                write!(f, "store outage at {} for {}", d(*at), d(*duration))
             }
         }
     }

@@ -15,7 +15,22 @@ const DEFAULT_HEALTH_CHECK: HealthCheck = HealthCheck {
     interval: SimTime::from_secs(10),
     unhealthy_threshold: 3,
     healthy_threshold: 1,
+    timeout: SimTime::from_secs(1),
 };
+/// AWS SDKs' standard retry mode: base delay 100 ms, at most 20 s, full jitter.
+const DEFAULT_BACKOFF_BASE: SimTime = SimTime::from_millis(100);
+const DEFAULT_BACKOFF_CAP: SimTime = SimTime::from_secs(20);
+/// Kubernetes terminationGracePeriodSeconds default: 30 s between SIGTERM and SIGKILL.
+const DEFAULT_DRAIN: SimTime = SimTime::from_secs(30);
+/// Kubernetes HPA: sync period 15 s, scale-down stabilization window 5 minutes.
+const DEFAULT_AUTOSCALE_SYNC: SimTime = SimTime::from_secs(15);
+const DEFAULT_SCALE_DOWN_STABILIZATION: SimTime = SimTime::from_secs(300);
+/// Assumption: an async replica is typically ~100 ms behind its primary.
+const DEFAULT_REPLICATION_LAG: SimTime = SimTime::from_millis(100);
+/// Assumption: a cached session is trusted for 5 minutes.
+const DEFAULT_CACHE_TTL: SimTime = SimTime::from_secs(300);
+/// At most this many timeseries.csv rows per run (the series is kept in memory until the end).
+const MAX_BUCKETS: u64 = 10_000_000;
 /// "≤10 KB" typical session state (IBM guidance, see shared research notes).
 const DEFAULT_SESSION_BYTES: f64 = 10_000.0;
 /// RS256 JWT of a modest payload ≈ 535 bytes.
@@ -79,6 +94,10 @@ impl Resolver<'_> {
             workers: local.workers.or(global.workers).unwrap_or(1),
             queue_limit: local.queue_limit.or(global.queue_limit),
             memory_mb: local.memory_mb.or(global.memory_mb),
+            on_memory_full: local
+                .on_memory_full
+                .or(global.on_memory_full)
+                .unwrap_or(MemoryFull::EvictLru),
         };
         let origin = |key: &str, set_locally: bool| merged_key(path, "servers", key, set_locally);
         self.check(
@@ -128,6 +147,10 @@ impl Resolver<'_> {
                 .healthy_threshold
                 .or(global_check.healthy_threshold)
                 .unwrap_or(DEFAULT_HEALTH_CHECK.healthy_threshold),
+            timeout: local_check
+                .timeout
+                .or(global_check.timeout)
+                .map_or(DEFAULT_HEALTH_CHECK.timeout, |d| d.0),
         };
         let balancer = Balancer {
             policy: local.policy.or(global.policy).unwrap_or(Policy::RoundRobin),
@@ -192,6 +215,7 @@ impl Resolver<'_> {
                 "balancer_server",
             ),
             server_store: hop(&local.server_store, &global.server_store, "server_store"),
+            server_server: hop(&local.server_server, &global.server_server, "server_server"),
         }
     }
 
@@ -208,11 +232,35 @@ impl Resolver<'_> {
             }
         };
         let problems = &mut self.problems;
+        let store_backup = topology.replication == Some(ReplicationKind::StoreBackup);
         match topology.state {
-            StateKind::None | StateKind::Server => {
+            StateKind::None => misplaced("store", topology.store.is_some(), problems),
+            StateKind::Server if !store_backup => {
                 misplaced("store", topology.store.is_some(), problems)
             }
             _ => {}
+        }
+        if topology.state != StateKind::Server {
+            misplaced("replication", topology.replication.is_some(), problems);
+            misplaced(
+                "write_fraction",
+                topology.write_fraction.is_some(),
+                problems,
+            );
+        }
+        let kind = topology.replication.unwrap_or(ReplicationKind::None);
+        if kind != ReplicationKind::Sync {
+            misplaced("replicas", topology.replicas.is_some(), problems);
+        }
+        if kind != ReplicationKind::Async {
+            misplaced(
+                "replication_lag",
+                topology.replication_lag.is_some(),
+                problems,
+            );
+        }
+        if topology.state != StateKind::Store {
+            misplaced("cache", topology.cache.is_some(), problems);
         }
         match topology.state {
             StateKind::None | StateKind::Server | StateKind::Store => {
@@ -242,6 +290,9 @@ impl Resolver<'_> {
                     DEFAULT_SESSION_BYTES,
                 ),
                 session_ttl: topology.session_ttl.map_or(SimTime::ZERO, |d| d.0),
+                replication: self.replication(topology, path),
+                write_fraction: self
+                    .fraction(topology.write_fraction, &format!("{path}.write_fraction")),
             },
             StateKind::Store => {
                 let session_bytes = self.bytes(
@@ -250,9 +301,21 @@ impl Resolver<'_> {
                     DEFAULT_SESSION_BYTES,
                 );
                 let store = self.store(topology.store.as_ref(), &format!("{path}.store"));
+                let cache = topology.cache.as_ref().map(|cache| {
+                    self.check(
+                        cache.capacity >= 1,
+                        format!("{path}.cache.capacity"),
+                        "a cache holds at least one session",
+                    );
+                    Cache {
+                        capacity: cache.capacity,
+                        ttl: cache.ttl.map_or(DEFAULT_CACHE_TTL, |d| d.0),
+                    }
+                });
                 State::Store {
                     session_bytes,
                     store,
+                    cache,
                 }
             }
             StateKind::Token => State::Token {
@@ -269,6 +332,39 @@ impl Resolver<'_> {
                 ),
             },
         }
+    }
+
+    fn replication(&mut self, topology: &TopologyFile, path: &str) -> Replication {
+        match topology.replication.unwrap_or(ReplicationKind::None) {
+            ReplicationKind::None => Replication::None,
+            ReplicationKind::Sync => {
+                let peers = topology.replicas.unwrap_or(1);
+                self.check(
+                    peers >= 1,
+                    format!("{path}.replicas"),
+                    "sync replication needs at least one replica",
+                );
+                Replication::Sync { peers }
+            }
+            ReplicationKind::Async => Replication::Async {
+                lag: topology
+                    .replication_lag
+                    .map_or(DEFAULT_REPLICATION_LAG, |d| d.0),
+            },
+            ReplicationKind::StoreBackup => Replication::StoreBackup(Box::new(
+                self.store(topology.store.as_ref(), &format!("{path}.store")),
+            )),
+        }
+    }
+
+    fn fraction(&mut self, value: Option<f64>, path: &str) -> f64 {
+        let fraction = value.unwrap_or(1.0);
+        self.check(
+            (0.0..=1.0).contains(&fraction),
+            path,
+            format!("must be a fraction between 0 and 1, got {fraction}"),
+        );
+        fraction
     }
 
     fn store(&mut self, file: Option<&StoreFile>, path: &str) -> Store {
@@ -417,14 +513,7 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         on_session_lost: w.on_session_lost.unwrap_or(OnSessionLost::Abandon),
     };
 
-    let client = Client {
-        timeout: raw.client.timeout.map(|d| d.0),
-    };
-    r.check(
-        client.timeout != Some(SimTime::ZERO),
-        "client.timeout",
-        "must be greater than zero (leave it out for no timeout)",
-    );
+    let client = r.client(&raw.client);
 
     r.check(
         !raw.topology.is_empty(),
@@ -448,6 +537,21 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         let servers = r.servers(&raw.servers, file.servers.as_ref(), &path);
         let balancer = r.balancer(&raw.balancer, file.balancer.as_ref(), &path);
         let network = r.network(&raw.network, file.network.as_ref(), &path);
+        if let State::Server {
+            replication: Replication::Sync { peers },
+            ..
+        } = &state
+        {
+            r.check(
+                *peers < servers.count,
+                format!("{path}.replicas"),
+                format!(
+                    "{peers} replicas need at least {} servers, and the topology has {}",
+                    peers + 1,
+                    servers.count
+                ),
+            );
+        }
         topologies.push(Topology {
             name: file.name.clone(),
             state,
@@ -457,45 +561,33 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         });
     }
 
-    let mut faults = Vec::new();
-    for (index, file) in raw.fault.iter().enumerate() {
-        let path = format!("fault[{index}]");
-        match file {
-            FaultFile::Crash {
-                at,
-                server,
-                restart_after,
-            } => {
-                r.check(
-                    at.0 < raw.duration.0,
-                    format!("{path}.at"),
-                    format!(
-                        "the fault at {} would happen after the run ends ({})",
-                        units::format_duration(at.0),
-                        units::format_duration(raw.duration.0)
-                    ),
-                );
-                for topology in &topologies {
-                    if *server >= topology.servers.count {
-                        r.problems.push(Problem::new(
-                            format!("{path}.server"),
-                            format!(
-                                "server index {server} is out of range: topology \"{}\" has {} servers (indices 0..{})",
-                                topology.name,
-                                topology.servers.count,
-                                topology.servers.count.saturating_sub(1)
-                            ),
-                        ));
-                        break;
-                    }
-                }
-                faults.push(Fault::Crash {
-                    at: at.0,
-                    server: *server,
-                    restart_after: restart_after.map(|d| d.0),
-                });
-            }
-        }
+    let faults = raw
+        .fault
+        .iter()
+        .enumerate()
+        .map(|(index, file)| r.fault(file, &format!("fault[{index}]"), &raw, &topologies))
+        .collect();
+    let autoscale = raw
+        .autoscale
+        .as_ref()
+        .map(|file| r.autoscale(file, &topologies));
+    let bucket = raw.bucket.map_or(SimTime::from_secs(1), |d| d.0);
+    r.check(
+        bucket > SimTime::ZERO,
+        "bucket",
+        "the timeseries bucket must be longer than zero",
+    );
+    if bucket > SimTime::ZERO {
+        let buckets = raw.duration.0.nanos() / bucket.nanos();
+        r.check(
+            buckets <= MAX_BUCKETS,
+            "bucket",
+            format!(
+                "{buckets} buckets of {} in a run of {}: at most {MAX_BUCKETS} are kept; choose a wider bucket",
+                units::format_duration(bucket),
+                units::format_duration(raw.duration.0)
+            ),
+        );
     }
 
     let expectations = raw
@@ -546,6 +638,8 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
         client,
         topologies,
         faults,
+        autoscale,
+        bucket,
         expectations,
         slo,
         warnings,
@@ -554,6 +648,264 @@ pub fn resolve(raw: ScenarioFile, base_dir: &Path) -> Result<Scenario, Vec<Probl
 }
 
 impl Resolver<'_> {
+    fn client(&mut self, file: &ClientFile) -> Client {
+        let backoff = file.backoff.as_ref();
+        let client = Client {
+            timeout: file.timeout.map(|d| d.0),
+            max_attempts: file.max_attempts.unwrap_or(1),
+            backoff: Backoff {
+                kind: backoff
+                    .and_then(|b| b.kind)
+                    .unwrap_or(BackoffKind::Exponential),
+                base: backoff
+                    .and_then(|b| b.base)
+                    .map_or(DEFAULT_BACKOFF_BASE, |d| d.0),
+                cap: backoff
+                    .and_then(|b| b.cap)
+                    .map_or(DEFAULT_BACKOFF_CAP, |d| d.0),
+                jitter: backoff.and_then(|b| b.jitter).unwrap_or(Jitter::Full),
+            },
+            retry_budget: file.retry_budget,
+        };
+        self.check(
+            client.timeout != Some(SimTime::ZERO),
+            "client.timeout",
+            "must be greater than zero (leave it out for no timeout)",
+        );
+        self.check(
+            (1..=100).contains(&client.max_attempts),
+            "client.max_attempts",
+            format!(
+                "must be between 1 (no retries) and 100, got {}",
+                client.max_attempts
+            ),
+        );
+        self.check(
+            client.backoff.cap >= client.backoff.base,
+            "client.backoff.cap",
+            "the cap must be at least the base delay",
+        );
+        if let Some(budget) = client.retry_budget {
+            self.check(
+                budget.is_finite() && budget >= 0.0,
+                "client.retry_budget",
+                format!("must be a non-negative fraction of requests, got {budget}"),
+            );
+        }
+        client
+    }
+
+    fn fault_time(&mut self, at: SimTime, path: &str, duration: SimTime) {
+        self.check(
+            at < duration,
+            format!("{path}.at"),
+            format!(
+                "the fault at {} would happen after the run ends ({})",
+                units::format_duration(at),
+                units::format_duration(duration)
+            ),
+        );
+    }
+
+    fn fault_server(&mut self, server: u32, path: &str, topologies: &[Topology]) {
+        if let Some(topology) = topologies.iter().find(|t| server >= t.servers.count) {
+            self.problems.push(Problem::new(
+                format!("{path}.server"),
+                format!(
+                    "server index {server} is out of range: topology \"{}\" has {} servers (indices 0..{})",
+                    topology.name,
+                    topology.servers.count,
+                    topology.servers.count.saturating_sub(1)
+                ),
+            ));
+        }
+    }
+
+    fn fault(
+        &mut self,
+        file: &FaultFile,
+        path: &str,
+        raw: &ScenarioFile,
+        topologies: &[Topology],
+    ) -> Fault {
+        let duration = raw.duration.0;
+        match file {
+            FaultFile::Crash {
+                at,
+                server,
+                restart_after,
+            } => {
+                self.fault_time(at.0, path, duration);
+                self.fault_server(*server, path, topologies);
+                Fault::Crash {
+                    at: at.0,
+                    server: *server,
+                    restart_after: restart_after.map(|d| d.0),
+                }
+            }
+            FaultFile::Hang {
+                at,
+                server,
+                restart_after,
+            } => {
+                self.fault_time(at.0, path, duration);
+                self.fault_server(*server, path, topologies);
+                self.check(
+                    raw.client.timeout.is_some(),
+                    format!("{path}.kind"),
+                    "clients learn of a hung server only through their timeout: set client.timeout",
+                );
+                Fault::Hang {
+                    at: at.0,
+                    server: *server,
+                    restart_after: restart_after.map(|d| d.0),
+                }
+            }
+            FaultFile::RandomCrashes { mtbf, mttr } => {
+                // A plain duration is the mean of an exponential time to failure (a constant
+                // rate of failure); a table names any other family.
+                let mtbf_value = match mtbf {
+                    Value::String(_) => {
+                        let mut table = toml::Table::new();
+                        table.insert("dist".into(), Value::String("exponential".into()));
+                        table.insert("mean".into(), mtbf.clone());
+                        Value::Table(table)
+                    }
+                    other => other.clone(),
+                };
+                let mtbf_path = format!("{path}.mtbf");
+                let mtbf = self.dist(Some(&mtbf_value), Quantity::Time, &mtbf_path, Dist::zero());
+                let mttr = self.dist(
+                    Some(mttr),
+                    Quantity::Time,
+                    &format!("{path}.mttr"),
+                    Dist::zero(),
+                );
+                // A failure every few microseconds would flood the run with events.
+                self.check(
+                    mtbf.mean().is_some_and(|mean| mean >= 1e6),
+                    mtbf_path,
+                    "the mean time between failures must be at least 1ms",
+                );
+                Fault::RandomCrashes { mtbf, mttr }
+            }
+            FaultFile::RollingRestart {
+                at,
+                batch,
+                interval,
+                drain,
+                startup,
+            } => {
+                self.fault_time(at.0, path, duration);
+                let batch = batch.unwrap_or(1);
+                self.check(batch >= 1, format!("{path}.batch"), "must be at least 1");
+                self.check(
+                    interval.0 > SimTime::ZERO,
+                    format!("{path}.interval"),
+                    "must be greater than zero",
+                );
+                Fault::RollingRestart {
+                    at: at.0,
+                    batch,
+                    interval: interval.0,
+                    drain: drain.map_or(DEFAULT_DRAIN, |d| d.0),
+                    startup: startup.map_or(SimTime::ZERO, |d| d.0),
+                }
+            }
+            FaultFile::Scale {
+                at,
+                count,
+                drain,
+                startup,
+            } => {
+                self.fault_time(at.0, path, duration);
+                self.check(
+                    (1..=100_000).contains(count),
+                    format!("{path}.count"),
+                    "a fleet has between 1 and 100000 servers",
+                );
+                Fault::Scale {
+                    at: at.0,
+                    count: *count,
+                    drain: drain.map_or(DEFAULT_DRAIN, |d| d.0),
+                    startup: startup.map_or(SimTime::ZERO, |d| d.0),
+                }
+            }
+            FaultFile::StoreOutage {
+                at,
+                duration: outage,
+                failover,
+                wipes,
+            } => {
+                self.fault_time(at.0, path, duration);
+                self.check(
+                    outage.0 > SimTime::ZERO,
+                    format!("{path}.duration"),
+                    "must be greater than zero",
+                );
+                if let Some(failover) = failover {
+                    self.check(
+                        failover.0 <= outage.0,
+                        format!("{path}.failover"),
+                        "a failover after the outage ended would never happen: make it at most the duration",
+                    );
+                }
+                Fault::StoreOutage {
+                    at: at.0,
+                    duration: outage.0,
+                    failover: failover.map(|d| d.0),
+                    wipes: *wipes,
+                }
+            }
+        }
+    }
+
+    fn autoscale(&mut self, file: &AutoscaleFile, topologies: &[Topology]) -> Autoscale {
+        let autoscale = Autoscale {
+            target_utilization: file.target_utilization,
+            sync_period: file.sync_period.map_or(DEFAULT_AUTOSCALE_SYNC, |d| d.0),
+            scale_down_stabilization: file
+                .scale_down_stabilization
+                .map_or(DEFAULT_SCALE_DOWN_STABILIZATION, |d| d.0),
+            min: file.min,
+            max: file.max,
+            startup: file.startup.map_or(SimTime::ZERO, |d| d.0),
+            drain: file.drain.map_or(DEFAULT_DRAIN, |d| d.0),
+        };
+        self.check(
+            autoscale.target_utilization > 0.0 && autoscale.target_utilization <= 1.0,
+            "autoscale.target_utilization",
+            format!(
+                "must be a utilisation in (0, 1], got {}",
+                autoscale.target_utilization
+            ),
+        );
+        self.check(
+            autoscale.sync_period > SimTime::ZERO,
+            "autoscale.sync_period",
+            "must be greater than zero",
+        );
+        self.check(autoscale.min >= 1, "autoscale.min", "must be at least 1");
+        self.check(
+            autoscale.max >= autoscale.min && autoscale.max <= 100_000,
+            "autoscale.max",
+            "must be at least min and at most 100000",
+        );
+        for topology in topologies {
+            let count = topology.servers.count;
+            if count < autoscale.min || count > autoscale.max {
+                self.problems.push(Problem::new(
+                    "autoscale",
+                    format!(
+                        "topology \"{}\" starts with {count} servers, outside min..=max ({}..={})",
+                        topology.name, autoscale.min, autoscale.max
+                    ),
+                ));
+            }
+        }
+        autoscale
+    }
+
     fn expectation(
         &mut self,
         file: &ExpectFile,

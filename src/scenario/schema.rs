@@ -2,7 +2,7 @@
 //! Distributions stay raw `toml::Value`s here; `resolve` parses them with their key path in hand.
 
 use super::units::parse_duration;
-use super::{OnSessionLost, Policy};
+use super::{BackoffKind, Jitter, MemoryFull, OnSessionLost, Policy};
 use crate::engine::SimTime;
 use serde::{Deserialize, Deserializer};
 use toml::Value;
@@ -109,6 +109,9 @@ pub struct ScenarioFile {
     pub topology: Vec<TopologyFile>,
     #[serde(default)]
     pub fault: Vec<FaultFile>,
+    pub autoscale: Option<AutoscaleFile>,
+    /// Width of a timeseries.csv bucket.
+    pub bucket: Option<HumanDuration>,
     #[serde(default)]
     pub expect: Vec<ExpectFile>,
     /// `[slo]`: `latency_p99_ms = { max = 200 }`, `sessions_lost = { equals = 0 }`.
@@ -156,6 +159,30 @@ pub struct WorkloadFile {
 #[serde(deny_unknown_fields)]
 pub struct ClientFile {
     pub timeout: Option<HumanDuration>,
+    pub max_attempts: Option<u32>,
+    pub backoff: Option<BackoffFile>,
+    pub retry_budget: Option<f64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffFile {
+    pub kind: Option<BackoffKind>,
+    pub base: Option<HumanDuration>,
+    pub cap: Option<HumanDuration>,
+    pub jitter: Option<Jitter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleFile {
+    pub target_utilization: f64,
+    pub sync_period: Option<HumanDuration>,
+    pub scale_down_stabilization: Option<HumanDuration>,
+    pub min: u32,
+    pub max: u32,
+    pub startup: Option<HumanDuration>,
+    pub drain: Option<HumanDuration>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -164,6 +191,7 @@ pub struct NetworkFile {
     pub client_balancer: Option<Value>,
     pub balancer_server: Option<Value>,
     pub server_store: Option<Value>,
+    pub server_server: Option<Value>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -173,6 +201,7 @@ pub struct ServersFile {
     pub workers: Option<u32>,
     pub queue_limit: Option<u32>,
     pub memory_mb: Option<f64>,
+    pub on_memory_full: Option<MemoryFull>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -189,6 +218,7 @@ pub struct HealthCheckFile {
     pub interval: Option<HumanDuration>,
     pub unhealthy_threshold: Option<u32>,
     pub healthy_threshold: Option<u32>,
+    pub timeout: Option<HumanDuration>,
 }
 
 #[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -207,12 +237,33 @@ pub struct TopologyFile {
     pub state: StateKind,
     pub session_bytes: Option<Value>,
     pub session_ttl: Option<HumanDuration>,
+    pub replication: Option<ReplicationKind>,
+    pub replicas: Option<u32>,
+    pub replication_lag: Option<HumanDuration>,
+    pub write_fraction: Option<f64>,
     pub store: Option<StoreFile>,
+    pub cache: Option<CacheFile>,
     pub token_bytes: Option<Value>,
     pub verify_time: Option<Value>,
     pub servers: Option<ServersFile>,
     pub balancer: Option<BalancerFile>,
     pub network: Option<NetworkFile>,
+}
+
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationKind {
+    None,
+    Sync,
+    Async,
+    StoreBackup,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    pub capacity: u32,
+    pub ttl: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -232,5 +283,34 @@ pub enum FaultFile {
         at: HumanDuration,
         server: u32,
         restart_after: Option<HumanDuration>,
+    },
+    Hang {
+        at: HumanDuration,
+        server: u32,
+        restart_after: Option<HumanDuration>,
+    },
+    RandomCrashes {
+        mtbf: Value,
+        mttr: Value,
+    },
+    RollingRestart {
+        at: HumanDuration,
+        batch: Option<u32>,
+        interval: HumanDuration,
+        drain: Option<HumanDuration>,
+        startup: Option<HumanDuration>,
+    },
+    Scale {
+        at: HumanDuration,
+        count: u32,
+        drain: Option<HumanDuration>,
+        startup: Option<HumanDuration>,
+    },
+    StoreOutage {
+        at: HumanDuration,
+        duration: HumanDuration,
+        failover: Option<HumanDuration>,
+        #[serde(default)]
+        wipes: bool,
     },
 }

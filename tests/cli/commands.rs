@@ -257,7 +257,7 @@ state = "none"
 }
 
 #[test]
-fn idle_session_state_is_held_for_its_ttl_and_memory_beyond_the_budget_is_reported() {
+fn idle_session_state_is_held_for_its_ttl_and_a_full_server_evicts_or_refuses() {
     let run = |extra: &[&str]| {
         let mut args = vec![
             "--quiet",
@@ -268,22 +268,36 @@ fn idle_session_state_is_held_for_its_ttl_and_memory_beyond_the_budget_is_report
         ];
         args.extend(extra);
         let finished = run_ok(&args);
+        let stateful = finished.topology("stateful");
+        let figure = |name: &str| number(&stateful, name);
         (
-            number(&finished.topology("stateful"), "peak_session_memory_mb"),
-            finished.stderr,
+            figure("peak_session_memory_mb"),
+            figure("sessions_lost_eviction"),
+            figure("rejected"),
         )
     };
-    let (without_ttl, _) = run(&["--set", "topology.stateful.session_ttl=0"]);
-    let (with_ttl, _) = run(&[]);
+    let (without_ttl, _, _) = run(&["--set", "topology.stateful.session_ttl=0"]);
+    let (with_ttl, evicted, _) = run(&[]);
     // Sessions last ~45 s; a 30-minute TTL keeps every session of the 150 s run in memory.
     assert!(
         with_ttl > 2.0 * without_ttl,
         "ttl {with_ttl} MiB vs none {without_ttl} MiB"
     );
-    let (_, stderr) = run(&["--set", "servers.memory_mb=5"]);
+    assert_eq!(evicted, 0.0, "4 GiB per server holds every session");
+    // 1 MiB holds 104 sessions of 10 KB: idle states go first, then live sessions are evicted
+    // (lost) or, with `refuse`, new sessions are turned away.
+    let (peak, evicted, _) = run(&["--set", "servers.memory_mb=1"]);
+    assert!(peak <= 1.0, "peak {peak} MiB above the 1 MiB budget");
+    assert!(evicted > 0.0, "a full server must evict");
+    let (peak, evicted, rejected) = run(&[
+        "--set",
+        "servers.memory_mb=1",
+        "--set",
+        "servers.on_memory_full=refuse",
+    ]);
     assert!(
-        stderr.contains("more than servers.memory_mb = 5"),
-        "{stderr}"
+        peak <= 1.0 && evicted == 0.0 && rejected > 0.0,
+        "{peak} {evicted} {rejected}"
     );
 }
 
