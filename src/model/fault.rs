@@ -403,7 +403,8 @@ impl World<'_> {
     }
 
     /// A Kubernetes-HPA-like control loop: desired = ceil(fleet × utilisation / target) outside a
-    /// 10% tolerance; a scale-down takes the highest recommendation of the stabilization window.
+    /// 10% tolerance (kube-controller-manager's default); a scale-down takes the highest
+    /// recommendation of the stabilization window.
     pub(super) fn on_autoscale_tick(&mut self) {
         let Some(autoscale) = &self.scenario.autoscale else {
             return;
@@ -416,12 +417,17 @@ impl World<'_> {
         if next <= self.end {
             self.queue.push(next, Event::AutoscaleTick);
         }
-        let capacity = capacity - previous_capacity;
-        if capacity <= 0 {
-            return; // nothing served during the period: no measurement
+        if capacity == previous_capacity {
+            return; // nothing was serving during the period: no measurement
         }
-        let utilization = (busy - previous_busy) as f64 / capacity as f64;
+        let period = autoscale.sync_period.nanos() as f64;
+        let mean_busy = (busy - previous_busy) as f64 / period;
         let current = self.fleet().len() as u32;
+        // As the HPA does when scaling up, servers not yet ready count as idle: the fleet's
+        // utilisation is the busy workers over every fleet server's workers. Without this, each
+        // sync during a startup would add servers for the same load again.
+        let workers = f64::from(current) * f64::from(self.topology.servers.workers);
+        let utilization = mean_busy / workers;
         let ratio = utilization / autoscale.target_utilization;
         let mut desired = if (ratio - 1.0).abs() <= 0.1 {
             current

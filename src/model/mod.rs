@@ -470,6 +470,10 @@ impl<'s> World<'s> {
             }
         }
         if let Some(autoscale) = &self.scenario.autoscale {
+            // The fleet as configured counts as the controller's standing recommendation, so it
+            // does not scale in before a whole stabilization window has been observed.
+            let initial = self.servers.len() as u32;
+            self.recommendations.push_back((SimTime::ZERO, initial));
             self.queue.push(autoscale.sync_period, Event::AutoscaleTick);
         }
     }

@@ -8,8 +8,19 @@ fn assert_conserved(label: &str, run: &RunResult) {
     let c = &run.counters;
     assert_eq!(
         c.requests,
-        c.ok + c.rejected + c.failed + c.timed_out + c.in_flight,
+        c.ok + c.rejected + c.failed + c.timed_out + c.store_unavailable + c.in_flight,
         "{label} / {}: requests are not conserved: {c:?}",
+        run.topology
+    );
+    assert_eq!(
+        c.sessions_lost,
+        c.sessions_lost_by.iter().sum::<u64>(),
+        "{label} / {}: every lost session has one cause: {c:?}",
+        run.topology
+    );
+    assert!(
+        c.attempts >= c.requests,
+        "{label} / {}: every request is at least one attempt: {c:?}",
         run.topology
     );
     assert_eq!(
