@@ -5,7 +5,7 @@ use super::{Event, Outcome, Phase, Request, Session, World};
 use crate::engine::rng::keyed;
 use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
-use crate::scenario::{BackoffKind, Dist, Jitter, OnSessionLost, Replication, State};
+use crate::scenario::{Backoff, BackoffKind, Dist, Jitter, OnSessionLost, Replication, State};
 use rand::RngExt;
 use rand_distr::Exp1;
 
@@ -310,40 +310,19 @@ impl World<'_> {
         })
     }
 
-    /// The wait before the next attempt ("Exponential Backoff And Jitter", AWS Architecture Blog,
-    /// 2015): the exponential ceiling is `min(cap, base × 2^retry)`; full jitter draws the wait in
-    /// `[0, ceiling]`, equal jitter in `[ceiling/2, ceiling]`, decorrelated in
-    /// `[base, 3 × previous wait]` (capped).
+    /// The wait before the session's next attempt, drawn from its own keyed stream.
     fn backoff(&self, session_handle: Handle) -> SimTime {
         let backoff = &self.scenario.client.backoff;
         let session = self.sessions.get(session_handle).expect("live session");
         let retry = session.attempts.saturating_sub(1);
-        let (base, cap) = (backoff.base.nanos() as f64, backoff.cap.nanos() as f64);
-        let ceiling = match backoff.kind {
-            BackoffKind::Constant => base,
-            BackoffKind::Exponential => (base * 2f64.powi(retry.min(62) as i32)).min(cap),
-        };
         let key = (u64::from(session.life) << 32) | u64::from(session.next_request);
         let mut rng = keyed(
             self.seeds.backoff,
             session.id,
             key ^ (u64::from(retry) << 48),
         );
-        let mut uniform = |low: f64, high: f64| low + (high - low) * rng.random::<f64>();
-        let wait = match backoff.jitter {
-            Jitter::None => ceiling,
-            Jitter::Full => uniform(0.0, ceiling),
-            Jitter::Equal => ceiling / 2.0 + uniform(0.0, ceiling / 2.0),
-            Jitter::Decorrelated => {
-                let previous = if session.last_backoff == SimTime::ZERO {
-                    base
-                } else {
-                    session.last_backoff.nanos() as f64
-                };
-                uniform(base, (previous * 3.0).max(base)).min(cap)
-            }
-        };
-        SimTime::from_nanos_f64(wait)
+        let previous = session.last_backoff.nanos() as f64;
+        SimTime::from_nanos_f64(backoff_wait(backoff, retry, previous, rng.random::<f64>()))
     }
 
     fn count_final_failure(&mut self, in_window: bool, outcome: Outcome) {
@@ -447,5 +426,78 @@ impl World<'_> {
                 self.start_session(session.id, session.life + 1, session.requests, redo_until);
             self.send_request(restarted);
         }
+    }
+}
+
+/// The wait (ns) before retry number `retry` (0 for the first), following "Exponential Backoff
+/// And Jitter" (AWS Architecture Blog, 2015): the exponential ceiling is `min(cap, base × 2^retry)`
+/// (`base` for constant backoff); full jitter waits `u × ceiling`, equal jitter
+/// `ceiling/2 + u × ceiling/2`, decorrelated `min(cap, base + u × (3 × previous − base))` with
+/// the previous wait starting at `base`. `u` is uniform in [0, 1).
+fn backoff_wait(backoff: &Backoff, retry: u32, previous_ns: f64, u: f64) -> f64 {
+    let (base, cap) = (backoff.base.nanos() as f64, backoff.cap.nanos() as f64);
+    let ceiling = match backoff.kind {
+        BackoffKind::Constant => base,
+        BackoffKind::Exponential => (base * 2f64.powi(retry.min(62) as i32)).min(cap),
+    };
+    match backoff.jitter {
+        Jitter::None => ceiling,
+        Jitter::Full => u * ceiling,
+        Jitter::Equal => ceiling / 2.0 + u * ceiling / 2.0,
+        Jitter::Decorrelated => {
+            let previous = if previous_ns > 0.0 { previous_ns } else { base };
+            let high = (3.0 * previous).max(base);
+            (base + u * (high - base)).min(cap)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backoff(kind: BackoffKind, jitter: Jitter) -> Backoff {
+        Backoff {
+            kind,
+            base: SimTime::from_millis(100),
+            cap: SimTime::from_secs(2),
+            jitter,
+        }
+    }
+
+    const MS: f64 = 1e6;
+
+    #[test]
+    fn exponential_backoff_doubles_up_to_the_cap() {
+        let plain = backoff(BackoffKind::Exponential, Jitter::None);
+        let waits: Vec<f64> = (0..7)
+            .map(|r| backoff_wait(&plain, r, 0.0, 0.5) / MS)
+            .collect();
+        assert_eq!(
+            waits,
+            vec![100.0, 200.0, 400.0, 800.0, 1600.0, 2000.0, 2000.0]
+        );
+        let constant = backoff(BackoffKind::Constant, Jitter::None);
+        assert_eq!(backoff_wait(&constant, 5, 0.0, 0.5), 100.0 * MS);
+    }
+
+    #[test]
+    fn jitter_spreads_the_wait_as_the_aws_definitions_say() {
+        let full = backoff(BackoffKind::Exponential, Jitter::Full);
+        assert_eq!(backoff_wait(&full, 2, 0.0, 0.0), 0.0);
+        assert_eq!(backoff_wait(&full, 2, 0.0, 0.5), 200.0 * MS);
+        let equal = backoff(BackoffKind::Exponential, Jitter::Equal);
+        assert_eq!(backoff_wait(&equal, 2, 0.0, 0.0), 200.0 * MS);
+        assert_eq!(backoff_wait(&equal, 2, 0.0, 1.0), 400.0 * MS);
+        let decorrelated = backoff(BackoffKind::Exponential, Jitter::Decorrelated);
+        // First retry: between base and 3 × base.
+        assert_eq!(backoff_wait(&decorrelated, 0, 0.0, 0.0), 100.0 * MS);
+        assert_eq!(backoff_wait(&decorrelated, 0, 0.0, 1.0), 300.0 * MS);
+        // Later: up to 3 × the previous wait, capped.
+        assert_eq!(backoff_wait(&decorrelated, 1, 300.0 * MS, 1.0), 900.0 * MS);
+        assert_eq!(
+            backoff_wait(&decorrelated, 3, 1500.0 * MS, 1.0),
+            2000.0 * MS
+        );
     }
 }

@@ -365,3 +365,70 @@ fn new_keys_reject_bad_values_with_their_place() {
         );
     }
 }
+
+#[test]
+fn fault_tolerance_keys_reject_bad_values_with_their_place() {
+    let cases: [(&str, &[&str]); 10] = [
+        (
+            "[[fault]]\nkind = \"hang\"\nat = \"1s\"\nserver = 0",
+            &["`fault[0].kind`", "set client.timeout"],
+        ),
+        (
+            "[[topology]]\nname = \"b\"\nstate = \"server\"\nreplication = \"sync\"\nreplicas = 2",
+            &["`topology[1].replicas`", "need at least 3 servers"],
+        ),
+        (
+            "[[topology]]\nname = \"c\"\nstate = \"token\"\ncache = { capacity = 10 }",
+            &["`topology[1].cache`", "does not apply"],
+        ),
+        (
+            "[[fault]]\nkind = \"store_outage\"\nat = \"1s\"\nduration = \"2s\"\nfailover = \"5s\"",
+            &["`fault[0].failover`", "at most the duration"],
+        ),
+        (
+            "[autoscale]\ntarget_utilization = 1.5\nmin = 1\nmax = 4",
+            &["`autoscale.target_utilization`", "(0, 1]"],
+        ),
+        (
+            "[client]\nmax_attempts = 0",
+            &["`client.max_attempts`", "between 1"],
+        ),
+        (
+            "[[fault]]\nkind = \"random_crashes\"\nmtbf = \"1us\"\nmttr = \"1s\"",
+            &["`fault[0].mtbf`", "at least 1ms"],
+        ),
+        (
+            "[[fault]]\nkind = \"scale\"\nat = \"1s\"\ncount = 0",
+            &["`fault[0].count`", "between 1 and 100000"],
+        ),
+        ("bucket = \"0s\"", &["`bucket`", "longer than zero"]),
+        (
+            "[[fault]]\nkind = \"explode\"\nat = \"1s\"",
+            &[
+                "`fault[0].kind`",
+                "unknown variant `explode`",
+                "random_crashes",
+            ],
+        ),
+    ];
+    for (extra, expected) in cases {
+        // A top-level key must come before the first table.
+        let text = if extra.starts_with('[') {
+            format!("{VALID}\n{extra}\n")
+        } else {
+            format!("{extra}\n{VALID}")
+        };
+        let stderr = expect_rejected(&text, &[]);
+        for needle in expected {
+            assert!(
+                stderr.contains(needle),
+                "{extra}: {needle:?} not in\n{stderr}"
+            );
+        }
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{extra}: one problem, one line:\n{stderr}"
+        );
+    }
+}

@@ -7,6 +7,8 @@ mod commands;
 mod conservation;
 mod determinism;
 mod errors;
+mod faults;
+mod properties;
 mod replications;
 mod support;
 mod sweeps;

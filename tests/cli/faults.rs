@@ -1,0 +1,364 @@
+//! Faults, recovery and replication against what theory and the mechanisms promise: availability
+//! under random crashes, sessions lost per crash, replication that loses nothing (sync) or the
+//! writes within its lag (async), health-check detection windows, drains, outages, the
+//! autoscaler, caches and retries.
+
+use super::support::{
+    Finished, load, metric, number, project_path, read_csv, run_ok, simulate, simulate_text,
+};
+use statesim::metrics::RunResult;
+
+fn run_scenario(name: &str) -> Finished {
+    let path = project_path(&format!("scenarios/{name}.toml"));
+    run_ok(&[path.to_str().unwrap(), "--quiet"])
+}
+
+fn by_name<'a>(runs: &'a [RunResult], name: &str) -> &'a RunResult {
+    runs.iter()
+        .find(|r| r.topology == name)
+        .expect("topology exists")
+}
+
+/// A light fleet: 8 servers of 2 workers, sessions of 5 requests 10 s apart.
+fn fleet(duration: &str, rate: f64, topologies_and_faults: &str) -> String {
+    format!(
+        r#"name = "fleet"
+seed = 7
+duration = "{duration}"
+[workload]
+sessions_per_second = {rate}
+requests_per_session = 5
+think_time = {{ dist = "exponential", mean = "10s" }}
+service_time = {{ dist = "exponential", mean = "5ms" }}
+[servers]
+count = 8
+workers = 2
+[balancer.health_check]
+interval = "10s"
+unhealthy_threshold = 3
+timeout = "1s"
+{topologies_and_faults}"#
+    )
+}
+
+#[test]
+fn random_crashes_give_the_availability_mtbf_over_mtbf_plus_mttr() {
+    let text = fleet(
+        "24h",
+        1.0,
+        r#"[[topology]]
+name = "plain"
+state = "none"
+[[fault]]
+kind = "random_crashes"
+mtbf = "10m"
+mttr = { dist = "exponential", mean = "1m" }
+"#,
+    );
+    let runs = simulate_text(&text);
+    let measured = metric(&runs[0], "server_availability");
+    let (mtbf, mttr): (f64, f64) = (10.0, 1.0);
+    let expected = mtbf / (mtbf + mttr);
+    // Renewal-reward: the estimate ΣU/Σ(U+D) over N cycles has variance
+    // Var((1-A)U - A·D) / (N·E[U+D]²), with exponential up (U) and down (D) times.
+    let cycles = 8.0 * 24.0 * 60.0 / (mtbf + mttr);
+    let variance = ((1.0 - expected).powi(2) * mtbf * mtbf + expected.powi(2) * mttr * mttr)
+        / (cycles * (mtbf + mttr).powi(2));
+    let tolerance = 3.0 * variance.sqrt();
+    assert!(
+        (measured - expected).abs() < tolerance,
+        "availability {measured:.4}, expected {expected:.4} ± {tolerance:.4}"
+    );
+}
+
+#[test]
+fn a_crash_loses_the_active_sessions_of_one_server() {
+    let text = fleet(
+        "6h",
+        20.0,
+        r#"[[topology]]
+name = "sticky"
+state = "server"
+balancer = { policy = "sticky", fallback = "round_robin" }
+[[fault]]
+kind = "random_crashes"
+mtbf = "20m"
+mttr = "30s"
+"#,
+    );
+    let runs = simulate_text(&text);
+    let run = &runs[0];
+    let losses: Vec<f64> = run.faults.iter().map(|row| row[6]).collect();
+    let n = losses.len() as f64;
+    assert!(n > 100.0, "{n} crashes");
+    let mean = losses.iter().sum::<f64>() / n;
+    let sd = (losses.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    // Little's law gives the active sessions; a crash takes those homed on one of the servers up.
+    let expected = run.mean_active_sessions / run.mean_servers_up;
+    // Three standard errors, plus 5% for what the ratio leaves out: a restarted server refills
+    // over one session lifetime (~40 s of a 20-minute cycle), and new sessions sent to a dead
+    // server during the ~25 s before detection are placed elsewhere later.
+    let tolerance = 3.0 * sd / n.sqrt() + 0.05 * expected;
+    assert!(
+        (mean - expected).abs() < tolerance,
+        "{mean:.1} sessions lost per crash, expected {expected:.1} ± {tolerance:.1}"
+    );
+}
+
+#[test]
+fn sync_replication_and_the_hybrid_lose_no_session_to_a_single_server_loss() {
+    for file in ["crash", "hang", "rolling-restart", "scale"] {
+        let scenario = load(&format!("scenarios/{file}.toml"), &[]);
+        let runs = simulate(&scenario);
+        let lost = |name| metric(by_name(&runs, name), "sessions_lost");
+        assert!(
+            lost("stateful") > 100.0,
+            "{file}: the control loses sessions"
+        );
+        for name in [
+            "stateful-sync",
+            "hybrid",
+            "stateless-store",
+            "stateless-token",
+        ] {
+            assert_eq!(lost(name), 0.0, "{file}: {name} lost sessions");
+        }
+        for name in ["stateful-sync", "hybrid"] {
+            let moved = metric(by_name(&runs, name), "sessions_failed_over");
+            assert!(moved > 100.0, "{file}: {name} failed over {moved} sessions");
+        }
+    }
+}
+
+#[test]
+fn async_replication_loses_the_sessions_written_within_its_lag() {
+    let topologies = r#"[[topology]]
+name = "none"
+state = "server"
+balancer = { policy = "sticky", fallback = "round_robin" }
+[[topology]]
+name = "async"
+state = "server"
+replication = "async"
+replication_lag = "1s"
+balancer = { policy = "sticky", fallback = "round_robin" }
+[[fault]]
+kind = "crash"
+at = "5m"
+server = 3
+"#;
+    let text = fleet("6m", 40.0, topologies).replace("seed = 7", "seed = 7\nreplications = 4");
+    let scenario = statesim::scenario::load_str(&text, "t", std::path::Path::new("."), &[])
+        .expect("valid scenario");
+    let runs = simulate(&scenario);
+    let total = |name: &str, column: &str| -> f64 {
+        runs.iter()
+            .filter(|r| r.topology == name)
+            .map(|r| metric(r, column))
+            .sum()
+    };
+    let homed = total("none", "sessions_lost_crash");
+    let lagging = total("async", "sessions_lost_replication_lag");
+    assert_eq!(total("async", "sessions_lost_crash"), 0.0);
+    // Every request writes; between requests a session thinks for an exponential 10 s, so the
+    // chance that its last write is under 1 s old is 1 - e^(-1/10) (age of a Poisson renewal).
+    let expected = 1.0 - (-0.1f64).exp();
+    let share = lagging / homed;
+    // Binomial sampling error, plus 0.02 for sessions younger than the lag (their first write is
+    // recent by construction; sessions last ~40 s).
+    let tolerance = 3.0 * (expected * (1.0 - expected) / homed).sqrt() + 0.02;
+    assert!(
+        (share - expected).abs() < tolerance,
+        "{lagging} of {homed} homed sessions lost to the lag: {share:.3}, expected {expected:.3} ± {tolerance:.3}"
+    );
+}
+
+#[test]
+fn detection_takes_between_threshold_minus_one_and_threshold_intervals_plus_the_timeout() {
+    for (threshold, interval) in [(1u32, 5.0f64), (2, 10.0), (3, 10.0), (4, 7.0)] {
+        for kind in ["crash", "hang"] {
+            let faults = if kind == "crash" {
+                "[[fault]]\nkind = \"random_crashes\"\nmtbf = \"10m\"\nmttr = \"2m\"\n".to_string()
+            } else {
+                (0..8)
+                    .map(|server| {
+                        format!(
+                            "[[fault]]\nkind = \"hang\"\nat = \"{}s\"\nserver = {server}\nrestart_after = \"2m\"\n",
+                            100 + 37 * server
+                        )
+                    })
+                    .collect()
+            };
+            let text = fleet(
+                "2h",
+                2.0,
+                &format!("[client]\ntimeout = \"2s\"\n[[topology]]\nname = \"plain\"\nstate = \"none\"\n{faults}"),
+            )
+            .replace("interval = \"10s\"", &format!("interval = \"{interval}s\""))
+            .replace("unhealthy_threshold = 3", &format!("unhealthy_threshold = {threshold}"));
+            let runs = simulate_text(&text);
+            let timeout = 1.0;
+            let low = f64::from(threshold - 1) * interval;
+            let high = f64::from(threshold) * interval + if kind == "hang" { timeout } else { 0.0 };
+            let detected: Vec<f64> = runs[0]
+                .faults
+                .iter()
+                .filter(|row| !row[3].is_nan())
+                .map(|row| row[3] - row[2])
+                .collect();
+            assert!(
+                detected.len() >= 8,
+                "{kind}: only {} detections",
+                detected.len()
+            );
+            for delay in detected {
+                assert!(
+                    (low..=high).contains(&delay),
+                    "{kind}, threshold {threshold}, interval {interval}s: detected after {delay}s, not in [{low}, {high}]"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_drain_longer_than_any_session_loses_none_and_a_short_one_loses_the_homed_sessions() {
+    let deploy = |drain: &str| {
+        fleet(
+            "5m",
+            10.0,
+            &format!(
+                r#"[[topology]]
+name = "sticky"
+state = "server"
+balancer = {{ policy = "sticky", fallback = "round_robin" }}
+[[fault]]
+kind = "rolling_restart"
+at = "60s"
+batch = 4
+interval = "10s"
+drain = "{drain}"
+"#
+            ),
+        )
+        .replace(
+            "think_time = { dist = \"exponential\", mean = \"10s\" }",
+            "think_time = \"5s\"",
+        )
+    };
+    // Sessions of 5 requests 5 s apart last about 20 s.
+    let long = simulate_text(&deploy("60s"));
+    assert_eq!(metric(&long[0], "sessions_lost"), 0.0);
+    let short = simulate_text(&deploy("5s"));
+    assert!(metric(&short[0], "sessions_lost_drain") > 50.0);
+    assert_eq!(
+        metric(&short[0], "sessions_lost_drain"),
+        metric(&short[0], "sessions_lost")
+    );
+}
+
+#[test]
+fn a_store_outage_fails_every_store_request_while_it_lasts() {
+    let finished = run_scenario("store-outage");
+    let rows = read_csv(&finished.out("timeseries.csv"));
+    let in_outage = |row: &std::collections::BTreeMap<String, String>| {
+        let t: f64 = row["time_s"].parse().unwrap();
+        // From the second bucket on: requests that read the store before 180 s may finish in it.
+        (181.0..209.0).contains(&t)
+    };
+    for row in rows.iter().filter(|r| in_outage(r)) {
+        let count = |c: &str| row[c].parse::<f64>().unwrap();
+        match row["topology"].as_str() {
+            "stateless-store" => assert_eq!(count("ok"), 0.0, "{row:?}"),
+            "stateless-token" | "stateful" => assert_eq!(count("store_unavailable"), 0.0),
+            _ => {}
+        }
+    }
+    let store = finished.topology("stateless-store");
+    let faults = read_csv(&finished.out("faults.csv"));
+    let outage = faults
+        .iter()
+        .find(|r| r["topology"] == "stateless-store")
+        .expect("a fault row");
+    assert_eq!(outage["kind"], "store_outage");
+    assert_eq!(outage["recovered_at_s"], "210");
+    assert_eq!(
+        number(&store, "store_unavailable"),
+        outage["requests_failed"].parse::<f64>().unwrap()
+    );
+}
+
+#[test]
+fn the_autoscaler_settles_at_the_fleet_its_target_asks_for() {
+    let finished = run_scenario("autoscale");
+    let rows = read_csv(&finished.out("timeseries.csv"));
+    for topology in ["stateful", "stateless-token"] {
+        let last = rows.iter().rfind(|r| r["topology"] == topology).unwrap();
+        // 16 servers at ~30% busy with a 60% target: 8 servers.
+        assert_eq!(last["servers_running"], "8", "{topology}");
+    }
+    let lost = |name| number(&finished.topology(name), "sessions_lost_scale_in");
+    assert!(lost("stateful") > 500.0);
+    assert_eq!(lost("stateful-sync"), 0.0);
+    assert_eq!(lost("stateless-store"), 0.0);
+}
+
+#[test]
+fn after_a_scale_out_sticky_sessions_leave_the_new_servers_underused() {
+    let finished = run_scenario("scale");
+    let rows = read_csv(&finished.out("timeseries.csv"));
+    let mean_imbalance = |topology: &str| {
+        let values: Vec<f64> = rows
+            .iter()
+            .filter(|r| r["topology"] == topology)
+            .filter(|r| (175.0..215.0).contains(&r["time_s"].parse::<f64>().unwrap()))
+            .map(|r| r["load_imbalance"].parse::<f64>().unwrap())
+            .collect();
+        values.iter().sum::<f64>() / values.len() as f64
+    };
+    let sticky = mean_imbalance("stateful");
+    let even = mean_imbalance("stateless-token");
+    assert!(
+        sticky > 1.3 && even < 1.1,
+        "sticky {sticky:.2}, stateless {even:.2}"
+    );
+}
+
+#[test]
+fn a_cache_helps_only_with_affinity() {
+    let finished = run_scenario("store-cache");
+    let hits = |name| number(&finished.topology(name), "cache_hit_ratio");
+    assert!(hits("store-cache-round-robin") < 0.25);
+    assert!(hits("store-cache-sticky") > 0.75);
+    assert!(hits("store-cache-consistent-hash") > 0.75);
+    let load = |name| number(&finished.topology(name), "store_utilization");
+    assert!(load("store-cache-sticky") < 0.5 * load("store"));
+}
+
+#[test]
+fn retries_stay_within_max_attempts_and_the_budget() {
+    let scenario = load("scenarios/hang.toml", &[]);
+    for run in simulate(&scenario) {
+        let (requests, attempts) = (metric(&run, "requests"), metric(&run, "attempts"));
+        assert!(
+            attempts > requests && attempts <= 3.0 * requests,
+            "{}",
+            run.topology
+        );
+    }
+    let budgeted = load("scenarios/hang.toml", &["client.retry_budget=0.001"]);
+    for run in simulate(&budgeted) {
+        let retries = metric(&run, "attempts") - metric(&run, "requests");
+        // The budget counts the warm-up's requests too; the window holds two thirds of the run.
+        assert!(
+            retries <= 0.001 * metric(&run, "requests") * 1.5 + 1.0,
+            "{}: {retries} retries",
+            run.topology
+        );
+    }
+    let once = load("scenarios/hang.toml", &["client.max_attempts=1"]);
+    for run in simulate(&once) {
+        assert_eq!(metric(&run, "attempts"), metric(&run, "requests"));
+        assert_eq!(metric(&run, "retry_amplification"), 1.0);
+    }
+}

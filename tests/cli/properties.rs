@@ -1,0 +1,226 @@
+//! Conservation over random scenarios: whatever mix of state placements, faults, timeouts,
+//! retries and autoscaling, every request ends in exactly one outcome or is still in flight,
+//! every session is completed, lost (for exactly one cause) or still active, and nothing panics.
+
+use proptest::prelude::*;
+use statesim::metrics::RunResult;
+use statesim::scenario::load_str;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+struct Shape {
+    servers: u32,
+    workers: u32,
+    queue_limit: Option<u32>,
+    rate: u32,
+    requests: u32,
+    duration_s: u32,
+    warmup_s: u32,
+    timeout_ms: Option<u32>,
+    max_attempts: u32,
+    jitter: usize,
+    budget: Option<u32>,
+    relogin: bool,
+    policy: usize,
+    states: Vec<usize>,
+    faults: Vec<(usize, u32, u32)>,
+    memory_kb: Option<u32>,
+    autoscale: bool,
+}
+
+const POLICIES: [&str; 6] = [
+    "round_robin",
+    "random",
+    "least_connections",
+    "power_of_two",
+    "consistent_hash",
+    "sticky",
+];
+const JITTERS: [&str; 4] = ["none", "full", "equal", "decorrelated"];
+
+/// The state placements the topologies draw from (`{n}` is the topology's index).
+const STATES: [&str; 7] = [
+    "state = \"none\"",
+    "state = \"server\"\nsession_ttl = \"5s\"",
+    "state = \"server\"\nreplication = \"sync\"\nwrite_fraction = 0.5",
+    "state = \"server\"\nreplication = \"async\"\nreplication_lag = \"300ms\"",
+    "state = \"server\"\nreplication = \"store_backup\"\nstore = { workers = 1, read = \"1ms\", write = \"1ms\", queue_limit = 3 }",
+    "state = \"store\"\nstore = { workers = 1, read = \"1ms\", write = \"1ms\", write_fraction = 0.3 }\ncache = { capacity = 5, ttl = \"2s\" }",
+    "state = \"token\"",
+];
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        (
+            1u32..6,
+            1u32..3,
+            proptest::option::of(0u32..4),
+            2u32..40,
+            1u32..6,
+        ),
+        (
+            10u32..40,
+            0u32..8,
+            proptest::option::of(5u32..400),
+            1u32..4,
+            0usize..4,
+        ),
+        (proptest::option::of(1u32..50), any::<bool>(), 0usize..6),
+        proptest::collection::vec(0usize..STATES.len(), 1..4),
+        proptest::collection::vec((0usize..6, 0u32..100, 0u32..100), 0..4),
+        (proptest::option::of(20u32..200), any::<bool>()),
+    )
+        .prop_map(
+            |(
+                (servers, workers, queue_limit, rate, requests),
+                (duration_s, warmup_s, timeout_ms, max_attempts, jitter),
+                (budget, relogin, policy),
+                states,
+                faults,
+                (memory_kb, autoscale),
+            )| Shape {
+                servers,
+                workers,
+                queue_limit,
+                rate,
+                requests,
+                duration_s,
+                warmup_s,
+                timeout_ms,
+                max_attempts,
+                jitter,
+                budget,
+                relogin,
+                policy,
+                states,
+                faults,
+                memory_kb,
+                autoscale,
+            },
+        )
+}
+
+fn scenario_text(shape: &Shape) -> String {
+    let mut text = format!(
+        "name = \"random\"\nseed = 3\nduration = \"{}s\"\nwarmup = \"{}s\"\n",
+        shape.duration_s,
+        shape.warmup_s.min(shape.duration_s - 1)
+    );
+    text += &format!(
+        "[workload]\nsessions_per_second = {}\nrequests_per_session = {{ dist = \"geometric\", mean = {} }}\n\
+         think_time = {{ dist = \"exponential\", mean = \"300ms\" }}\n\
+         service_time = {{ dist = \"exponential\", mean = \"20ms\" }}\non_session_lost = \"{}\"\n",
+        shape.rate,
+        shape.requests,
+        if shape.relogin { "relogin" } else { "abandon" }
+    );
+    text += &format!(
+        "[client]\nmax_attempts = {}\nbackoff = {{ base = \"10ms\", cap = \"200ms\", jitter = \"{}\" }}\n",
+        shape.max_attempts, JITTERS[shape.jitter]
+    );
+    if let Some(timeout) = shape.timeout_ms {
+        text += &format!("timeout = \"{timeout}ms\"\n");
+    }
+    if let Some(budget) = shape.budget {
+        text += &format!("retry_budget = {}\n", f64::from(budget) / 100.0);
+    }
+    text +=
+        "[network]\nbalancer_server = \"1ms\"\nserver_server = \"1ms\"\nserver_store = \"1ms\"\n";
+    text += &format!(
+        "[servers]\ncount = {}\nworkers = {}\n",
+        shape.servers, shape.workers
+    );
+    if let Some(limit) = shape.queue_limit {
+        text += &format!("queue_limit = {limit}\n");
+    }
+    if let Some(kb) = shape.memory_kb {
+        text += &format!(
+            "memory_mb = {}\non_memory_full = \"evict_lru\"\n",
+            f64::from(kb) / 1024.0
+        );
+    }
+    text += &format!(
+        "[balancer]\npolicy = \"{}\"\nfallback = \"round_robin\"\n[balancer.health_check]\ninterval = \"2s\"\nunhealthy_threshold = 2\ntimeout = \"500ms\"\n",
+        POLICIES[shape.policy]
+    );
+    if shape.autoscale {
+        text += &format!(
+            "[autoscale]\ntarget_utilization = 0.5\nmin = 1\nmax = {}\nsync_period = \"3s\"\nscale_down_stabilization = \"6s\"\nstartup = \"1s\"\ndrain = \"2s\"\n",
+            shape.servers + 3
+        );
+    }
+    for (index, state) in shape.states.iter().enumerate() {
+        let mut state = STATES[*state].to_string();
+        if shape.servers < 2 {
+            state = state.replace("replication = \"sync\"", "replication = \"none\"");
+        }
+        text += &format!("[[topology]]\nname = \"t{index}\"\n{state}\n");
+    }
+    for &(kind, at, extra) in &shape.faults {
+        let at_s = f64::from(at) / 100.0 * f64::from(shape.duration_s - 1);
+        let server = extra % shape.servers;
+        let fault = match kind {
+            0 => format!(
+                "kind = \"crash\"\nat = \"{at_s}s\"\nserver = {server}\nrestart_after = \"{}s\"",
+                extra % 7 + 1
+            ),
+            1 if shape.timeout_ms.is_some() => format!(
+                "kind = \"hang\"\nat = \"{at_s}s\"\nserver = {server}\nrestart_after = \"{}s\"",
+                extra % 5 + 1
+            ),
+            1 => format!("kind = \"crash\"\nat = \"{at_s}s\"\nserver = {server}"),
+            2 => "kind = \"random_crashes\"\nmtbf = \"8s\"\nmttr = \"1s\"".to_string(),
+            3 => format!(
+                "kind = \"rolling_restart\"\nat = \"{at_s}s\"\nbatch = {}\ninterval = \"2s\"\ndrain = \"1s\"\nstartup = \"500ms\"",
+                extra % 3 + 1
+            ),
+            4 => format!(
+                "kind = \"scale\"\nat = \"{at_s}s\"\ncount = {}\ndrain = \"1s\"",
+                extra % 6 + 1
+            ),
+            _ => format!(
+                "kind = \"store_outage\"\nat = \"{at_s}s\"\nduration = \"{}s\"\nwipes = {}",
+                extra % 4 + 1,
+                extra % 2 == 0
+            ),
+        };
+        text += &format!("[[fault]]\n{fault}\n");
+    }
+    text
+}
+
+fn check_conservation(run: &RunResult) -> Result<(), TestCaseError> {
+    let c = &run.counters;
+    prop_assert_eq!(
+        c.requests,
+        c.ok + c.rejected + c.failed + c.timed_out + c.store_unavailable + c.in_flight,
+        "requests of {}: {:?}",
+        run.topology,
+        c
+    );
+    prop_assert_eq!(
+        c.sessions_at_warmup + c.sessions_started,
+        c.sessions_completed + c.sessions_lost + c.sessions_active,
+        "sessions of {}: {:?}",
+        run.topology,
+        c
+    );
+    prop_assert_eq!(c.sessions_lost, c.sessions_lost_by.iter().sum::<u64>());
+    prop_assert!(c.attempts >= c.requests);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_random_scenario_conserves_requests_and_sessions(shape in shape()) {
+        let text = scenario_text(&shape);
+        let scenario = load_str(&text, "random.toml", Path::new("."), &[])
+            .map_err(|error| TestCaseError::fail(format!("{error}\n{text}")))?;
+        for topology in &scenario.topologies {
+            let run = statesim::model::simulate(&scenario, topology, 0);
+            check_conservation(&run)?;
+        }
+    }
+}
