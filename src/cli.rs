@@ -63,6 +63,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// Width of a timeseries.csv row, e.g. `5s` or `100ms` (overrides the file's `bucket`;
+    /// default 1s). Same as `--set bucket=DURATION`.
+    #[arg(long, value_name = "DURATION")]
+    pub bucket: Option<String>,
+
     /// Independent replications per topology (overrides the file's `replications`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub replications: Option<u32>,

@@ -71,10 +71,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The `--set` overrides, with `--bucket` as the last of them.
+fn overrides(args: &RunArgs) -> Vec<String> {
+    let mut overrides = args.scenario_args.set.clone();
+    if let Some(bucket) = &args.bucket {
+        overrides.push(format!("bucket={bucket}"));
+    }
+    overrides
+}
+
 /// The scenario (the built-in quickstart without a path) with the command line's changes, one
 /// scenario per sweep point.
 fn load_points(args: &RunArgs) -> Result<Vec<SweepPoint>, CliError> {
-    let overrides = &args.scenario_args.set;
+    let overrides = &overrides(args);
     let mut points = match args.scenario.as_deref() {
         Some(path) => scenario::load_points_file(path, overrides, &args.sweep, true)?,
         None => scenario::load_points_str(
@@ -222,7 +231,7 @@ fn invocation(args: &RunArgs) -> Result<Invocation, CliError> {
         origin,
         base_dir,
         text,
-        set: args.scenario_args.set.clone(),
+        set: overrides(args),
         sweep: args.sweep.clone(),
         seed: args.seed,
         replications: args.replications,
@@ -501,12 +510,19 @@ fn validate_command(args: ValidateArgs) -> Result<(), CliError> {
     } else {
         String::new()
     };
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let autoscale = if scenario.autoscale.is_some() {
+        ", an autoscaler"
+    } else {
+        ""
+    };
     println!(
-        "{}: ok (\"{}\", {} topologies, {} faults{sweep})",
+        "{}: ok (\"{}\", {}, {}{autoscale}{sweep})",
         args.scenario.display(),
         scenario.name,
-        scenario.topologies.len(),
-        scenario.faults.len()
+        count(scenario.topologies.len(), "topology", "topologies"),
+        count(scenario.faults.len(), "fault", "faults"),
     );
     Ok(())
 }

@@ -194,6 +194,11 @@ pub struct RunResult {
     pub latency: Histogram<u64>,
     /// Latency of each ok attempt on its own.
     pub attempt_latency: Histogram<u64>,
+    /// Client-seen latency of ok requests completed while a fault was under way (a server or
+    /// the store not yet recovered, a fleet change not complete), and after the first fault
+    /// while none was.
+    pub latency_during_faults: Histogram<u64>,
+    pub latency_after_faults: Histogram<u64>,
     /// Exact sum of the recorded latencies (the histogram mean is rounded to its buckets).
     pub latency_sum_ns: f64,
     /// Length of the measurement window (duration - warmup), in seconds.
@@ -319,6 +324,16 @@ pub const METRICS: &[Metric] = &[
         &r.attempt_latency,
         99.0
     )),
+    metric!("latency_p99_during_faults_ms", |r| histogram_percentile_ms(
+        &r.latency_during_faults,
+        99.0
+    )),
+    metric!("latency_p99_after_faults_ms", |r| histogram_percentile_ms(
+        &r.latency_after_faults,
+        99.0
+    )),
+    metric!("time_to_detect_s", |r| mean_fault_delay(r, 3)),
+    metric!("time_to_recover_s", |r| mean_fault_delay(r, 4)),
     metric!("cache_hit_ratio", |r| ratio(
         r.counters.cache_hits as f64,
         (r.counters.cache_hits + r.counters.cache_misses) as f64
@@ -348,6 +363,18 @@ pub const METRICS: &[Metric] = &[
     )),
     metric!("events", |r| r.events as f64),
 ];
+
+/// The mean time from a fault's start to its `column` of [`FAULT_COLUMNS`] (detection or
+/// recovery), over the faults where that happened; NaN if none did.
+fn mean_fault_delay(result: &RunResult, column: usize) -> f64 {
+    let delays: Vec<f64> = result
+        .faults
+        .iter()
+        .filter(|row| !row[column].is_nan())
+        .map(|row| row[column] - row[2])
+        .collect();
+    ratio(delays.iter().sum(), delays.len() as f64)
+}
 
 fn lost_by(result: &RunResult, cause: usize) -> f64 {
     result.counters.sessions_lost_by[cause] as f64

@@ -239,6 +239,14 @@ impl World<'_> {
             rec.latency_sum_ns += latency as f64;
             // Auto-resizing histogram: recording cannot fail for a positive value.
             let _ = rec.latency.record(latency.max(1));
+            if rec.fault_started {
+                let histogram = if rec.open_faults > 0 {
+                    &mut rec.latency_during_faults
+                } else {
+                    &mut rec.latency_after_faults
+                };
+                let _ = histogram.record(latency.max(1));
+            }
             if let Some(attempts) = &mut rec.attempt_latency {
                 let attempt = self.now.saturating_sub(request.sent_at).nanos();
                 let _ = attempts.record(attempt.max(1));

@@ -164,7 +164,7 @@ impl World<'_> {
     /// The fault on `server` is over: it serves again (as far as the balancer knows).
     fn close_server_fault(&mut self, server: u32) {
         if let Some(record) = self.servers[server as usize].open_fault.take() {
-            self.recorder.faults[record as usize].recovered = Some(self.now);
+            self.close_fault_record(record);
         }
     }
 
@@ -295,7 +295,7 @@ impl World<'_> {
         self.enter_service(server);
         self.balancer.register(server);
         if let Some(record) = self.servers[server as usize].replaces.take() {
-            self.recorder.faults[record as usize].recovered = Some(self.now);
+            self.close_fault_record(record);
         }
         self.schedule_first_health_check(server, false);
         for (fault, kind) in self.scenario.faults.iter().enumerate() {
@@ -332,6 +332,14 @@ impl World<'_> {
                 self.leave_service(server);
             }
             self.fail_held_requests(server);
+        }
+        // A removal without a replacement is complete when the server is gone; a replaced one
+        // recovers when its replacement starts.
+        let record = self.servers[server as usize].open_fault.take();
+        if let Some(record) = record
+            && cause == LossCause::ScaleIn
+        {
+            self.close_fault_record(record);
         }
         let target = &mut self.servers[server as usize];
         target.wipe_memory();

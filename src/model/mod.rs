@@ -251,6 +251,13 @@ struct Recorder {
     per_second: Option<Vec<(f64, u64)>>,
     series: SeriesRecorder,
     faults: Vec<FaultRecord>,
+    /// Fault records not yet recovered; while any is, responses count as "during faults".
+    open_faults: u32,
+    /// Latency of ok requests completed while a fault was open, and after the first fault while
+    /// none was (both within the window).
+    latency_during_faults: Histogram<u64>,
+    latency_after_faults: Histogram<u64>,
+    fault_started: bool,
     /// Retries sent, against the retry budget.
     retries_sent: u64,
     requests_sent: u64,
@@ -412,6 +419,10 @@ impl<'s> World<'s> {
                 per_second: None,
                 series: SeriesRecorder::new(scenario.bucket),
                 faults: Vec::new(),
+                open_faults: 0,
+                latency_during_faults: new_latency_histogram(),
+                latency_after_faults: new_latency_histogram(),
+                fault_started: false,
                 retries_sent: 0,
                 requests_sent: 0,
             },
@@ -620,7 +631,19 @@ impl<'s> World<'s> {
             requests_failed: 0,
             sessions_lost: 0,
         });
+        self.recorder.open_faults += 1;
+        self.recorder.fault_started = true;
         (self.recorder.faults.len() - 1) as u32
+    }
+
+    /// The fault of `record` is over now (its server or the store serves again, or the fleet
+    /// change completed).
+    fn close_fault_record(&mut self, record: u32) {
+        let entry = &mut self.recorder.faults[record as usize];
+        if entry.recovered.is_none() {
+            entry.recovered = Some(self.now);
+            self.recorder.open_faults -= 1;
+        }
     }
 
     fn finish(mut self) -> RunResult {
@@ -677,6 +700,14 @@ impl<'s> World<'s> {
             topology: topology.name.clone(),
             replication: self.replication,
             counters: rec.counters.clone(),
+            latency_during_faults: std::mem::replace(
+                &mut rec.latency_during_faults,
+                new_latency_histogram(),
+            ),
+            latency_after_faults: std::mem::replace(
+                &mut rec.latency_after_faults,
+                new_latency_histogram(),
+            ),
             latency,
             attempt_latency,
             latency_sum_ns: rec.latency_sum_ns,

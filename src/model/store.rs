@@ -231,7 +231,7 @@ impl World<'_> {
         store.up = true;
         let record = store.open_fault.take();
         if let Some(record) = record {
-            self.recorder.faults[record as usize].recovered = Some(self.now);
+            self.close_fault_record(record);
         }
         let wipes = matches!(
             self.scenario.faults[fault as usize],

@@ -74,6 +74,10 @@ const COLUMNS: &[Column] = &[
         cell: |s| count(s.get("timed_out")),
     },
     Column {
+        title: "store down",
+        cell: |s| count(s.get("store_unavailable")),
+    },
+    Column {
         title: "p50 ms",
         cell: |s| millis_with_interval(s, "latency_p50_ms"),
     },
@@ -84,6 +88,10 @@ const COLUMNS: &[Column] = &[
     Column {
         title: "p99.9 ms",
         cell: |s| millis_with_interval(s, "latency_p999_ms"),
+    },
+    Column {
+        title: "p99 in fault",
+        cell: |s| millis(s.get("latency_p99_during_faults_ms")),
     },
     Column {
         title: "req/s",
