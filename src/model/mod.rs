@@ -330,6 +330,8 @@ pub struct World<'s> {
     rollouts: Vec<Vec<u32>>,
     /// The autoscaler's recent recommendations (time, servers), for the scale-down window.
     recommendations: std::collections::VecDeque<(SimTime, u32)>,
+    /// The faults.csv row of a store outage in a topology without a store.
+    storeless_outage: Option<u32>,
     /// Busy and capacity areas at the previous autoscaler tick.
     autoscale_areas: (i128, i128),
     events: u64,
@@ -447,6 +449,7 @@ impl<'s> World<'s> {
             rollouts: vec![Vec::new(); scenario.faults.len()],
             recommendations: std::collections::VecDeque::new(),
             autoscale_areas: (0, 0),
+            storeless_outage: None,
             events: 0,
             requests_simulated: 0,
         };

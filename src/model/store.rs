@@ -193,8 +193,17 @@ impl World<'_> {
     /// A store outage begins: every operation in the store or on its way fails, and so will every
     /// one until it is back.
     pub(super) fn store_down(&mut self, fault: u32, back_after: SimTime) {
+        self.queue
+            .push(self.now.saturating_add(back_after), Event::StoreUp(fault));
         let Some(store) = self.store.as_mut() else {
-            return; // this topology has no store
+            // This topology keeps no state in a store: the outage costs it nothing, but its row
+            // in faults.csv (and the p99 during it) still lets it be compared with the others.
+            if self.storeless_outage.is_none() {
+                let record = self.open_fault_record(fault, None);
+                self.recorder.faults[record as usize].detected = Some(self.now);
+                self.storeless_outage = Some(record);
+            }
+            return;
         };
         if !store.up {
             return;
@@ -220,12 +229,13 @@ impl World<'_> {
         for handle in cut_off {
             self.store_unavailable(handle);
         }
-        self.queue
-            .push(self.now.saturating_add(back_after), Event::StoreUp(fault));
     }
 
     pub(super) fn on_store_up(&mut self, fault: u32) {
         let Some(store) = self.store.as_mut() else {
+            if let Some(record) = self.storeless_outage.take() {
+                self.close_fault_record(record);
+            }
             return;
         };
         store.up = true;

@@ -156,6 +156,21 @@ fn example_prints_a_valid_scenario() {
         "on_session_lost",
         "timeout",
         "session_ttl",
+        "bucket",
+        "max_attempts",
+        "retry_budget",
+        "decorrelated",
+        "server_server",
+        "on_memory_full",
+        "replication_lag",
+        "store_backup",
+        "[topology.cache]",
+        "\"hang\"",
+        "random_crashes",
+        "rolling_restart",
+        "\"scale\"",
+        "store_outage",
+        "[autoscale]",
     ] {
         assert!(text.contains(key), "the example does not document {key}");
     }
