@@ -17,11 +17,12 @@ impl World<'_> {
                 restart_after,
                 ..
             } => {
-                self.open_server_fault(fault, server);
-                self.crash(server, LossCause::Crash);
-                if let Some(delay) = restart_after {
-                    self.queue
-                        .push(self.now.saturating_add(delay), Event::Restart(server));
+                // A server that is not running (starting, already down, retired) has nothing to
+                // crash: no row either, or it would stay open for the rest of the run.
+                if self.servers[server as usize].is_running() {
+                    self.open_server_fault(fault, server);
+                    self.crash(server, LossCause::Crash);
+                    self.schedule_restart(server, restart_after);
                 }
             }
             Fault::Hang {
@@ -29,11 +30,10 @@ impl World<'_> {
                 restart_after,
                 ..
             } => {
-                self.open_server_fault(fault, server);
-                self.hang(server);
-                if let Some(delay) = restart_after {
-                    self.queue
-                        .push(self.now.saturating_add(delay), Event::Restart(server));
+                if self.servers[server as usize].condition == Condition::Up {
+                    self.open_server_fault(fault, server);
+                    self.hang(server);
+                    self.schedule_restart(server, restart_after);
                 }
             }
             Fault::RollingRestart { .. } => self.on_rolling_batch(fault, 0),
@@ -49,6 +49,13 @@ impl World<'_> {
             Fault::RandomCrashes { .. } => {
                 unreachable!("random crashes are scheduled per server, not as one event")
             }
+        }
+    }
+
+    fn schedule_restart(&mut self, server: u32, after: Option<SimTime>) {
+        if let Some(delay) = after {
+            self.queue
+                .push(self.now.saturating_add(delay), Event::Restart(server));
         }
     }
 
@@ -309,8 +316,12 @@ impl World<'_> {
     /// sessions still homed on it are lost with `cause` (unless their state survives elsewhere).
     fn drain_server(&mut self, server: u32, drain: SimTime, fault: u32, cause: LossCause) -> u32 {
         let record = self.open_server_fault(fault, server);
-        // Deregistration is immediate: the balancer knows at once.
-        self.recorder.faults[record as usize].detected = Some(self.now);
+        // Deregistration is immediate: the balancer knows at once (unless the server's row is an
+        // earlier fault's, already detected or not).
+        let now = self.now;
+        self.recorder.faults[record as usize]
+            .detected
+            .get_or_insert(now);
         let target = &mut self.servers[server as usize];
         target.drain_cause = Some(cause);
         self.balancer.deregister(server);
