@@ -95,6 +95,22 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// [`Slab::remove`] without handing the value back: no copy of it is made, which matters on
+    /// hot paths (reading a field of a freshly moved-out value can stall on store forwarding).
+    pub fn discard(&mut self, handle: Handle) -> bool {
+        let Some(slot) = self.slots.get_mut(handle.index as usize) else {
+            return false;
+        };
+        if slot.generation != handle.generation || slot.value.is_none() {
+            return false;
+        }
+        slot.value = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(handle.index);
+        self.len -= 1;
+        true
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -220,20 +220,25 @@ impl World<'_> {
     }
 
     pub(super) fn on_client(&mut self, handle: Handle) {
-        let Some(request) = self.requests.remove(handle) else {
+        // Fields read in place, then the slot freed: no copy of the request is made.
+        let Some(request) = self.requests.get(handle) else {
             return;
         };
-        if request.timed_out {
+        let (timed_out, outcome, session) = (request.timed_out, request.outcome, request.session);
+        let (first_sent_at, sent_at) = (request.first_sent_at, request.sent_at);
+        let (in_window, index) = (request.in_window, request.index);
+        self.requests.discard(handle);
+        if timed_out {
             return; // the client already gave up on this attempt and moved on
         }
-        if request.outcome != Outcome::Ok {
-            self.attempt_failed(request.session, request.outcome);
+        if outcome != Outcome::Ok {
+            self.attempt_failed(session, outcome);
             return;
         }
-        let latency = self.now.saturating_sub(request.first_sent_at).nanos();
+        let latency = self.now.saturating_sub(first_sent_at).nanos();
         self.recorder.series.counts().ok += 1;
         self.recorder.series.record_latency(latency);
-        if request.in_window {
+        if in_window {
             let rec = &mut self.recorder;
             rec.counters.ok += 1;
             rec.latency_sum_ns += latency as f64;
@@ -248,7 +253,7 @@ impl World<'_> {
                 let _ = histogram.record(latency.max(1));
             }
             if let Some(attempts) = &mut rec.attempt_latency {
-                let attempt = self.now.saturating_sub(request.sent_at).nanos();
+                let attempt = self.now.saturating_sub(sent_at).nanos();
                 let _ = attempts.record(attempt.max(1));
             }
         }
@@ -263,7 +268,7 @@ impl World<'_> {
             seconds[second].0 += latency as f64;
             seconds[second].1 += 1;
         }
-        self.continue_session(request.session, request.index);
+        self.continue_session(session, index);
     }
 
     pub(super) fn on_client_timeout(&mut self, handle: Handle) {
@@ -382,7 +387,7 @@ impl World<'_> {
     }
 
     fn complete_session(&mut self, handle: Handle) {
-        let Some(session) = self.sessions.remove(handle) else {
+        let Some(session) = self.sessions.get(handle) else {
             return;
         };
         if session.in_window {
@@ -391,7 +396,12 @@ impl World<'_> {
                 self.now.saturating_sub(session.started_at).as_secs_f64();
         }
         self.recorder.active_sessions.add(self.now, -1);
-        self.release_session_state(&session, handle);
+        if self.needs.server_state {
+            let session = self.sessions.remove(handle).expect("checked above");
+            self.release_session_state(&session, handle);
+        } else {
+            self.sessions.discard(handle);
+        }
     }
 
     /// Marks a session's state as gone, for `cause`, charged to the fault record `record` if

@@ -285,6 +285,8 @@ struct Needs {
     store_path: bool,
     /// State replication may add time to the work.
     replication: bool,
+    /// A token is verified on the worker.
+    verification: bool,
 }
 
 /// One row of faults.csv while it is being filled.
@@ -443,6 +445,7 @@ impl<'s> World<'s> {
                     topology.state,
                     State::Server { ref replication, .. } if !matches!(replication, Replication::None)
                 ),
+                verification: matches!(topology.state, State::Token { .. }),
             },
             next_bucket: scenario.bucket,
             memory_capacity,

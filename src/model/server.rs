@@ -539,16 +539,9 @@ impl World<'_> {
     }
 
     pub(super) fn start_compute(&mut self, handle: Handle) {
-        let request = self.requests.get(handle).expect("live request");
-        let (id, key) = (request.session_id, request.draw_key);
-        let verify = match &self.topology.state {
-            State::Token { verify_time, .. } => {
-                Self::draw_time(verify_time, self.seeds.verify, id, key)
-            }
-            _ => SimTime::ZERO,
-        };
-        let replication = if self.needs.replication {
-            self.replication_delay(handle)
+        // Most topologies add nothing to the demand: skip the lookups they would need.
+        let extra = if self.needs.verification || self.needs.replication {
+            self.compute_overhead(handle)
         } else {
             SimTime::ZERO
         };
@@ -557,10 +550,29 @@ impl World<'_> {
         // Always through the queue (never inline), so a run of zero-length steps cannot recurse.
         let done = self
             .now
-            .saturating_add(verify)
             .saturating_add(request.demand)
-            .saturating_add(replication);
+            .saturating_add(extra);
         self.queue.push(done, Event::ComputeDone(handle));
+    }
+
+    /// What the worker spends besides the demand: token verification, replication.
+    fn compute_overhead(&self, handle: Handle) -> SimTime {
+        let request = self.requests.get(handle).expect("live request");
+        let verify = match &self.topology.state {
+            State::Token { verify_time, .. } => Self::draw_time(
+                verify_time,
+                self.seeds.verify,
+                request.session_id,
+                request.draw_key,
+            ),
+            _ => SimTime::ZERO,
+        };
+        let replication = if self.needs.replication {
+            self.replication_delay(handle)
+        } else {
+            SimTime::ZERO
+        };
+        verify.saturating_add(replication)
     }
 
     /// Time the worker spends on replication: fetching the state from a replica after a
