@@ -68,6 +68,76 @@ impl LossCause {
     }
 }
 
+/// Latencies (ns) counted the way [`new_latency_histogram`] indexes them (1 ns resolution,
+/// 3 significant digits: 2,048 sub-buckets per power of two), in a plain array. Recording is a
+/// leading-zero count, a shift and an increment, with none of the histogram's bookkeeping on the
+/// hot path; [`LatencyRecorder::to_histogram`] turns it into the equal HDR histogram at the end.
+#[derive(Clone, Debug, Default)]
+pub struct LatencyRecorder {
+    counts: Vec<u64>,
+}
+
+impl LatencyRecorder {
+    /// log2 of half the sub-buckets (HDR's `sub_bucket_half_count_magnitude` at 3 digits).
+    const HALF_MAGNITUDE: u32 = 10;
+    /// HDR's `leading_zero_count_base`: 64 - log2(2,048 sub-buckets).
+    const ZERO_COUNT_BASE: u32 = 53;
+    const SUB_BUCKET_MASK: u64 = (1 << (Self::HALF_MAGNITUDE + 1)) - 1;
+
+    pub fn new() -> LatencyRecorder {
+        LatencyRecorder::default()
+    }
+
+    /// HDR's `index_for`: the bucket is the power of two, the sub-bucket the value's top bits.
+    fn index(value: u64) -> usize {
+        let bucket = Self::ZERO_COUNT_BASE - (value | Self::SUB_BUCKET_MASK).leading_zeros();
+        let sub_bucket = (value >> bucket) as usize;
+        ((bucket as usize + 1) << Self::HALF_MAGNITUDE) + sub_bucket - (1 << Self::HALF_MAGNITUDE)
+    }
+
+    /// The lowest value counted at `index` (HDR's `value_from_index`).
+    fn lowest_value(index: usize) -> u64 {
+        let half = 1usize << Self::HALF_MAGNITUDE;
+        let bucket = (index >> Self::HALF_MAGNITUDE) as i64 - 1;
+        let sub_bucket = (index & (half - 1)) + half;
+        if bucket < 0 {
+            (sub_bucket - half) as u64
+        } else {
+            (sub_bucket as u64) << bucket
+        }
+    }
+
+    #[inline]
+    pub fn record(&mut self, value: u64) {
+        let index = Self::index(value.max(1));
+        if index >= self.counts.len() {
+            self.grow(index);
+        }
+        self.counts[index] += 1;
+    }
+
+    #[cold]
+    fn grow(&mut self, index: usize) {
+        self.counts.resize((index + 1).next_power_of_two(), 0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(|count| *count == 0)
+    }
+
+    /// The HDR histogram these counts make, equal to recording each value into it directly.
+    pub fn to_histogram(&self) -> Histogram<u64> {
+        let mut histogram = new_latency_histogram();
+        for (index, count) in self.counts.iter().enumerate() {
+            if *count > 0 {
+                // Auto-resizing: recording cannot fail for a positive value.
+                let _ = histogram.record_n(Self::lowest_value(index).max(1), *count);
+            }
+        }
+        histogram
+    }
+}
+
 /// Counts for the measurement window. Requests belong to it when first sent at or after the
 /// warm-up; sessions when started after it or still active when it opens, so that
 /// `sessions_at_warmup + sessions_started = completed + lost + active`, and `requests = ok +
@@ -507,6 +577,30 @@ mod tests {
         );
         assert_eq!(level.level(), 3);
         assert_eq!(level.average_since(SimTime(10), 0, SimTime(10)), 0.0);
+    }
+
+    #[test]
+    fn the_latency_recorder_makes_the_histogram_direct_recording_makes() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = crate::engine::rng::StreamRng::seed_from_u64(11);
+        let mut recorder = LatencyRecorder::new();
+        let mut direct = new_latency_histogram();
+        let mut values: Vec<u64> = vec![1, 2, 2047, 2048, 2049, 4095, 4096, 1 << 40, u64::MAX / 4];
+        // Log-uniform from 1 ns to about 10 hours.
+        values.extend((0..50_000).map(|_| 10f64.powf(rng.random::<f64>() * 13.6) as u64));
+        for value in values {
+            recorder.record(value);
+            direct.record(value.max(1)).unwrap();
+        }
+        let converted = recorder.to_histogram();
+        assert!(converted == direct, "the converted histogram differs");
+        assert_eq!(converted.len(), direct.len());
+        for percentile in [0.0, 50.0, 99.0, 99.9, 100.0] {
+            assert_eq!(
+                converted.value_at_percentile(percentile),
+                direct.value_at_percentile(percentile)
+            );
+        }
     }
 
     #[test]

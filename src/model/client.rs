@@ -101,7 +101,6 @@ impl World<'_> {
         session.last_backoff = SimTime::ZERO;
         let redone = index < session.redo_until;
         self.requests_simulated += 1;
-        self.recorder.requests_sent += 1;
         self.recorder.series.counts().requests += 1;
         if in_window {
             let counters = &mut self.recorder.counters;
@@ -242,19 +241,18 @@ impl World<'_> {
             let rec = &mut self.recorder;
             rec.counters.ok += 1;
             rec.latency_sum_ns += latency as f64;
-            // Auto-resizing histogram: recording cannot fail for a positive value.
-            let _ = rec.latency.record(latency.max(1));
+            rec.latency.record(latency);
             if rec.fault_started {
                 let histogram = if rec.open_faults > 0 {
                     &mut rec.latency_during_faults
                 } else {
                     &mut rec.latency_after_faults
                 };
-                let _ = histogram.record(latency.max(1));
+                histogram.record(latency);
             }
             if let Some(attempts) = &mut rec.attempt_latency {
                 let attempt = self.now.saturating_sub(sent_at).nanos();
-                let _ = attempts.record(attempt.max(1));
+                attempts.record(attempt);
             }
         }
         if self.in_window() {
@@ -319,7 +317,7 @@ impl World<'_> {
             return false;
         }
         client.retry_budget.is_none_or(|budget| {
-            (self.recorder.retries_sent + 1) as f64 <= budget * self.recorder.requests_sent as f64
+            (self.recorder.retries_sent + 1) as f64 <= budget * self.requests_simulated as f64
         })
     }
 

@@ -18,10 +18,9 @@ mod store;
 use crate::engine::rng::{self, StreamRng};
 use crate::engine::{EventQueue, Handle, SimTime, Slab};
 use crate::metrics::series::{Levels, SeriesRecorder};
-use crate::metrics::{Counters, RunResult, TimeAverage, new_latency_histogram};
+use crate::metrics::{Counters, LatencyRecorder, RunResult, TimeAverage};
 use crate::scenario::{Dist, Fault, Replication, Scenario, State, Topology};
 use balancer::Balancer;
-use hdrhistogram::Histogram;
 use server::{Condition, Server};
 use store::StoreStation;
 
@@ -229,9 +228,9 @@ impl Seeds {
 /// Level trackers and accumulators filled during the run.
 struct Recorder {
     counters: Counters,
-    latency: Histogram<u64>,
+    latency: LatencyRecorder,
     /// Per-attempt latency, kept only when clients retry (otherwise it equals `latency`).
-    attempt_latency: Option<Histogram<u64>>,
+    attempt_latency: Option<LatencyRecorder>,
     latency_sum_ns: f64,
     ok_in_window: u64,
     busy_workers: TimeAverage,
@@ -255,12 +254,11 @@ struct Recorder {
     open_faults: u32,
     /// Latency of ok requests completed while a fault was open, and after the first fault while
     /// none was (both within the window).
-    latency_during_faults: Histogram<u64>,
-    latency_after_faults: Histogram<u64>,
+    latency_during_faults: LatencyRecorder,
+    latency_after_faults: LatencyRecorder,
     fault_started: bool,
-    /// Retries sent, against the retry budget.
+    /// Retries sent, against the retry budget (of `World::requests_simulated`).
     retries_sent: u64,
-    requests_sent: u64,
 }
 
 impl Recorder {
@@ -406,8 +404,8 @@ impl<'s> World<'s> {
             next_session_id: 0,
             recorder: Recorder {
                 counters: Counters::default(),
-                latency: new_latency_histogram(),
-                attempt_latency: (scenario.client.max_attempts > 1).then(new_latency_histogram),
+                latency: LatencyRecorder::new(),
+                attempt_latency: (scenario.client.max_attempts > 1).then(LatencyRecorder::new),
                 latency_sum_ns: 0.0,
                 ok_in_window: 0,
                 busy_workers: TimeAverage::new(),
@@ -424,11 +422,10 @@ impl<'s> World<'s> {
                 series: SeriesRecorder::new(scenario.bucket),
                 faults: Vec::new(),
                 open_faults: 0,
-                latency_during_faults: new_latency_histogram(),
-                latency_after_faults: new_latency_histogram(),
+                latency_during_faults: LatencyRecorder::new(),
+                latency_after_faults: LatencyRecorder::new(),
                 fault_started: false,
                 retries_sent: 0,
-                requests_sent: 0,
             },
             servers_can_fail: !scenario.faults.is_empty() || scenario.autoscale.is_some(),
             needs: Needs {
@@ -680,11 +677,11 @@ impl<'s> World<'s> {
         let topology = self.topology;
         let warmup = self.warmup;
         let [busy, capacity, store_busy, sessions, up, provisioned] = rec.areas_at_warmup;
-        let latency = std::mem::replace(&mut rec.latency, new_latency_histogram());
-        let attempt_latency = rec
-            .attempt_latency
-            .take()
-            .unwrap_or_else(|| latency.clone());
+        let latency = rec.latency.to_histogram();
+        let attempt_latency = match &rec.attempt_latency {
+            Some(attempts) => attempts.to_histogram(),
+            None => latency.clone(),
+        };
         let faults = rec
             .faults
             .iter()
@@ -706,14 +703,8 @@ impl<'s> World<'s> {
             topology: topology.name.clone(),
             replication: self.replication,
             counters: rec.counters.clone(),
-            latency_during_faults: std::mem::replace(
-                &mut rec.latency_during_faults,
-                new_latency_histogram(),
-            ),
-            latency_after_faults: std::mem::replace(
-                &mut rec.latency_after_faults,
-                new_latency_histogram(),
-            ),
+            latency_during_faults: rec.latency_during_faults.to_histogram(),
+            latency_after_faults: rec.latency_after_faults.to_histogram(),
             latency,
             attempt_latency,
             latency_sum_ns: rec.latency_sum_ns,

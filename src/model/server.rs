@@ -175,30 +175,18 @@ impl World<'_> {
     }
 
     pub(super) fn on_server(&mut self, handle: Handle) {
-        let Some(request) = self.requests.get_mut(handle) else {
+        let Some(request) = self.requests.get(handle) else {
             return;
         };
         let (server_index, session_handle, in_window) =
             (request.server as usize, request.session, request.in_window);
-        match self.servers[server_index].condition {
-            Condition::Up => {}
-            Condition::Hung => {
-                // The connection is accepted and then nothing: only the client's timeout ends it.
-                request.phase = Phase::BlackHoled;
-                if in_window {
-                    self.recorder.counters.requests_to_dead_server += 1;
-                }
-                return;
-            }
-            Condition::Down | Condition::Retired | Condition::Starting => {
-                if in_window {
-                    self.recorder.counters.requests_to_dead_server += 1;
-                }
-                self.respond(handle, Outcome::Failed); // connection refused
-                return;
-            }
+        if self.servers[server_index].condition != Condition::Up {
+            self.arrive_at_unavailable_server(handle, in_window);
+            return;
         }
-        if !self.session_state_available(session_handle, server_index as u32) {
+        if self.needs.server_state
+            && !self.session_state_available(session_handle, server_index as u32)
+        {
             let record = self.servers[server_index].open_fault;
             self.mark_session_lost(session_handle, LossCause::Misrouted, record);
             self.respond(handle, Outcome::Failed); // "session expired": the state is not here
@@ -226,6 +214,22 @@ impl World<'_> {
         } else {
             server.queue.push_back(handle);
             self.requests.get_mut(handle).expect("checked above").phase = Phase::Queued;
+        }
+    }
+
+    /// A request reaches a server that is not serving: a hung one swallows it (only the client's
+    /// timeout ends it), any other refuses the connection.
+    #[cold]
+    #[inline(never)]
+    fn arrive_at_unavailable_server(&mut self, handle: Handle, in_window: bool) {
+        if in_window {
+            self.recorder.counters.requests_to_dead_server += 1;
+        }
+        let request = self.requests.get_mut(handle).expect("live request");
+        if self.servers[request.server as usize].condition == Condition::Hung {
+            request.phase = Phase::BlackHoled;
+        } else {
+            self.respond(handle, Outcome::Failed); // connection refused
         }
     }
 
