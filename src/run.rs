@@ -215,7 +215,8 @@ pub fn run_shard(points: &[SweepPoint], options: &RunOptions) -> Result<ShardRes
                 .expect("auto-resizing histograms of equal precision always merge"),
             None => histograms.push((slot, result.latency.clone())),
         }
-        runs.push(((job.point, job.topology, job.replication), result.figures()));
+        let key = (job.point, job.topology, job.replication);
+        runs.push((key, result.into_figures()));
     }
     stats.elapsed = started.elapsed();
     Ok(ShardResults {
@@ -337,12 +338,8 @@ fn run_replications(
             .add(&result.latency)
             .expect("auto-resizing histograms of equal precision always merge");
         let slot = offsets[job.point] + job.topology;
-        (
-            slot,
-            result.figures(),
-            result.events,
-            result.requests_simulated,
-        )
+        let (events, requests) = (result.events, result.requests_simulated);
+        (slot, result.into_figures(), events, requests)
     })?;
     let stats = RunStats {
         simulations: per_job.len(),

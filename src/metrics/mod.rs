@@ -508,11 +508,12 @@ pub struct RunFigures {
 }
 
 impl RunResult {
-    pub fn figures(&self) -> RunFigures {
+    /// The run's figures; its rows are moved, not copied (a long run's series is megabytes).
+    pub fn into_figures(mut self) -> RunFigures {
         RunFigures {
             values: self.metric_values(),
-            series: self.series.clone(),
-            faults: self.faults.clone(),
+            series: std::mem::take(&mut self.series),
+            faults: std::mem::take(&mut self.faults),
         }
     }
 }

@@ -128,14 +128,17 @@ pub struct SeriesRecorder {
 }
 
 impl SeriesRecorder {
-    pub fn new(width: SimTime) -> SeriesRecorder {
+    /// A recorder for a run of `duration`: its rows are reserved up front, so the series never
+    /// holds the spare capacity of a doubling vector.
+    pub fn new(width: SimTime, duration: SimTime) -> SeriesRecorder {
+        let rows = duration.nanos().div_ceil(width.nanos().max(1)) as usize;
         SeriesRecorder {
             width,
             start: SimTime::ZERO,
             counts: BucketCounts::default(),
             latency: LogHistogram::new(),
             previous_areas: (0, 0, 0),
-            rows: Vec::new(),
+            rows: Vec::with_capacity(rows),
         }
     }
 

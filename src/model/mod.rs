@@ -419,7 +419,7 @@ impl<'s> World<'s> {
                 peak_session_bytes: 0.0,
                 bytes_total: 0.0,
                 per_second: None,
-                series: SeriesRecorder::new(scenario.bucket),
+                series: SeriesRecorder::new(scenario.bucket, scenario.duration),
                 faults: Vec::new(),
                 open_faults: 0,
                 latency_during_faults: LatencyRecorder::new(),
@@ -698,7 +698,7 @@ impl<'s> World<'s> {
                 ]
             })
             .collect();
-        let series = std::mem::replace(&mut rec.series, SeriesRecorder::new(self.scenario.bucket));
+        let series = std::mem::replace(&mut rec.series, SeriesRecorder::new(end, SimTime::ZERO));
         RunResult {
             topology: topology.name.clone(),
             replication: self.replication,

@@ -29,8 +29,9 @@ const DEFAULT_SCALE_DOWN_STABILIZATION: SimTime = SimTime::from_secs(300);
 const DEFAULT_REPLICATION_LAG: SimTime = SimTime::from_millis(100);
 /// Assumption: a cached session is trusted for 5 minutes.
 const DEFAULT_CACHE_TTL: SimTime = SimTime::from_secs(300);
-/// At most this many timeseries.csv rows per run (the series is kept in memory until the end).
-const MAX_BUCKETS: u64 = 10_000_000;
+/// At most this many timeseries.csv rows per run (the series is kept in memory until the end, at
+/// about 140 bytes a row).
+const MAX_BUCKETS: u64 = 1_000_000;
 /// "≤10 KB" typical session state (IBM guidance, see shared research notes).
 const DEFAULT_SESSION_BYTES: f64 = 10_000.0;
 /// RS256 JWT of a modest payload ≈ 535 bytes.
