@@ -164,6 +164,15 @@ fn run_points_of(points: &[SweepPoint], args: &RunArgs) -> Result<report::Report
         for fault in &first.faults {
             eprintln!("  fault: {fault}");
         }
+        if let Some(autoscale) = &first.autoscale {
+            eprintln!(
+                "  autoscaler: {}..{} servers, target utilisation {:.0}%, every {}",
+                autoscale.min,
+                autoscale.max,
+                autoscale.target_utilization * 100.0,
+                scenario::units::format_duration(autoscale.sync_period)
+            );
+        }
     }
     let options = RunOptions {
         jobs: args.jobs.map(|n| n.get()),

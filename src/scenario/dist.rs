@@ -293,11 +293,18 @@ fn parse_dist_table(
             (Family::Pareto(pareto), mean, &["shape", "scale", "mean"])
         }
         "weibull" => {
-            let scale = params.positive("scale")?;
             let shape = params.positive_number("shape")?;
+            // E[X] = scale · Γ(1 + 1/shape): either may be given.
+            let gamma_term = crate::stats::ln_gamma(1.0 + 1.0 / shape).exp();
+            let scale = if table.contains_key("mean") {
+                params.positive("mean")? / gamma_term
+            } else {
+                params.positive("scale")?
+            };
             let weibull = Weibull::new(scale, shape)
                 .map_err(|e| Problem::new(path, format!("invalid weibull parameters: {e}")))?;
-            (Family::Weibull(weibull), None, &["scale", "shape"])
+            let mean = Some(scale * gamma_term).filter(|m| m.is_finite());
+            (Family::Weibull(weibull), mean, &["scale", "shape", "mean"])
         }
         "geometric" => {
             let mean = params.positive_number("mean")?;
@@ -655,6 +662,20 @@ mod tests {
         )
         .unwrap();
         assert!(samples(&weibull, 1000).iter().all(|x| *x > 0.0));
+        // Shape 2: the mean is scale · √π / 2; given as a mean, the samples average to it.
+        let rayleigh = parse(
+            r#"{ dist = "weibull", scale = "10ms", shape = 2 }"#,
+            Quantity::Time,
+        );
+        let expected = 10e6 * std::f64::consts::PI.sqrt() / 2.0;
+        assert!(close(rayleigh.unwrap().mean().unwrap(), expected, 1e-12));
+        let by_mean = parse(
+            r#"{ dist = "weibull", mean = "1h", shape = 1.5 }"#,
+            Quantity::Time,
+        )
+        .unwrap();
+        assert!(close(by_mean.mean().unwrap(), 3.6e12, 1e-12));
+        assert!(close(mean(&samples(&by_mean, 200_000)), 3.6e12, 0.01));
     }
 
     #[test]

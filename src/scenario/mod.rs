@@ -481,7 +481,12 @@ impl fmt::Display for Fault {
                     "random crashes (MTBF {}, MTTR {})",
                     mean(mtbf),
                     mean(mttr)
-                )
+                )?;
+                if let (Some(up), Some(down)) = (mtbf.mean(), mttr.mean()) {
+                    // Renewal theory: the long-run share of time a server is up.
+                    write!(f, ", expected availability {:.4}", up / (up + down))?;
+                }
+                Ok(())
             }
             Fault::RollingRestart {
                 at,
