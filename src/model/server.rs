@@ -295,13 +295,31 @@ impl World<'_> {
             .expect("checked above");
         session.state_at = Some((server, incarnation));
         if let Some(recovery) = session.recovery.take() {
-            if session.in_window {
+            // A replica always answers; a backup read counts once it succeeds (store.rs).
+            if session.in_window && recovery == Recovery::Replica {
                 self.recorder.counters.sessions_failed_over += 1;
             }
             self.requests.get_mut(request).expect("live request").fetch = Some(recovery);
         }
         self.touch(session_handle, server);
         true
+    }
+
+    /// Takes the session's state off `server` again (its placement did not happen after all).
+    pub(super) fn unplace_session_state(&mut self, session_handle: Handle, server: u32) {
+        let incarnation = self.servers[server as usize].incarnation;
+        let Some(session) = self.sessions.get_mut(session_handle) else {
+            return;
+        };
+        if session.state_at != Some((server, incarnation)) {
+            return;
+        }
+        session.state_at = None;
+        let target = &mut self.servers[server as usize];
+        target.homed = target.homed.saturating_sub(1);
+        if self.memory_capacity.is_some() {
+            self.unlink(session_handle, server);
+        }
     }
 
     /// Frees room for one more session on a full server: the oldest idle state goes first, then

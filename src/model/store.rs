@@ -3,7 +3,7 @@
 //! an outage here fails every request that needs it.
 
 use super::server::session_key;
-use super::{Event, Outcome, Phase, World};
+use super::{Event, Outcome, Phase, Recovery, World};
 use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
 use crate::scenario::{Replication, State, Store};
@@ -107,7 +107,7 @@ impl World<'_> {
             store.queue.push_back((handle, service));
         } else {
             // The store sheds the operation; the server answers 503.
-            self.finish_work(handle, Outcome::Rejected);
+            self.store_failed(handle, Outcome::Rejected);
         }
     }
 
@@ -116,7 +116,22 @@ impl World<'_> {
         if let Some(record) = self.store.as_ref().and_then(|s| s.open_fault) {
             self.recorder.faults[record as usize].requests_failed += 1;
         }
-        self.finish_work(handle, Outcome::StoreUnavailable);
+        self.store_failed(handle, Outcome::StoreUnavailable);
+    }
+
+    /// A store operation failed: the server answers with `outcome`. A failover's backup read
+    /// that failed leaves the session where it was: still to be fetched, by whichever server
+    /// serves it next.
+    fn store_failed(&mut self, handle: Handle, outcome: Outcome) {
+        let request = self.requests.get(handle).expect("live request");
+        if request.fetch == Some(Recovery::Store) && request.phase == Phase::StoreRead {
+            let (session, server) = (request.session, request.server);
+            self.unplace_session_state(session, server);
+            if let Some(session) = self.sessions.get_mut(session) {
+                session.recovery = Some(Recovery::Store);
+            }
+        }
+        self.finish_work(handle, outcome);
     }
 
     pub(super) fn on_store_op_done(&mut self, handle: Handle, epoch: u32) {
@@ -166,6 +181,11 @@ impl World<'_> {
         let (phase, session, server) = (request.phase, request.session, request.server);
         match phase {
             Phase::StoreRead => {
+                if request.fetch == Some(Recovery::Store)
+                    && self.sessions.get(session).is_some_and(|s| s.in_window)
+                {
+                    self.recorder.counters.sessions_failed_over += 1;
+                }
                 self.cache_put(session, server);
                 self.start_compute(handle);
             }
@@ -260,7 +280,7 @@ impl World<'_> {
                     && if store_only {
                         s.next_request > 0
                     } else {
-                        s.recovery == Some(super::Recovery::Store)
+                        s.recovery == Some(Recovery::Store)
                     }
             })
             .map(|(handle, _)| handle)
