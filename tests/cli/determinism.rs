@@ -2,8 +2,9 @@
 
 use super::support::run_ok;
 
-/// summary.csv, latency.csv and the table of a short two-replication quickstart.
-fn outputs(extra: &[&str]) -> (Vec<u8>, Vec<u8>, String) {
+/// Every file written (name and bytes, in name order) and the table of a short
+/// two-replication quickstart.
+fn outputs(extra: &[&str]) -> (Vec<(String, Vec<u8>)>, String) {
     let mut args = vec![
         "--quiet",
         "--replications",
@@ -15,11 +16,16 @@ fn outputs(extra: &[&str]) -> (Vec<u8>, Vec<u8>, String) {
     ];
     args.extend(extra);
     let run = run_ok(&args);
-    (
-        std::fs::read(run.out("summary.csv")).unwrap(),
-        std::fs::read(run.out("latency.csv")).unwrap(),
-        run.stdout,
-    )
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(run.out(""))
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    (files, run.stdout)
 }
 
 #[test]
@@ -27,16 +33,16 @@ fn output_is_byte_identical_for_any_number_of_jobs() {
     let one = outputs(&["--jobs", "1"]);
     let two = outputs(&["--jobs", "2"]);
     let again = outputs(&["--jobs", "2"]);
-    assert_eq!(
-        one.0, two.0,
-        "summary.csv differs between --jobs 1 and --jobs 2"
-    );
+    let names: Vec<&str> = one.0.iter().map(|(name, _)| name.as_str()).collect();
+    for expected in ["summary.csv", "latency.csv", "timeseries.csv", "faults.csv"] {
+        assert!(names.contains(&expected), "{expected} missing: {names:?}");
+    }
+    for ((name, a), (_, b)) in one.0.iter().zip(&two.0) {
+        assert!(a == b, "{name} differs between --jobs 1 and --jobs 2");
+    }
+    assert_eq!(one.0.len(), two.0.len());
     assert_eq!(
         one.1, two.1,
-        "latency.csv differs between --jobs 1 and --jobs 2"
-    );
-    assert_eq!(
-        one.2, two.2,
         "the table differs between --jobs 1 and --jobs 2"
     );
     assert_eq!(two, again, "two identical runs differ");

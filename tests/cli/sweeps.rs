@@ -181,7 +181,11 @@ fn zipped_keys_advance_together_and_weak_scaling_keeps_efficiency_near_one() {
 
 #[test]
 fn shards_merge_into_the_files_one_run_writes() {
-    let dir = folder_with(&[("s.toml", SCENARIO)]);
+    // With a fault, so the time series and the fault rows go through the shards too.
+    let scenario = format!(
+        "{SCENARIO}[[fault]]\nkind = \"crash\"\nat = \"10s\"\nserver = 1\nrestart_after = \"5s\"\n"
+    );
+    let dir = folder_with(&[("s.toml", &scenario)]);
     let flags = [
         "s.toml",
         "--quiet",
@@ -229,6 +233,8 @@ fn shards_merge_into_the_files_one_run_writes() {
         "latency.csv",
         "scalability.csv",
         "differences.csv",
+        "timeseries.csv",
+        "faults.csv",
     ] {
         let whole = std::fs::read(dir.path().join("whole").join(file)).unwrap();
         let parts = std::fs::read(dir.path().join("merged").join(file)).unwrap();
