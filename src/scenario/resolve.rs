@@ -735,31 +735,31 @@ impl Resolver<'_> {
                 at,
                 server,
                 restart_after,
-            } => {
-                self.fault_time(at.0, path, duration);
-                self.fault_server(*server, path, topologies);
-                Fault::Crash {
-                    at: at.0,
-                    server: *server,
-                    restart_after: restart_after.map(|d| d.0),
-                }
             }
-            FaultFile::Hang {
+            | FaultFile::Hang {
                 at,
                 server,
                 restart_after,
             } => {
                 self.fault_time(at.0, path, duration);
                 self.fault_server(*server, path, topologies);
+                let (at, server, restart_after) = (at.0, *server, restart_after.map(|d| d.0));
+                if matches!(file, FaultFile::Crash { .. }) {
+                    return Fault::Crash {
+                        at,
+                        server,
+                        restart_after,
+                    };
+                }
                 self.check(
                     raw.client.timeout.is_some(),
                     format!("{path}.kind"),
                     "clients learn of a hung server only through their timeout: set client.timeout",
                 );
                 Fault::Hang {
-                    at: at.0,
-                    server: *server,
-                    restart_after: restart_after.map(|d| d.0),
+                    at,
+                    server,
+                    restart_after,
                 }
             }
             FaultFile::RandomCrashes { mtbf, mttr } => {

@@ -57,6 +57,30 @@ fn expect_rejected(text: &str, extra: &[&str]) -> String {
     stderr
 }
 
+/// Adds each case's text to the valid scenario (a table after it, a top-level key before its
+/// first table) and expects exactly one line of error naming every needle.
+fn expect_each_rejected_in_one_line(cases: &[(&str, &[&str])]) {
+    for (extra, expected) in cases {
+        let text = if extra.starts_with('[') {
+            format!("{VALID}\n{extra}\n")
+        } else {
+            format!("{extra}\n{VALID}")
+        };
+        let stderr = expect_rejected(&text, &[]);
+        for needle in *expected {
+            assert!(
+                stderr.contains(needle),
+                "{extra}: {needle:?} not in\n{stderr}"
+            );
+        }
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{extra}: one problem, one line:\n{stderr}"
+        );
+    }
+}
+
 fn with(line_replacement: (&str, &str)) -> String {
     assert!(VALID.contains(line_replacement.0));
     VALID.replace(line_replacement.0, line_replacement.1)
@@ -344,26 +368,7 @@ fn new_keys_reject_bad_values_with_their_place() {
             &["`expect[0].topology`", "no topology is named \"nope\""],
         ),
     ];
-    for (extra, expected) in cases {
-        // `warmup` is a top-level key: it must come before the first table.
-        let text = if extra.starts_with('[') {
-            format!("{VALID}\n{extra}\n")
-        } else {
-            format!("{extra}\n{VALID}")
-        };
-        let stderr = expect_rejected(&text, &[]);
-        for needle in expected {
-            assert!(
-                stderr.contains(needle),
-                "{extra}: {needle:?} not in\n{stderr}"
-            );
-        }
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "{extra}: one problem, one line:\n{stderr}"
-        );
-    }
+    expect_each_rejected_in_one_line(&cases);
 }
 
 #[test]
@@ -411,24 +416,5 @@ fn fault_tolerance_keys_reject_bad_values_with_their_place() {
             ],
         ),
     ];
-    for (extra, expected) in cases {
-        // A top-level key must come before the first table.
-        let text = if extra.starts_with('[') {
-            format!("{VALID}\n{extra}\n")
-        } else {
-            format!("{extra}\n{VALID}")
-        };
-        let stderr = expect_rejected(&text, &[]);
-        for needle in expected {
-            assert!(
-                stderr.contains(needle),
-                "{extra}: {needle:?} not in\n{stderr}"
-            );
-        }
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "{extra}: one problem, one line:\n{stderr}"
-        );
-    }
+    expect_each_rejected_in_one_line(&cases);
 }
