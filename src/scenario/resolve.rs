@@ -173,6 +173,11 @@ impl Resolver<'_> {
             "the health-check interval must be greater than zero",
         );
         self.check(
+            balancer.health_check.timeout > SimTime::ZERO,
+            origin("health_check.timeout", local_check.timeout.is_some()),
+            "the probe timeout must be greater than zero",
+        );
+        self.check(
             balancer.health_check.unhealthy_threshold >= 1,
             origin(
                 "health_check.unhealthy_threshold",

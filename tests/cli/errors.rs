@@ -373,7 +373,19 @@ fn new_keys_reject_bad_values_with_their_place() {
 
 #[test]
 fn fault_tolerance_keys_reject_bad_values_with_their_place() {
-    let cases: [(&str, &[&str]); 10] = [
+    let cases: [(&str, &[&str]); 13] = [
+        (
+            "[client]\nretry_budget = -0.5",
+            &["`client.retry_budget`", "non-negative"],
+        ),
+        (
+            "[client]\nbackoff = { base = \"2s\", cap = \"1s\" }",
+            &["`client.backoff.cap`", "at least the base"],
+        ),
+        (
+            "[balancer.health_check]\ntimeout = \"0s\"",
+            &["`balancer.health_check.timeout`", "greater than zero"],
+        ),
         (
             "[[fault]]\nkind = \"hang\"\nat = \"1s\"\nserver = 0",
             &["`fault[0].kind`", "set client.timeout"],
