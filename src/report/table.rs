@@ -175,6 +175,74 @@ pub fn render_table(report: &Report) -> String {
         out.push('\n');
     }
     out.push_str(&paired_p99_lines(report));
+    out.push_str(&fault_lines(report));
+    out
+}
+
+/// Without a sweep: for each fault of the scenario, how often it struck per run, how long the
+/// balancer took to notice and the service to recover (means over occurrences), and what it cost
+/// each topology (per run): the faults.csv figures at a glance.
+fn fault_lines(report: &Report) -> String {
+    if !report.sweep_keys.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for (fault, kind) in report.fault_kinds.iter().enumerate() {
+        let rows_of = |summary: &crate::metrics::TopologySummary| {
+            summary
+                .faults
+                .iter()
+                .flatten()
+                .filter(|row| row[0] as usize == fault)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        let all: Vec<_> = report.summaries.iter().flat_map(rows_of).collect();
+        if all.is_empty() {
+            continue;
+        }
+        let mean_delay = |column: usize| {
+            let delays: Vec<f64> = all
+                .iter()
+                .filter(|row| !row[column].is_nan())
+                .map(|row| row[column] - row[2])
+                .collect();
+            if delays.is_empty() {
+                "never".to_string()
+            } else {
+                format!("{:.1} s", delays.iter().sum::<f64>() / delays.len() as f64)
+            }
+        };
+        let runs: f64 = report
+            .summaries
+            .iter()
+            .map(|s| f64::from(s.replications))
+            .sum();
+        let costs: Vec<String> = report
+            .summaries
+            .iter()
+            .map(|summary| {
+                let rows = rows_of(summary);
+                let per_run = f64::from(summary.replications.max(1));
+                let failed: f64 = rows.iter().map(|row| row[5]).sum::<f64>() / per_run;
+                let lost: f64 = rows.iter().map(|row| row[6]).sum::<f64>() / per_run;
+                format!("{} {failed:.0}/{lost:.0}", summary.topology)
+            })
+            .collect();
+        let label = if *kind == "autoscale" {
+            "autoscaler (servers added or removed)".to_string()
+        } else {
+            format!("fault {fault} ({kind})")
+        };
+        out.push_str(&format!(
+            "{label}: {:.1} per run, detected after {}, recovered after {}; \
+             requests failed/sessions lost per run, warm-up included: {}\n",
+            all.len() as f64 / runs,
+            mean_delay(3),
+            mean_delay(4),
+            costs.join(", ")
+        ));
+    }
     out
 }
 

@@ -64,6 +64,22 @@ fn quickstart_runs_without_arguments_and_shows_the_crash() {
     ] {
         assert!(table.contains(name), "table lacks {name}:\n{table}");
     }
+    // The crash at a glance: three failed 10 s probes (staggered) take 20-30 s to notice it.
+    let crash = table
+        .lines()
+        .find(|line| line.starts_with("fault 0 (crash): 1.0 per run, detected after "))
+        .unwrap_or_else(|| panic!("no fault line:\n{table}"));
+    let detected: f64 = crash["fault 0 (crash): 1.0 per run, detected after ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((20.0..=30.0).contains(&detected), "{crash}");
+    assert!(
+        crash.contains("stateless-token ") && crash.contains("/0"),
+        "{crash}"
+    );
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("wrote results/quickstart/summary.csv"),
