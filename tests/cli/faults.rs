@@ -43,32 +43,42 @@ timeout = "1s"
 
 #[test]
 fn random_crashes_give_the_availability_mtbf_over_mtbf_plus_mttr() {
-    let text = fleet(
-        "24h",
-        1.0,
-        r#"[[topology]]
+    // Renewal theory: the long-run share of time up is MTBF / (MTBF + MTTR) whatever the
+    // distribution of the time to failure (exponential, or a wear-out Weibull).
+    for time_to_failure in [
+        "\"10m\"",
+        "{ dist = \"weibull\", mean = \"10m\", shape = 2 }",
+    ] {
+        let text = fleet(
+            "24h",
+            1.0,
+            &format!(
+                r#"[[topology]]
 name = "plain"
 state = "none"
 [[fault]]
 kind = "random_crashes"
-mtbf = "10m"
-mttr = { dist = "exponential", mean = "1m" }
-"#,
-    );
-    let runs = simulate_text(&text);
-    let measured = metric(&runs[0], "server_availability");
-    let (mtbf, mttr): (f64, f64) = (10.0, 1.0);
-    let expected = mtbf / (mtbf + mttr);
-    // Renewal-reward: the estimate ΣU/Σ(U+D) over N cycles has variance
-    // Var((1-A)U - A·D) / (N·E[U+D]²), with exponential up (U) and down (D) times.
-    let cycles = 8.0 * 24.0 * 60.0 / (mtbf + mttr);
-    let variance = ((1.0 - expected).powi(2) * mtbf * mtbf + expected.powi(2) * mttr * mttr)
-        / (cycles * (mtbf + mttr).powi(2));
-    let tolerance = 3.0 * variance.sqrt();
-    assert!(
-        (measured - expected).abs() < tolerance,
-        "availability {measured:.4}, expected {expected:.4} ± {tolerance:.4}"
-    );
+mtbf = {time_to_failure}
+mttr = {{ dist = "exponential", mean = "1m" }}
+"#
+            ),
+        );
+        let runs = simulate_text(&text);
+        let measured = metric(&runs[0], "server_availability");
+        let (mtbf, mttr): (f64, f64) = (10.0, 1.0);
+        let expected = mtbf / (mtbf + mttr);
+        // Renewal-reward: the estimate ΣU/Σ(U+D) over N cycles has variance
+        // Var((1-A)U - A·D) / (N·E[U+D]²); with exponential up (U) and down (D) times (the
+        // Weibull's up times vary less, so this bound is conservative for it).
+        let cycles = 8.0 * 24.0 * 60.0 / (mtbf + mttr);
+        let variance = ((1.0 - expected).powi(2) * mtbf * mtbf + expected.powi(2) * mttr * mttr)
+            / (cycles * (mtbf + mttr).powi(2));
+        let tolerance = 3.0 * variance.sqrt();
+        assert!(
+            (measured - expected).abs() < tolerance,
+            "mtbf = {time_to_failure}: availability {measured:.4}, expected {expected:.4} ± {tolerance:.4}"
+        );
+    }
 }
 
 #[test]
