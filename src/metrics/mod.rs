@@ -218,11 +218,12 @@ impl TimeAverage {
 }
 
 /// The columns of timeseries.csv after the identifying ones: one row per bucket of a run.
-pub const SERIES_COLUMNS: [&str; 17] = [
+pub const SERIES_COLUMNS: [&str; 18] = [
     "time_s",
     "requests",
     "retries",
     "ok",
+    "throughput_rps",
     "rejected",
     "failed",
     "timed_out",

@@ -173,6 +173,11 @@ impl SeriesRecorder {
             c.requests as f64,
             c.retries as f64,
             c.ok as f64,
+            if span > 0.0 {
+                c.ok as f64 / (span / 1e9)
+            } else {
+                f64::NAN
+            },
             c.rejected as f64,
             c.failed as f64,
             c.timed_out as f64,
