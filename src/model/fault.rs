@@ -380,6 +380,12 @@ impl World<'_> {
         let chunk: Vec<u32> = plan[first..last].to_vec();
         let more = last < plan.len();
         for old in chunk {
+            // A server removed since the deploy began (scaled in, or already on its way out)
+            // has nothing left to replace.
+            let server = &self.servers[old as usize];
+            if server.condition == Condition::Retired || server.drain_cause.is_some() {
+                continue;
+            }
             let record = self.drain_server(old, drain, fault, LossCause::Drain);
             self.launch_server(startup, Some(record));
         }
