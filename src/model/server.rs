@@ -447,7 +447,7 @@ impl World<'_> {
             .collect();
         let record = self.servers[server as usize].open_fault;
         for handle in homed {
-            let survives = self.surviving_copy(handle, server);
+            let survives = self.surviving_copy(handle, server, cause);
             let session = self.sessions.get_mut(handle).expect("listed above");
             session.state_at = None;
             // The server's recency list goes with its memory.
@@ -455,34 +455,37 @@ impl World<'_> {
             session.newer = None;
             match survives {
                 Ok(recovery) => session.recovery = Some(recovery),
-                Err(cause_if_lost) => {
-                    self.mark_session_lost(handle, cause_if_lost.unwrap_or(cause), record)
-                }
+                Err(lost_to) => self.mark_session_lost(handle, lost_to, record),
             }
         }
     }
 
-    /// Where the state of a session whose home `server` was lost survives; if nowhere, the cause
-    /// to charge when it differs from the home's (an async write that had not replicated).
-    fn surviving_copy(&self, handle: Handle, server: u32) -> Result<Recovery, Option<LossCause>> {
+    /// Where the state of a session whose home `server` was lost (to `cause`) survives, or what
+    /// it was lost to: `cause`, or the replication lag when the copy missed its last write.
+    fn surviving_copy(
+        &self,
+        handle: Handle,
+        server: u32,
+        cause: LossCause,
+    ) -> Result<Recovery, LossCause> {
         let State::Server { replication, .. } = &self.topology.state else {
-            return Err(None);
+            return Err(cause);
         };
         let session = self.sessions.get(handle).expect("live session");
         match replication {
-            Replication::None => Err(None),
+            Replication::None => Err(cause),
             Replication::Sync { peers } => {
                 if self.replica_alive(server, *peers) {
                     Ok(Recovery::Replica)
                 } else {
-                    Err(None)
+                    Err(cause)
                 }
             }
             Replication::Async { lag } => {
                 if !self.replica_alive(server, 1) {
-                    Err(None)
+                    Err(cause)
                 } else if self.now.saturating_sub(session.last_write) < *lag {
-                    Err(Some(LossCause::ReplicationLag))
+                    Err(LossCause::ReplicationLag)
                 } else {
                     Ok(Recovery::Replica)
                 }
@@ -491,7 +494,7 @@ impl World<'_> {
                 if self.store.as_ref().is_some_and(|store| store.up) {
                     Ok(Recovery::Store)
                 } else {
-                    Err(None)
+                    Err(cause)
                 }
             }
         }
