@@ -52,12 +52,17 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
+    #[inline(always)]
     fn entry(&mut self, time: SimTime, event: E) -> Entry<E> {
         let key = (u128::from(time.nanos()) << 64) | u128::from(self.next_seq);
         self.next_seq += 1;
         Entry { key, event }
     }
 
+    /// Inlined, like everything on the push path: as a call, the 32-byte entry went through the
+    /// stack and reading it back in one 16-byte load stalled on store forwarding (a third of the
+    /// push's time in `perf annotate`; 3% of a whole M/M/c run).
+    #[inline(always)]
     pub fn push(&mut self, time: SimTime, event: E) {
         let entry = self.entry(time, event);
         self.push_to_heap(entry);
@@ -73,6 +78,7 @@ impl<E: Copy> EventQueue<E> {
         }
     }
 
+    #[inline(always)]
     fn push_to_heap(&mut self, entry: Entry<E>) {
         self.heap.push(entry);
         self.sift_up(self.heap.len() - 1);
@@ -115,6 +121,7 @@ impl<E: Copy> EventQueue<E> {
 
     /// Moves the entry at `index` up to its place. Parents move down into the hole, and the entry
     /// is written once, at the end (cheaper than swapping at every level).
+    #[inline(always)]
     fn sift_up(&mut self, mut index: usize) {
         let entry = self.heap[index];
         while index > 0 {

@@ -360,6 +360,7 @@ impl World<'_> {
 
     /// After request `index` of the session ended (any final outcome): think, send the next one,
     /// finish the session, or react to its loss.
+    #[inline(always)] // measured: see start_compute in server.rs
     fn continue_session(&mut self, handle: Handle, index: u32) {
         let Some(session) = self.sessions.get(handle) else {
             return;
