@@ -59,9 +59,9 @@ impl<E: Copy> EventQueue<E> {
         Entry { key, event }
     }
 
-    /// Inlined, like everything on the push path: as a call, the 32-byte entry went through the
-    /// stack and reading it back in one 16-byte load stalled on store forwarding (a third of the
-    /// push's time in `perf annotate`; 3% of a whole M/M/c run).
+    /// Inlined, like everything on the push path: 3% of a whole M/M/c run. As a call, the entry
+    /// went through the stack, and `perf annotate` put a third of the push's samples on reading
+    /// it back.
     #[inline(always)]
     pub fn push(&mut self, time: SimTime, event: E) {
         let entry = self.entry(time, event);
