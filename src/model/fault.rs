@@ -44,8 +44,11 @@ impl World<'_> {
                 ..
             } => self.resize_fleet(count, drain, startup, fault),
             Fault::StoreOutage {
-                duration, failover, ..
-            } => self.store_down(fault, failover.unwrap_or(duration)),
+                duration,
+                failover,
+                wipes,
+                ..
+            } => self.store_down(fault, failover.unwrap_or(duration), wipes),
             Fault::RandomCrashes { .. } => {
                 unreachable!("random crashes are scheduled per server, not as one event")
             }

@@ -71,7 +71,7 @@ enum Event {
         fault: u32,
         batch: u32,
     },
-    StoreUp(u32),
+    StoreUp,
     AutoscaleTick,
     /// The measurement window opens: sessions alive now are measured from here on.
     WarmupEnd,
@@ -332,6 +332,10 @@ pub struct World<'s> {
     recommendations: std::collections::VecDeque<(SimTime, u32)>,
     /// The faults.csv row of a store outage in a topology without a store.
     storeless_outage: Option<u32>,
+    /// Store outages begun and not yet over: the store is back when the last one ends.
+    store_outages_open: u32,
+    /// One of the open outages wipes the store: it comes back empty.
+    store_wipes_on_return: bool,
     /// Busy and capacity areas at the previous autoscaler tick.
     autoscale_areas: (i128, i128),
     events: u64,
@@ -450,6 +454,8 @@ impl<'s> World<'s> {
             recommendations: std::collections::VecDeque::new(),
             autoscale_areas: (0, 0),
             storeless_outage: None,
+            store_outages_open: 0,
+            store_wipes_on_return: false,
             events: 0,
             requests_simulated: 0,
         };
@@ -534,7 +540,7 @@ impl<'s> World<'s> {
             Event::Started(server) => self.on_started(server),
             Event::DrainEnd(server) => self.on_drain_end(server),
             Event::RollingBatch { fault, batch } => self.on_rolling_batch(fault, batch),
-            Event::StoreUp(fault) => self.on_store_up(fault),
+            Event::StoreUp => self.on_store_up(),
             Event::AutoscaleTick => self.on_autoscale_tick(),
             Event::WarmupEnd => self.on_warmup_end(),
         }

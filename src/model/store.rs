@@ -211,23 +211,24 @@ impl World<'_> {
     }
 
     /// A store outage begins: every operation in the store or on its way fails, and so will every
-    /// one until it is back.
-    pub(super) fn store_down(&mut self, fault: u32, back_after: SimTime) {
+    /// one until it is back. Outages may overlap: the store is back when the last one ends (empty
+    /// if any of them wipes it), and the first one's faults.csv row covers them all.
+    pub(super) fn store_down(&mut self, fault: u32, back_after: SimTime, wipes: bool) {
         self.queue
-            .push(self.now.saturating_add(back_after), Event::StoreUp(fault));
+            .push(self.now.saturating_add(back_after), Event::StoreUp);
+        self.store_outages_open += 1;
+        self.store_wipes_on_return |= wipes;
+        if self.store_outages_open > 1 {
+            return; // already down
+        }
         let Some(store) = self.store.as_mut() else {
             // This topology keeps no state in a store: the outage costs it nothing, but its row
             // in faults.csv (and the p99 during it) still lets it be compared with the others.
-            if self.storeless_outage.is_none() {
-                let record = self.open_fault_record(fault, None);
-                self.recorder.faults[record as usize].detected = Some(self.now);
-                self.storeless_outage = Some(record);
-            }
+            let record = self.open_fault_record(fault, None);
+            self.recorder.faults[record as usize].detected = Some(self.now);
+            self.storeless_outage = Some(record);
             return;
         };
-        if !store.up {
-            return;
-        }
         store.up = false;
         store.epoch += 1;
         store.queue.clear();
@@ -251,7 +252,13 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn on_store_up(&mut self, fault: u32) {
+    /// One store outage ends; the store is back if it was the last one open.
+    pub(super) fn on_store_up(&mut self) {
+        self.store_outages_open -= 1;
+        if self.store_outages_open > 0 {
+            return; // another outage still holds it down
+        }
+        let wipes = std::mem::take(&mut self.store_wipes_on_return);
         let Some(store) = self.store.as_mut() else {
             if let Some(record) = self.storeless_outage.take() {
                 self.close_fault_record(record);
@@ -263,10 +270,6 @@ impl World<'_> {
         if let Some(record) = record {
             self.close_fault_record(record);
         }
-        let wipes = matches!(
-            self.scenario.faults[fault as usize],
-            crate::scenario::Fault::StoreOutage { wipes: true, .. }
-        );
         if !wipes {
             return;
         }

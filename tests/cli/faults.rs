@@ -298,6 +298,56 @@ fn a_store_outage_fails_every_store_request_while_it_lasts() {
     );
 }
 
+/// Two outages overlap (10–40 s, and 20–30 s that wipes): the store stays down until the last
+/// ends and comes back empty then. One faults.csv row covers both, in every topology.
+#[test]
+fn overlapping_store_outages_keep_the_store_down_until_the_last_one_ends() {
+    let text = fleet(
+        "60s",
+        50.0,
+        r#"[[topology]]
+name = "store"
+state = "store"
+store = { workers = 1, read = "100us", write = "100us" }
+[[topology]]
+name = "token"
+state = "token"
+[[fault]]
+kind = "store_outage"
+at = "10s"
+duration = "30s"
+[[fault]]
+kind = "store_outage"
+at = "20s"
+duration = "10s"
+wipes = true"#,
+    );
+    let runs = simulate_text(&text);
+    let column = |name: &str| {
+        statesim::metrics::SERIES_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .expect("a timeseries column")
+    };
+    let (ok, unavailable) = (column("ok"), column("store_unavailable"));
+    let store = by_name(&runs, "store");
+    // Between the end of the short outage (30 s) and of the long one (40 s): still down.
+    for row in &store.series[31..39] {
+        assert_eq!(row[ok], 0.0, "{row:?}");
+        assert!(row[unavailable] > 0.0, "{row:?}");
+    }
+    assert!(store.series[45][ok] > 0.0, "back after 40 s");
+    // It came back empty at 40 s: the sessions the store held were lost then, not at 30 s.
+    assert!(metric(store, "sessions_lost_store_outage") > 0.0);
+    for run in &runs {
+        let [row] = run.faults.as_slice() else {
+            panic!("one faults.csv row in {}: {:?}", run.topology, run.faults);
+        };
+        let (start, recovered) = (row[2], row[4]);
+        assert_eq!((start, recovered), (10.0, 40.0), "{}", run.topology);
+    }
+}
+
 #[test]
 fn the_autoscaler_settles_at_the_fleet_its_target_asks_for() {
     let finished = run_scenario("autoscale");
