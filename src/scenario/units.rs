@@ -92,7 +92,7 @@ pub fn format_duration(time: SimTime) -> String {
     if ns == 0 {
         "0s".into()
     } else if ns.is_multiple_of(1_000_000_000) {
-        format!("{}s", ns / 1_000_000_000)
+        format_whole_seconds(ns / 1_000_000_000)
     } else if ns.is_multiple_of(1_000_000) {
         format!("{}ms", ns / 1_000_000)
     } else if ns.is_multiple_of(1_000) {
@@ -100,6 +100,18 @@ pub fn format_duration(time: SimTime) -> String {
     } else {
         format!("{ns}ns")
     }
+}
+
+/// Whole seconds as the file would write them: "30m", "1h30m", "1m30s", "45s".
+fn format_whole_seconds(seconds: u64) -> String {
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = String::new();
+    for (value, unit) in [(hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -130,7 +142,9 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        for text in ["0s", "7s", "15ms", "250us", "13ns"] {
+        for text in [
+            "0s", "7s", "15ms", "250us", "13ns", "30m", "1h30m", "1m30s", "2h5s",
+        ] {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
     }
