@@ -3,10 +3,12 @@
 //! The sequence number is the insertion counter, so two events at the same instant pop in the order
 //! they were scheduled. That makes every run reproducible without relying on the heap's tie-breaking.
 //!
-//! The heap is 4-ary and implicit (one `Vec`): its tree is half as deep as a binary heap's, and the
-//! four children of a node sit in one or two cache lines. Time and sequence are packed into one
-//! `u128` key, so ordering two entries is a single comparison. Sifting moves a hole instead of
-//! swapping. The pop order, and so every result, is the same as with std's `BinaryHeap`.
+//! Up to eight pending events are kept unordered, and a pop finds the earliest by comparing all
+//! eight with selects, never a branch that depends on the data. Beyond eight they form a heap:
+//! 4-ary and implicit (one `Vec`), its tree half as deep as a binary heap's, the four children of
+//! a node in one or two cache lines. Time and sequence are packed into one `u128` key, so ordering
+//! two entries is a single comparison. Sifting moves a hole instead of swapping. Keys are unique,
+//! so the pop order, and so every result, is the same as with std's `BinaryHeap`.
 
 use super::SimTime;
 
@@ -24,10 +26,23 @@ impl<E: Copy> Entry<E> {
 }
 
 const ARITY: usize = 4;
+/// Up to this many pending events (besides the lane) are kept unordered and found by a scan.
+const SMALL: usize = 8;
+/// The key of the unused slots below `SMALL`: no event has it (sequence numbers never reach
+/// `u64::MAX`), so a scan never picks one.
+const PADDING_KEY: u128 = u128::MAX;
 
 /// A deterministic future-event list.
 pub struct EventQueue<E> {
+    /// The pending events in `heap[..len]`. While there are at most `SMALL`, they are unordered
+    /// and `heap[len..SMALL]` holds padding; above that, `heap[..len]` is a 4-ary heap.
+    ///
+    /// A small model (a few servers, no think times) has a handful of pending events, and which
+    /// of them comes next is a coin toss for a heap's comparisons, each a likely branch
+    /// misprediction. A scan of eight keys compares them all with selects instead of branches,
+    /// and an insertion compares nothing.
     heap: Vec<Entry<E>>,
+    len: usize,
     /// The pending event of the one stream that schedules its own successor each time it fires
     /// (session arrivals). Kept beside the heap, it costs one comparison per pop instead of a
     /// push and a pop on the heap; it still carries its sequence number, so the order of events
@@ -36,17 +51,24 @@ pub struct EventQueue<E> {
     next_seq: u64,
 }
 
-impl<E: Copy> Default for EventQueue<E> {
+impl<E: Copy + Default> Default for EventQueue<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 /// Events are small `Copy` values (handles into the world's slabs), so entries move by copy.
-impl<E: Copy> EventQueue<E> {
+impl<E: Copy + Default> EventQueue<E> {
     pub fn new() -> Self {
+        let padding = Entry {
+            key: PADDING_KEY,
+            event: E::default(),
+        };
+        let mut heap = Vec::with_capacity(1024);
+        heap.resize(SMALL, padding);
         EventQueue {
-            heap: Vec::with_capacity(1024),
+            heap,
+            len: 0,
             lane: None,
             next_seq: 0,
         }
@@ -80,29 +102,67 @@ impl<E: Copy> EventQueue<E> {
 
     #[inline(always)]
     fn push_to_heap(&mut self, entry: Entry<E>) {
-        self.heap.push(entry);
-        self.sift_up(self.heap.len() - 1);
+        if self.len < SMALL {
+            self.heap[self.len] = entry;
+            self.len += 1;
+            return;
+        }
+        if self.len == SMALL {
+            self.heapify();
+        }
+        if self.heap.len() == self.len {
+            self.heap.push(entry);
+        } else {
+            self.heap[self.len] = entry;
+        }
+        self.len += 1;
+        self.sift_up(self.len - 1);
+    }
+
+    /// Orders the unordered small set as a heap, before it grows past `SMALL`.
+    #[cold]
+    fn heapify(&mut self) {
+        for index in (0..self.len.div_ceil(ARITY)).rev() {
+            self.sift_down(index);
+        }
+    }
+
+    /// Where the earliest pending event (besides the lane) is; padding when there is none.
+    #[inline(always)]
+    fn top_index(&self) -> usize {
+        if self.len > SMALL {
+            return 0;
+        }
+        let Some(slots) = self.heap.first_chunk::<SMALL>() else {
+            unreachable!("the small set's slots are allocated at creation");
+        };
+        smallest_of_eight(slots)
     }
 
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        let lane_is_next = match (&self.lane, self.heap.first()) {
-            (Some(lane), Some(top)) => lane.key < top.key,
-            (lane, _) => lane.is_some(),
-        };
-        if lane_is_next {
+        let top = self.top_index();
+        let top_key = self.heap[top].key;
+        if self.lane.as_ref().is_some_and(|lane| lane.key < top_key) {
             return self.lane.take().map(|entry| (entry.time(), entry.event));
         }
-        let last = self.heap.pop()?;
-        if self.heap.is_empty() {
-            return Some((last.time(), last.event));
+        if self.len == 0 {
+            return None;
         }
-        let top = std::mem::replace(&mut self.heap[0], last);
-        self.sift_down(0);
-        Some((top.time(), top.event))
+        let first = self.heap[top];
+        self.len -= 1;
+        let last = self.heap[self.len];
+        self.heap[self.len].key = PADDING_KEY;
+        if self.len > 0 && top != self.len {
+            self.heap[top] = last;
+            if self.len > SMALL {
+                self.sift_down(top); // still a heap; at `SMALL` or below, any order will do
+            }
+        }
+        Some((first.time(), first.event))
     }
 
     pub fn peek_time(&self) -> Option<SimTime> {
-        let heap = self.heap.first().map(|entry| entry.key);
+        let heap = (self.len > 0).then(|| self.heap[self.top_index()].key);
         let lane = self.lane.as_ref().map(|entry| entry.key);
         let key = match (heap, lane) {
             (Some(heap), Some(lane)) => Some(heap.min(lane)),
@@ -112,7 +172,7 @@ impl<E: Copy> EventQueue<E> {
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len() + usize::from(self.lane.is_some())
+        self.len + usize::from(self.lane.is_some())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,7 +197,7 @@ impl<E: Copy> EventQueue<E> {
 
     /// Moves the entry at `index` down to its place, promoting the smallest child into the hole.
     fn sift_down(&mut self, mut index: usize) {
-        let heap = &mut self.heap[..];
+        let heap = &mut self.heap[..self.len];
         let entry = heap[index];
         loop {
             let first_child = ARITY * index + 1;
@@ -167,13 +227,24 @@ impl<E: Copy> EventQueue<E> {
     }
 }
 
+/// The position of the smallest key among eight, by a tournament of selects: no branch depends
+/// on which one it is.
+#[inline(always)]
+fn smallest_of_eight<E>(slots: &[Entry<E>; SMALL]) -> usize {
+    let pick = |a: (usize, u128), b: (usize, u128)| if b.1 < a.1 { b } else { a };
+    let at = |i: usize| (i, slots[i].key);
+    let left = pick(pick(at(0), at(1)), pick(at(2), at(3)));
+    let right = pick(pick(at(4), at(5)), pick(at(6), at(7)));
+    pick(left, right).0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
 
-    fn drain<E: Copy>(queue: &mut EventQueue<E>) -> Vec<(SimTime, E)> {
+    fn drain<E: Copy + Default>(queue: &mut EventQueue<E>) -> Vec<(SimTime, E)> {
         std::iter::from_fn(|| queue.pop()).collect()
     }
 
@@ -204,9 +275,10 @@ mod tests {
 
     /// Against a sorted reference, with pushes (to the heap and to the lane) and pops interleaved
     /// as in a simulation (each pop schedules events no earlier than itself) and many ties.
-    #[test]
-    fn matches_a_stable_sort_under_interleaved_pushes_and_pops() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    /// Pushes are more likely while fewer than `pending` events wait: with 2,000 the queue is
+    /// mostly a heap, with 10 it keeps crossing the small set's size both ways.
+    fn check_against_a_stable_sort(pending: usize, seed: u64) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut queue = EventQueue::new();
         let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, seq), kept unsorted
         let mut seq = 0;
@@ -214,7 +286,12 @@ mod tests {
         let mut expected = Vec::new();
         let mut now = 0;
         for _ in 0..20_000 {
-            if rng.random_bool(0.55) || reference.is_empty() {
+            let push_chance = if reference.len() < pending {
+                0.55
+            } else {
+                0.45
+            };
+            if rng.random_bool(push_chance) || reference.is_empty() {
                 let time = now + rng.random_range(0..20u64);
                 if rng.random_bool(0.3) {
                     queue.push_next_in_lane(SimTime(time), seq);
@@ -231,12 +308,24 @@ mod tests {
                 expected.push(min);
                 now = time.nanos();
             }
+            assert_eq!(queue.len(), reference.len());
+            assert_eq!(
+                queue.peek_time().map(SimTime::nanos),
+                reference.iter().min().map(|e| e.0)
+            );
         }
         assert_eq!(popped, expected);
-        assert_eq!(queue.len(), reference.len());
-        assert_eq!(
-            queue.peek_time().map(SimTime::nanos),
-            reference.iter().min().map(|e| e.0)
-        );
+    }
+
+    #[test]
+    fn matches_a_stable_sort_under_interleaved_pushes_and_pops() {
+        check_against_a_stable_sort(2_000, 9);
+    }
+
+    #[test]
+    fn matches_a_stable_sort_when_crossing_between_small_set_and_heap() {
+        for seed in 0..20 {
+            check_against_a_stable_sort(SMALL + 2, seed);
+        }
     }
 }

@@ -25,8 +25,10 @@ use server::{Condition, Server};
 use store::StoreStation;
 
 /// Everything that can happen. Small and `Copy`; the data lives in the world's slabs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 enum Event {
+    /// (The default only fills the event queue's unused slots.)
+    #[default]
     SessionArrival,
     /// The client sends its session's next request (after the think time).
     SendRequest(Handle),
