@@ -140,9 +140,13 @@ impl<E: Copy + Default> EventQueue<E> {
     }
 
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
+        let small = self.len <= SMALL;
         let top = self.top_index();
-        let top_key = self.heap[top].key;
-        if self.lane.as_ref().is_some_and(|lane| lane.key < top_key) {
+        if self
+            .lane
+            .as_ref()
+            .is_some_and(|lane| lane.key < self.heap[top].key)
+        {
             return self.lane.take().map(|entry| (entry.time(), entry.event));
         }
         if self.len == 0 {
@@ -151,12 +155,14 @@ impl<E: Copy + Default> EventQueue<E> {
         let first = self.heap[top];
         self.len -= 1;
         let last = self.heap[self.len];
-        self.heap[self.len].key = PADDING_KEY;
-        if self.len > 0 && top != self.len {
+        if small {
+            // Any order will do: the last entry fills the hole, and padding its old slot.
             self.heap[top] = last;
-            if self.len > SMALL {
-                self.sift_down(top); // still a heap; at `SMALL` or below, any order will do
-            }
+            self.heap[self.len].key = PADDING_KEY;
+        } else {
+            // The slot given up is past the small set's, so it needs no padding.
+            self.heap[0] = last;
+            self.sift_down(0);
         }
         Some((first.time(), first.event))
     }
