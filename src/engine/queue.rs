@@ -3,8 +3,9 @@
 //! The sequence number is the insertion counter, so two events at the same instant pop in the order
 //! they were scheduled. That makes every run reproducible without relying on the heap's tie-breaking.
 //!
-//! Up to eight pending events are kept unordered, and a pop finds the earliest by comparing all
-//! eight with selects, never a branch that depends on the data. Beyond eight they form a heap:
+//! Up to sixteen pending events are kept unordered, and a pop finds the earliest by comparing them
+//! all with selects (eight at a time while there are no more), never a branch that depends on the
+//! data. Beyond sixteen they form a heap:
 //! 4-ary and implicit (one `Vec`), its tree half as deep as a binary heap's, the four children of
 //! a node in one or two cache lines. Time and sequence are packed into one `u128` key, so ordering
 //! two entries is a single comparison. Sifting moves a hole instead of swapping. Keys are unique,
@@ -26,8 +27,9 @@ impl<E: Copy> Entry<E> {
 }
 
 const ARITY: usize = 4;
-/// Up to this many pending events (besides the lane) are kept unordered and found by a scan.
-const SMALL: usize = 8;
+/// Up to this many pending events (besides the lane) are kept unordered and found by a scan: of
+/// the first eight slots while there are at most eight, of all sixteen above.
+const SMALL: usize = 16;
 /// The key of the unused slots below `SMALL`: no event has it (sequence numbers never reach
 /// `u64::MAX`), so a scan never picks one.
 const PADDING_KEY: u128 = u128::MAX;
@@ -39,8 +41,8 @@ pub struct EventQueue<E> {
     ///
     /// A small model (a few servers, no think times) has a handful of pending events, and which
     /// of them comes next is a coin toss for a heap's comparisons, each a likely branch
-    /// misprediction. A scan of eight keys compares them all with selects instead of branches,
-    /// and an insertion compares nothing.
+    /// misprediction. A scan compares them all with selects instead of branches, and an insertion
+    /// compares nothing.
     heap: Vec<Entry<E>>,
     len: usize,
     /// The pending event of the one stream that schedules its own successor each time it fires
@@ -130,13 +132,16 @@ impl<E: Copy + Default> EventQueue<E> {
     /// Where the earliest pending event (besides the lane) is; padding when there is none.
     #[inline(always)]
     fn top_index(&self) -> usize {
-        if self.len > SMALL {
-            return 0;
-        }
         let Some(slots) = self.heap.first_chunk::<SMALL>() else {
             unreachable!("the small set's slots are allocated at creation");
         };
-        smallest_of_eight(slots)
+        if self.len <= SMALL / 2 {
+            smallest_of_eight(slots)
+        } else if self.len <= SMALL {
+            smallest_of_sixteen(slots)
+        } else {
+            0
+        }
     }
 
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
@@ -233,15 +238,35 @@ impl<E: Copy + Default> EventQueue<E> {
     }
 }
 
-/// The position of the smallest key among eight, by a tournament of selects: no branch depends
-/// on which one it is.
+/// The position of the smaller of two (position, key) pairs: a select, not a branch.
+#[inline(always)]
+fn pick(a: (usize, u128), b: (usize, u128)) -> (usize, u128) {
+    if b.1 < a.1 { b } else { a }
+}
+
+/// The smallest key among the four slots from `first`, by a tournament of selects: no branch
+/// depends on which one it is.
+#[inline(always)]
+fn smallest_of_four<E>(slots: &[Entry<E>; SMALL], first: usize) -> (usize, u128) {
+    let at = |i: usize| (i, slots[i].key);
+    pick(
+        pick(at(first), at(first + 1)),
+        pick(at(first + 2), at(first + 3)),
+    )
+}
+
+/// The position of the smallest key among the first eight slots.
 #[inline(always)]
 fn smallest_of_eight<E>(slots: &[Entry<E>; SMALL]) -> usize {
-    let pick = |a: (usize, u128), b: (usize, u128)| if b.1 < a.1 { b } else { a };
-    let at = |i: usize| (i, slots[i].key);
-    let left = pick(pick(at(0), at(1)), pick(at(2), at(3)));
-    let right = pick(pick(at(4), at(5)), pick(at(6), at(7)));
-    pick(left, right).0
+    pick(smallest_of_four(slots, 0), smallest_of_four(slots, 4)).0
+}
+
+/// The position of the smallest key among all sixteen slots.
+#[inline(always)]
+fn smallest_of_sixteen<E>(slots: &[Entry<E>; SMALL]) -> usize {
+    let low = pick(smallest_of_four(slots, 0), smallest_of_four(slots, 4));
+    let high = pick(smallest_of_four(slots, 8), smallest_of_four(slots, 12));
+    pick(low, high).0
 }
 
 #[cfg(test)]
@@ -282,7 +307,7 @@ mod tests {
     /// Against a sorted reference, with pushes (to the heap and to the lane) and pops interleaved
     /// as in a simulation (each pop schedules events no earlier than itself) and many ties.
     /// Pushes are more likely while fewer than `pending` events wait: with 2,000 the queue is
-    /// mostly a heap, with 10 it keeps crossing the small set's size both ways.
+    /// mostly a heap; with a few more than a size that matters, it keeps crossing it both ways.
     fn check_against_a_stable_sort(pending: usize, seed: u64) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut queue = EventQueue::new();
@@ -328,9 +353,12 @@ mod tests {
         check_against_a_stable_sort(2_000, 9);
     }
 
+    /// Around eight pending events the scan changes width; around sixteen, small set and heap
+    /// take turns.
     #[test]
-    fn matches_a_stable_sort_when_crossing_between_small_set_and_heap() {
+    fn matches_a_stable_sort_when_crossing_between_scan_widths_and_the_heap() {
         for seed in 0..20 {
+            check_against_a_stable_sort(SMALL / 2 + 2, seed);
             check_against_a_stable_sort(SMALL + 2, seed);
         }
     }
