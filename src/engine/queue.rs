@@ -1,15 +1,15 @@
-//! The pending-event set: a min-heap ordered by `(time, sequence)`.
+//! The pending-event set, popped in `(time, sequence)` order.
 //!
 //! The sequence number is the insertion counter, so two events at the same instant pop in the order
 //! they were scheduled. That makes every run reproducible without relying on the heap's tie-breaking.
 //!
 //! Up to sixteen pending events are kept unordered, and a pop finds the earliest by comparing them
-//! all with selects (eight at a time while there are no more), never a branch that depends on the
-//! data. Beyond sixteen they form a heap:
-//! 4-ary and implicit (one `Vec`), its tree half as deep as a binary heap's, the four children of
-//! a node in one or two cache lines. Time and sequence are packed into one `u128` key, so ordering
-//! two entries is a single comparison. Sifting moves a hole instead of swapping. Keys are unique,
-//! so the pop order, and so every result, is the same as with std's `BinaryHeap`.
+//! all with selects (only the first eight slots while there are no more), never with a branch that
+//! depends on the data. Beyond sixteen they form a heap: 4-ary and implicit (one `Vec`), its tree
+//! half as deep as a binary heap's, the four children of a node in one or two cache lines. Time
+//! and sequence are packed into one `u128` key, so ordering two entries is a single comparison.
+//! Sifting moves a hole instead of swapping. Keys are unique, so the pop order, and so every
+//! result, is the same as with std's `BinaryHeap`.
 
 use super::SimTime;
 
@@ -161,7 +161,7 @@ impl<E: Copy + Default> EventQueue<E> {
         self.len -= 1;
         let last = self.heap[self.len];
         if small {
-            // Any order will do: the last entry fills the hole, and padding its old slot.
+            // Any order will do: the last entry fills the hole, and padding fills its old slot.
             self.heap[top] = last;
             self.heap[self.len].key = PADDING_KEY;
         } else {
