@@ -201,13 +201,17 @@ impl World<'_> {
                 let writes = writes(store.write_fraction);
                 (writes, session_bytes * if writes { 2.0 } else { 1.0 })
             }
-            // Replication copies a session when it changes; its first request creates it.
+            // Replication copies a session when it changes; its first request creates it. A
+            // store backup's copy is store traffic: the session goes to the store with it.
             State::Server {
                 replication,
                 write_fraction,
+                session_bytes,
                 ..
             } if !matches!(replication, Replication::None) => {
-                (index == 0 || writes(*write_fraction), 0.0)
+                let writes = index == 0 || writes(*write_fraction);
+                let to_store = matches!(replication, Replication::StoreBackup(_)) && writes;
+                (writes, if to_store { *session_bytes } else { 0.0 })
             }
             State::Stateless | State::Server { .. } => (false, 0.0),
         };

@@ -140,6 +140,37 @@ fn sync_replication_and_the_hybrid_lose_no_session_to_a_single_server_loss() {
     }
 }
 
+/// `bytes_per_request` counts store traffic: the hybrid's write-through copy goes to the store
+/// (every request writes here), a replica on a peer server is not store traffic.
+#[test]
+fn the_hybrids_write_through_is_store_traffic() {
+    let text = fleet(
+        "60s",
+        20.0,
+        r#"[[topology]]
+name = "hybrid"
+state = "server"
+session_bytes = 4000
+replication = "store_backup"
+write_fraction = 1.0
+store = { workers = 1, read = "100us", write = "100us" }
+balancer = { policy = "sticky", fallback = "round_robin" }
+[[topology]]
+name = "sync"
+state = "server"
+session_bytes = 4000
+replication = "sync"
+write_fraction = 1.0
+balancer = { policy = "sticky", fallback = "round_robin" }"#,
+    );
+    let runs = simulate_text(&text);
+    assert_eq!(
+        metric(by_name(&runs, "hybrid"), "bytes_per_request"),
+        4000.0
+    );
+    assert_eq!(metric(by_name(&runs, "sync"), "bytes_per_request"), 0.0);
+}
+
 #[test]
 fn async_replication_loses_the_sessions_written_within_its_lag() {
     let topologies = r#"[[topology]]
