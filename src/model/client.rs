@@ -209,9 +209,9 @@ impl World<'_> {
                 session_bytes,
                 ..
             } if !matches!(replication, Replication::None) => {
-                let writes = index == 0 || writes(*write_fraction);
-                let to_store = matches!(replication, Replication::StoreBackup(_)) && writes;
-                (writes, if to_store { *session_bytes } else { 0.0 })
+                let copied = index == 0 || writes(*write_fraction);
+                let to_store = matches!(replication, Replication::StoreBackup(_)) && copied;
+                (copied, if to_store { *session_bytes } else { 0.0 })
             }
             State::Stateless | State::Server { .. } => (false, 0.0),
         };
