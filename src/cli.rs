@@ -41,6 +41,12 @@ pub struct ScenarioArgs {
     /// boolean, inline table) and as a string otherwise. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+
+    /// Let the scenario read files (empirical distributions) from DIR too. Without it, a scenario
+    /// reads only regular files inside its own folder: a scenario from a pull request cannot
+    /// read the CI's secrets. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub allow_path: Vec<PathBuf>,
 }
 
 /// What `run` and `check` share: which scenario, with which changes, run how.

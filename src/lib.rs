@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod engine;
 pub mod metrics;
 pub mod model;
@@ -14,3 +15,4 @@ pub mod run;
 pub mod scenario;
 pub mod shard;
 pub mod stats;
+pub mod text;

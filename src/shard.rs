@@ -23,6 +23,8 @@ pub struct Invocation {
     pub text: String,
     pub set: Vec<String>,
     pub sweep: Vec<String>,
+    /// `--allow-path` folders, absolute.
+    pub allowed_dirs: Vec<PathBuf>,
     pub seed: Option<u64>,
     pub replications: Option<u32>,
 }
@@ -69,6 +71,9 @@ pub fn write(path: &Path, file: &ShardFile) -> io::Result<()> {
     }
     for sweep in &invocation.sweep {
         writeln!(out, "sweep {}", hex(sweep.as_bytes()))?;
+    }
+    for dir in &invocation.allowed_dirs {
+        writeln!(out, "allow {}", hex(dir.to_string_lossy().as_bytes()))?;
     }
     if let Some(seed) = invocation.seed {
         writeln!(out, "seed {seed}")?;
@@ -129,6 +134,7 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
         text: String::new(),
         set: Vec::new(),
         sweep: Vec::new(),
+        allowed_dirs: Vec::new(),
         seed: None,
         replications: None,
     };
@@ -167,6 +173,7 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
             "text" => invocation.text = text(next()?)?,
             "set" => invocation.set.push(text(next()?)?),
             "sweep" => invocation.sweep.push(text(next()?)?),
+            "allow" => invocation.allowed_dirs.push(PathBuf::from(text(next()?)?)),
             "seed" => invocation.seed = Some(next()?.parse().map_err(|_| malformed("bad seed"))?),
             "replications" => {
                 let replications = next()?.parse().map_err(|_| malformed("bad count"))?;

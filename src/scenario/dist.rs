@@ -8,9 +8,11 @@
 use super::Problem;
 use super::units::{parse_bytes, parse_duration};
 use crate::engine::SimTime;
+use crate::text::{printable, shown};
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Exp1, Gamma, LogNormal, Pareto, Weibull};
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toml::Value;
 
@@ -152,10 +154,15 @@ impl Dist {
     }
 }
 
-/// Where empirical-distribution files are looked up: the scenario file's folder.
+/// Where empirical-distribution files are looked up (the scenario file's folder) and which
+/// folders they may be in: that folder and any `--allow-path` folder.
 pub struct DistContext<'a> {
     pub base_dir: &'a Path,
+    pub allowed_dirs: &'a [PathBuf],
 }
+
+/// The largest empirical-distribution file read (a million samples take about 10 MB of CSV).
+pub const MAX_EMPIRICAL_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Parses a distribution written at `path` in the scenario.
 pub fn parse_dist(
@@ -499,24 +506,15 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
             ));
         }
     };
-    let full_path = context.base_dir.join(file);
+    let full_path = readable_file(file, &format!("{path}.file"), context)?;
+    let shown_path = shown(&full_path.display().to_string());
+    let bytes = bounded_read(&full_path, &format!("{path}.file"))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_path(&full_path)
-        .map_err(|e| {
-            Problem::new(
-                format!("{path}.file"),
-                format!("cannot read {}: {e}", full_path.display()),
-            )
-        })?;
+        .from_reader(bytes.as_slice());
     let headers = reader
         .headers()
-        .map_err(|e| {
-            Problem::new(
-                format!("{path}.file"),
-                format!("{}: {e}", full_path.display()),
-            )
-        })?
+        .map_err(|e| Problem::new(format!("{path}.file"), format!("{shown_path}: {e}")))?
         .clone();
     let column = match params.table.get("column") {
         None => 0,
@@ -524,9 +522,9 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
             Problem::new(
                 format!("{path}.column"),
                 format!(
-                    "{} has no column \"{name}\" (columns: {})",
-                    full_path.display(),
-                    headers.iter().collect::<Vec<_>>().join(", ")
+                    "{shown_path} has no column \"{}\" (columns: {})",
+                    shown(name),
+                    column_names(&headers)
                 ),
             )
         })?,
@@ -542,12 +540,8 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
     };
     let mut samples = Vec::new();
     for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| {
-            Problem::new(
-                format!("{path}.file"),
-                format!("{}: {e}", full_path.display()),
-            )
-        })?;
+        let record = record
+            .map_err(|e| Problem::new(format!("{path}.file"), format!("{shown_path}: {e}")))?;
         let cell = record.get(column).unwrap_or("").trim();
         if cell.is_empty() {
             continue;
@@ -556,9 +550,9 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
             Problem::new(
                 format!("{path}.file"),
                 format!(
-                    "{} row {}: \"{cell}\" is not a number",
-                    full_path.display(),
-                    row + 2
+                    "{shown_path} row {}: \"{}\" is not a number",
+                    row + 2,
+                    printable(cell, 40)
                 ),
             )
         })?;
@@ -566,8 +560,7 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
             return Err(Problem::new(
                 format!("{path}.file"),
                 format!(
-                    "{} row {}: values must be finite and non-negative",
-                    full_path.display(),
+                    "{shown_path} row {}: values must be finite and non-negative",
                     row + 2
                 ),
             ));
@@ -577,10 +570,83 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
     if samples.is_empty() {
         return Err(Problem::new(
             format!("{path}.file"),
-            format!("{} has no values in the chosen column", full_path.display()),
+            format!("{shown_path} has no values in the chosen column"),
         ));
     }
     Ok(samples.into())
+}
+
+/// The file an empirical distribution names, if the scenario may read it: a path relative to
+/// the scenario's folder that stays inside it (or inside an `--allow-path` folder), naming a
+/// regular file. A scenario is untrusted input: it must not read `/proc/self/environ` or
+/// `../../secrets` and show them in an error.
+fn readable_file(file: &str, key: &str, context: &DistContext) -> Result<PathBuf, Problem> {
+    let outside = || {
+        Problem::new(
+            key,
+            format!(
+                "\"{}\" is outside the scenario's folder: a scenario reads only files in its own \
+                 folder (allow another with --allow-path DIR)",
+                shown(file)
+            ),
+        )
+    };
+    let joined = context.base_dir.join(file);
+    let canonical = joined
+        .canonicalize()
+        .map_err(|e| Problem::new(key, format!("cannot read \"{}\": {e}", shown(file))))?;
+    let inside = std::iter::once(context.base_dir)
+        .chain(context.allowed_dirs.iter().map(PathBuf::as_path))
+        .filter_map(|dir| dir.canonicalize().ok())
+        .any(|root| canonical.starts_with(root));
+    if !inside {
+        return Err(outside());
+    }
+    let metadata = std::fs::metadata(&canonical)
+        .map_err(|e| Problem::new(key, format!("cannot read \"{}\": {e}", shown(file))))?;
+    if !metadata.is_file() {
+        return Err(Problem::new(
+            key,
+            format!("\"{}\" is not a regular file", shown(file)),
+        ));
+    }
+    Ok(canonical)
+}
+
+/// The file's bytes, refusing one larger than [`MAX_EMPIRICAL_FILE_BYTES`] (checked on what is
+/// read, not only on the size the file claims).
+fn bounded_read(path: &Path, key: &str) -> Result<Vec<u8>, Problem> {
+    let shown_path = shown(&path.display().to_string());
+    let file = std::fs::File::open(path)
+        .map_err(|e| Problem::new(key, format!("cannot read {shown_path}: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_EMPIRICAL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Problem::new(key, format!("cannot read {shown_path}: {e}")))?;
+    if bytes.len() as u64 > MAX_EMPIRICAL_FILE_BYTES {
+        return Err(Problem::new(
+            key,
+            format!(
+                "{shown_path} is larger than {} MiB, the most an empirical distribution reads",
+                MAX_EMPIRICAL_FILE_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A header's column names for a message: at most ten, each cut short and escaped.
+fn column_names(headers: &csv::StringRecord) -> String {
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = headers
+        .iter()
+        .take(SHOWN)
+        .map(|name| format!("\"{}\"", printable(name, 40)))
+        .collect();
+    if headers.len() > SHOWN {
+        names.push(format!("and {} more", headers.len() - SHOWN));
+    }
+    names.join(", ")
 }
 
 #[cfg(test)]
@@ -592,6 +658,7 @@ mod tests {
         let table: toml::Table = toml::from_str(&format!("d = {text}")).unwrap();
         let context = DistContext {
             base_dir: Path::new("."),
+            allowed_dirs: &[],
         };
         parse_dist(&table["d"], quantity, "d", &context)
     }
@@ -721,6 +788,7 @@ mod tests {
         .unwrap();
         let context = DistContext {
             base_dir: dir.path(),
+            allowed_dirs: &[],
         };
         let dist = parse_dist(&table["d"], Quantity::Time, "d", &context).unwrap();
         let values = samples(&dist, 3000);

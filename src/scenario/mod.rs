@@ -15,6 +15,7 @@ mod sweep;
 pub mod units;
 
 use crate::engine::SimTime;
+use dist::DistContext;
 pub use dist::{Dist, Quantity};
 use source::{Diagnostic, Location, SourceMap};
 use std::fmt;
@@ -512,7 +513,11 @@ impl fmt::Display for Fault {
 /// Reads and validates a scenario file, applying `--set` overrides. A `[sweep]` in the file is
 /// ignored here: [`load_points_file`] expands it.
 pub fn load_file(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-    let mut points = load_points_file(path, overrides, &[], false)?;
+    let options = LoadOptions {
+        overrides: overrides.to_vec(),
+        ..LoadOptions::default()
+    };
+    let mut points = load_points_file(path, &options)?;
     Ok(points.remove(0).scenario)
 }
 
@@ -524,7 +529,11 @@ pub fn load_str(
     base_dir: &Path,
     overrides: &[String],
 ) -> Result<Scenario, ScenarioError> {
-    let mut points = load_points_str(text, origin, base_dir, overrides, &[], false)?;
+    let options = LoadOptions {
+        overrides: overrides.to_vec(),
+        ..LoadOptions::default()
+    };
+    let mut points = load_points_str(text, origin, base_dir, &options)?;
     Ok(points.remove(0).scenario)
 }
 
@@ -539,28 +548,40 @@ pub struct SweepPoint {
     pub scenario: Scenario,
 }
 
+/// What the command line changes about a scenario, and what it lets the scenario read.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--set key=value`, in order.
+    pub overrides: Vec<String>,
+    /// `--sweep key=values`, in order.
+    pub sweeps: Vec<String>,
+    /// Expand the file's `[sweep]` table (`validate` and `run` do; a plain load ignores it).
+    pub expand_file_sweep: bool,
+    /// `--allow-path`: folders besides the scenario's own that its files may be read from.
+    pub allowed_dirs: Vec<PathBuf>,
+}
+
 /// Reads a scenario file and expands its sweep: the `[sweep]` table (when `expand_file_sweep`)
 /// and `--sweep` flags, as a cartesian product in order (file keys, then flags; the last key
 /// varies fastest).
 pub fn load_points_file(
     path: &Path,
-    overrides: &[String],
-    sweeps: &[String],
-    expand_file_sweep: bool,
+    options: &LoadOptions,
 ) -> Result<Vec<SweepPoint>, ScenarioError> {
     let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let base_dir = path.parent().unwrap_or(Path::new("."));
-    load_points_str(
-        &text,
-        &path.display().to_string(),
-        base_dir,
-        overrides,
-        sweeps,
-        expand_file_sweep,
-    )
+    let base_dir = folder_of(path);
+    load_points_str(&text, &path.display().to_string(), base_dir, options)
+}
+
+/// The folder a scenario file is in (`.` for a bare file name, whose parent is empty).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// [`load_points_file`] for text.
@@ -568,10 +589,13 @@ pub fn load_points_str(
     text: &str,
     origin: &str,
     base_dir: &Path,
-    overrides: &[String],
-    sweeps: &[String],
-    expand_file_sweep: bool,
+    options: &LoadOptions,
 ) -> Result<Vec<SweepPoint>, ScenarioError> {
+    let (overrides, sweeps) = (&options.overrides, &options.sweeps);
+    let context = DistContext {
+        base_dir,
+        allowed_dirs: &options.allowed_dirs,
+    };
     let source = SourceMap::new(origin, text);
     let mut table: toml::Table = toml::from_str(text)
         .map_err(|error| ScenarioError::Invalid(vec![source.syntax_error(&error)]))?;
@@ -591,7 +615,9 @@ pub fn load_points_str(
     let source_hash = crate::engine::rng::stable_hash(&fingerprint);
     let file_sweep = table.remove("sweep");
     let mut groups = Vec::new();
-    if expand_file_sweep && let Some(file_sweep) = file_sweep {
+    if options.expand_file_sweep
+        && let Some(file_sweep) = file_sweep
+    {
         groups = sweep::file_groups(&file_sweep)
             .map_err(|problems| invalid(&source, problems, &assigned))?;
     }
@@ -626,7 +652,7 @@ pub fn load_points_str(
                 )),
             }
         }
-        match resolve_table(point_table, base_dir) {
+        match resolve_table(point_table, &context) {
             Ok(mut scenario) => {
                 scenario.source_hash = source_hash;
                 points.push(SweepPoint {
@@ -666,7 +692,7 @@ fn invalid(
 }
 
 /// The schema and validation steps, after overrides.
-fn resolve_table(table: toml::Table, base_dir: &Path) -> Result<Scenario, Vec<Problem>> {
+fn resolve_table(table: toml::Table, context: &DistContext) -> Result<Scenario, Vec<Problem>> {
     let raw: schema::ScenarioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
         .map_err(|error| {
             let path = error.path().to_string();
@@ -676,5 +702,5 @@ fn resolve_table(table: toml::Table, base_dir: &Path) -> Result<Scenario, Vec<Pr
                 message,
             )]
         })?;
-    resolve::resolve(raw, base_dir)
+    resolve::resolve(raw, context)
 }

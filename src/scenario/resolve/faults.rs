@@ -1,0 +1,226 @@
+//! `[[fault]]` and `[autoscale]`.
+
+use super::Resolver;
+use crate::engine::SimTime;
+use crate::scenario::schema::*;
+use crate::scenario::*;
+use toml::Value;
+
+/// Kubernetes terminationGracePeriodSeconds default: 30 s between SIGTERM and SIGKILL.
+const DEFAULT_DRAIN: SimTime = SimTime::from_secs(30);
+/// Kubernetes HPA: sync period 15 s, scale-down stabilization window 5 minutes.
+const DEFAULT_AUTOSCALE_SYNC: SimTime = SimTime::from_secs(15);
+const DEFAULT_SCALE_DOWN_STABILIZATION: SimTime = SimTime::from_secs(300);
+
+impl Resolver<'_> {
+    fn fault_time(&mut self, at: SimTime, path: &str, duration: SimTime) {
+        self.check(
+            at < duration,
+            format!("{path}.at"),
+            format!(
+                "the fault at {} would happen after the run ends ({})",
+                units::format_duration(at),
+                units::format_duration(duration)
+            ),
+        );
+    }
+
+    fn fault_server(&mut self, server: u32, path: &str, topologies: &[Topology]) {
+        if let Some(topology) = topologies.iter().find(|t| server >= t.servers.count) {
+            self.problems.push(Problem::new(
+                format!("{path}.server"),
+                format!(
+                    "server index {server} is out of range: topology \"{}\" has {} servers (indices 0..{})",
+                    topology.name,
+                    topology.servers.count,
+                    topology.servers.count.saturating_sub(1)
+                ),
+            ));
+        }
+    }
+
+    pub(super) fn fault(
+        &mut self,
+        file: &FaultFile,
+        path: &str,
+        raw: &ScenarioFile,
+        topologies: &[Topology],
+    ) -> Fault {
+        let duration = raw.duration.0;
+        match file {
+            FaultFile::Crash {
+                at,
+                server,
+                restart_after,
+            }
+            | FaultFile::Hang {
+                at,
+                server,
+                restart_after,
+            } => {
+                self.fault_time(at.0, path, duration);
+                self.fault_server(*server, path, topologies);
+                let (at, server, restart_after) = (at.0, *server, restart_after.map(|d| d.0));
+                if matches!(file, FaultFile::Crash { .. }) {
+                    return Fault::Crash {
+                        at,
+                        server,
+                        restart_after,
+                    };
+                }
+                self.check(
+                    raw.client.timeout.is_some(),
+                    format!("{path}.kind"),
+                    "clients learn of a hung server only through their timeout: set client.timeout",
+                );
+                Fault::Hang {
+                    at,
+                    server,
+                    restart_after,
+                }
+            }
+            FaultFile::RandomCrashes { mtbf, mttr } => {
+                // A plain duration is the mean of an exponential time to failure (a constant
+                // rate of failure); a table names any other family.
+                let mtbf_value = match mtbf {
+                    Value::String(_) => {
+                        let mut table = toml::Table::new();
+                        table.insert("dist".into(), Value::String("exponential".into()));
+                        table.insert("mean".into(), mtbf.clone());
+                        Value::Table(table)
+                    }
+                    other => other.clone(),
+                };
+                let mtbf_path = format!("{path}.mtbf");
+                let mtbf = self.dist(Some(&mtbf_value), Quantity::Time, &mtbf_path, Dist::zero());
+                let mttr = self.dist(
+                    Some(mttr),
+                    Quantity::Time,
+                    &format!("{path}.mttr"),
+                    Dist::zero(),
+                );
+                // A failure every few microseconds would flood the run with events.
+                self.check(
+                    mtbf.mean().is_some_and(|mean| mean >= 1e6),
+                    mtbf_path,
+                    "the mean time between failures must be at least 1ms",
+                );
+                Fault::RandomCrashes { mtbf, mttr }
+            }
+            FaultFile::RollingRestart {
+                at,
+                batch,
+                interval,
+                drain,
+                startup,
+            } => {
+                self.fault_time(at.0, path, duration);
+                let batch = batch.unwrap_or(1);
+                self.check(batch >= 1, format!("{path}.batch"), "must be at least 1");
+                self.check(
+                    interval.0 > SimTime::ZERO,
+                    format!("{path}.interval"),
+                    "must be greater than zero",
+                );
+                Fault::RollingRestart {
+                    at: at.0,
+                    batch,
+                    interval: interval.0,
+                    drain: drain.map_or(DEFAULT_DRAIN, |d| d.0),
+                    startup: startup.map_or(SimTime::ZERO, |d| d.0),
+                }
+            }
+            FaultFile::Scale {
+                at,
+                count,
+                drain,
+                startup,
+            } => {
+                self.fault_time(at.0, path, duration);
+                self.check(
+                    (1..=100_000).contains(count),
+                    format!("{path}.count"),
+                    "a fleet has between 1 and 100000 servers",
+                );
+                Fault::Scale {
+                    at: at.0,
+                    count: *count,
+                    drain: drain.map_or(DEFAULT_DRAIN, |d| d.0),
+                    startup: startup.map_or(SimTime::ZERO, |d| d.0),
+                }
+            }
+            FaultFile::StoreOutage {
+                at,
+                duration: outage,
+                failover,
+                wipes,
+            } => {
+                self.fault_time(at.0, path, duration);
+                self.check(
+                    outage.0 > SimTime::ZERO,
+                    format!("{path}.duration"),
+                    "must be greater than zero",
+                );
+                if let Some(failover) = failover {
+                    self.check(
+                        failover.0 <= outage.0,
+                        format!("{path}.failover"),
+                        "a failover after the outage ended would never happen: make it at most the duration",
+                    );
+                }
+                Fault::StoreOutage {
+                    at: at.0,
+                    duration: outage.0,
+                    failover: failover.map(|d| d.0),
+                    wipes: *wipes,
+                }
+            }
+        }
+    }
+
+    pub(super) fn autoscale(&mut self, file: &AutoscaleFile, topologies: &[Topology]) -> Autoscale {
+        let autoscale = Autoscale {
+            target_utilization: file.target_utilization,
+            sync_period: file.sync_period.map_or(DEFAULT_AUTOSCALE_SYNC, |d| d.0),
+            scale_down_stabilization: file
+                .scale_down_stabilization
+                .map_or(DEFAULT_SCALE_DOWN_STABILIZATION, |d| d.0),
+            min: file.min,
+            max: file.max,
+            startup: file.startup.map_or(SimTime::ZERO, |d| d.0),
+            drain: file.drain.map_or(DEFAULT_DRAIN, |d| d.0),
+        };
+        self.check(
+            autoscale.target_utilization > 0.0 && autoscale.target_utilization <= 1.0,
+            "autoscale.target_utilization",
+            format!(
+                "must be a utilisation in (0, 1], got {}",
+                autoscale.target_utilization
+            ),
+        );
+        self.check(
+            autoscale.sync_period > SimTime::ZERO,
+            "autoscale.sync_period",
+            "must be greater than zero",
+        );
+        self.check(autoscale.min >= 1, "autoscale.min", "must be at least 1");
+        self.check(
+            autoscale.max >= autoscale.min && autoscale.max <= 100_000,
+            "autoscale.max",
+            "must be at least min and at most 100000",
+        );
+        for topology in topologies {
+            let count = topology.servers.count;
+            if count < autoscale.min || count > autoscale.max {
+                self.problems.push(Problem::new(
+                    "autoscale",
+                    format!(
+                        "topology \"{}\" starts with {count} servers, outside min..=max ({}..={})",
+                        topology.name, autoscale.min, autoscale.max
+                    ),
+                ));
+            }
+        }
+        autoscale
+    }
+}

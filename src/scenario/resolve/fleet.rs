@@ -1,0 +1,171 @@
+//! The fleet sections: `[servers]`, `[balancer]` and `[network]`, each merged from a topology's
+//! override over the scenario-wide value.
+
+use super::Resolver;
+use crate::engine::SimTime;
+use crate::scenario::schema::*;
+use crate::scenario::*;
+use toml::Value;
+
+/// Kubernetes readiness-probe defaults: period 10 s, failureThreshold 3, successThreshold 1
+/// (kubernetes/kubernetes pkg/apis/core/v1/defaults.go, SetDefaults_Probe).
+const DEFAULT_HEALTH_CHECK: HealthCheck = HealthCheck {
+    interval: SimTime::from_secs(10),
+    unhealthy_threshold: 3,
+    healthy_threshold: 1,
+    timeout: SimTime::from_secs(1),
+};
+
+impl Resolver<'_> {
+    pub(super) fn servers(
+        &mut self,
+        global: &ServersFile,
+        local: Option<&ServersFile>,
+        path: &str,
+    ) -> Servers {
+        let local = local.cloned().unwrap_or_default();
+        let servers = Servers {
+            count: local.count.or(global.count).unwrap_or(1),
+            workers: local.workers.or(global.workers).unwrap_or(1),
+            queue_limit: local.queue_limit.or(global.queue_limit),
+            memory_mb: local.memory_mb.or(global.memory_mb),
+            on_memory_full: local
+                .on_memory_full
+                .or(global.on_memory_full)
+                .unwrap_or(MemoryFull::EvictLru),
+        };
+        let origin = |key: &str, set_locally: bool| merged_key(path, "servers", key, set_locally);
+        self.check(
+            servers.count >= 1,
+            origin("count", local.count.is_some()),
+            "a topology needs at least one server",
+        );
+        self.check(
+            servers.count <= 100_000,
+            origin("count", local.count.is_some()),
+            "at most 100000 servers are supported",
+        );
+        self.check(
+            servers.workers >= 1,
+            origin("workers", local.workers.is_some()),
+            "a server needs at least one worker",
+        );
+        if let Some(memory) = servers.memory_mb {
+            self.check(
+                memory.is_finite() && memory > 0.0,
+                origin("memory_mb", local.memory_mb.is_some()),
+                format!("must be a positive number of megabytes, got {memory}"),
+            );
+        }
+        servers
+    }
+
+    pub(super) fn balancer(
+        &mut self,
+        global: &BalancerFile,
+        local: Option<&BalancerFile>,
+        path: &str,
+    ) -> Balancer {
+        let local = local.cloned().unwrap_or_default();
+        let global_check = global.health_check.clone().unwrap_or_default();
+        let local_check = local.health_check.clone().unwrap_or_default();
+        let health_check = HealthCheck {
+            interval: local_check
+                .interval
+                .or(global_check.interval)
+                .map_or(DEFAULT_HEALTH_CHECK.interval, |d| d.0),
+            unhealthy_threshold: local_check
+                .unhealthy_threshold
+                .or(global_check.unhealthy_threshold)
+                .unwrap_or(DEFAULT_HEALTH_CHECK.unhealthy_threshold),
+            healthy_threshold: local_check
+                .healthy_threshold
+                .or(global_check.healthy_threshold)
+                .unwrap_or(DEFAULT_HEALTH_CHECK.healthy_threshold),
+            timeout: local_check
+                .timeout
+                .or(global_check.timeout)
+                .map_or(DEFAULT_HEALTH_CHECK.timeout, |d| d.0),
+        };
+        let balancer = Balancer {
+            policy: local.policy.or(global.policy).unwrap_or(Policy::RoundRobin),
+            fallback: local
+                .fallback
+                .or(global.fallback)
+                .unwrap_or(Policy::LeastConnections),
+            health_check,
+        };
+        let origin = |key: &str, set_locally: bool| merged_key(path, "balancer", key, set_locally);
+        self.check(
+            balancer.fallback != Policy::Sticky,
+            origin("fallback", local.fallback.is_some()),
+            "the fallback places a session's first request, so it cannot itself be sticky",
+        );
+        self.check(
+            balancer.health_check.interval > SimTime::ZERO,
+            origin("health_check.interval", local_check.interval.is_some()),
+            "the health-check interval must be greater than zero",
+        );
+        self.check(
+            balancer.health_check.timeout > SimTime::ZERO,
+            origin("health_check.timeout", local_check.timeout.is_some()),
+            "the probe timeout must be greater than zero",
+        );
+        self.check(
+            balancer.health_check.unhealthy_threshold >= 1,
+            origin(
+                "health_check.unhealthy_threshold",
+                local_check.unhealthy_threshold.is_some(),
+            ),
+            "must be at least 1",
+        );
+        self.check(
+            balancer.health_check.healthy_threshold >= 1,
+            origin(
+                "health_check.healthy_threshold",
+                local_check.healthy_threshold.is_some(),
+            ),
+            "must be at least 1",
+        );
+        balancer
+    }
+
+    /// Each hop's latency: the topology's own value, else the scenario's, else zero.
+    pub(super) fn network(
+        &mut self,
+        global: &NetworkFile,
+        local: Option<&NetworkFile>,
+        path: &str,
+    ) -> Network {
+        let local = local.cloned().unwrap_or_default();
+        let mut hop = |local: &Option<Value>, global: &Option<Value>, key: &str| {
+            let origin = merged_key(path, "network", key, local.is_some());
+            let value = local.as_ref().or(global.as_ref());
+            self.dist(value, Quantity::Time, &origin, Dist::zero())
+        };
+        Network {
+            client_balancer: hop(
+                &local.client_balancer,
+                &global.client_balancer,
+                "client_balancer",
+            ),
+            balancer_server: hop(
+                &local.balancer_server,
+                &global.balancer_server,
+                "balancer_server",
+            ),
+            server_store: hop(&local.server_store, &global.server_store, "server_store"),
+            server_server: hop(&local.server_server, &global.server_server, "server_server"),
+        }
+    }
+}
+
+/// The key path a merged setting came from: the topology's override (`topology[1].servers.count`)
+/// or the scenario-wide value (`servers.count`).
+fn merged_key(topology_path: &str, section: &str, key: &str, set_locally: bool) -> String {
+    if set_locally {
+        format!("{topology_path}.{section}.{key}")
+    } else {
+        format!("{section}.{key}")
+    }
+}
