@@ -36,9 +36,75 @@ pub fn is_unsafe(c: char) -> bool {
         || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The candidate closest to `word` by edit distance, if it is close enough to be a typo (at
+/// most a third of the word's length, at least one edit), for "did you mean …?".
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let allowed = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|(distance, _)| *distance <= allowed && *distance < word.chars().count())
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Edit distance counting a swap of neighbours as one edit (optimal string alignment), by
+/// characters; long inputs are cut short (a typo is in a short word).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    // d[i][j]: distance between the first i characters of a and the first j of b.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// `text`, followed by " (did you mean `x`?)" when a candidate is close to `word`.
+pub fn with_suggestion<'a>(
+    text: String,
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    match closest(word, candidates) {
+        Some(candidate) => format!("{text} (did you mean `{candidate}`?)"),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn near_misses_are_suggested_and_strangers_are_not() {
+        let keys = ["count", "workers", "queue_limit"];
+        assert_eq!(closest("cuont", keys), Some("count"));
+        assert_eq!(closest("worker", keys), Some("workers"));
+        assert_eq!(closest("zebra", keys), None);
+        assert_eq!(
+            closest("b", ["a"]),
+            None,
+            "a one-letter name is no typo of another"
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 
     #[test]
     fn control_characters_are_escaped_and_long_text_cut() {

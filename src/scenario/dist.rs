@@ -171,14 +171,31 @@ pub fn parse_dist(
     path: &str,
     context: &DistContext,
 ) -> Result<Dist, Problem> {
-    match value {
-        Value::Table(table) => parse_dist_table(table, quantity, path, context),
-        plain => {
-            let v = parse_scalar(plain, quantity, path)?;
-            Ok(Dist::constant(v))
-        }
+    let mut dist = match value {
+        Value::Table(table) => parse_dist_table(table, quantity, path, context)?,
+        plain => Dist::constant(parse_scalar(plain, quantity, path)?),
+    };
+    if quantity == Quantity::Count
+        && let Some(count) = dist.as_constant()
+        && (count < 1.0 || count.fract() != 0.0)
+    {
+        return Err(Problem::new(
+            path,
+            format!(
+                "a count is a whole number of at least 1, got {count} (for a mean that is not \
+                 whole, use a distribution such as {{ dist = \"geometric\", mean = 2.5 }})"
+            ),
+        ));
     }
+    if quantity == Quantity::Bytes {
+        // A heavy tail must not sum to infinity in bytes_per_request.
+        dist.max = dist.max.min(MAX_BYTES);
+    }
+    Ok(dist)
 }
+
+/// The largest size a byte quantity takes: 1 TiB.
+pub const MAX_BYTES: f64 = 1_099_511_627_776.0;
 
 /// Parses one plain value in the quantity's unit (nanoseconds for times).
 pub fn parse_scalar(value: &Value, quantity: Quantity, path: &str) -> Result<f64, Problem> {
@@ -206,6 +223,12 @@ pub fn parse_scalar(value: &Value, quantity: Quantity, path: &str) -> Result<f64
         return Err(Problem::new(
             path,
             format!("must be a finite, non-negative value, got {number}"),
+        ));
+    }
+    if quantity == Quantity::Bytes && number > MAX_BYTES {
+        return Err(Problem::new(
+            path,
+            format!("{number} bytes is more than the 1 TiB a size may be"),
         ));
     }
     Ok(number)
@@ -313,6 +336,13 @@ fn parse_dist_table(
             let mean = Some(scale * gamma_term).filter(|m| m.is_finite());
             (Family::Weibull(weibull), mean, &["scale", "shape", "mean"])
         }
+        "geometric" if quantity != Quantity::Count => {
+            return Err(Problem::new(
+                format!("{path}.dist"),
+                "geometric counts trials, so it gives whole numbers: use it for \
+                 requests_per_session; for a time or a size use exponential, gamma or lognormal",
+            ));
+        }
         "geometric" => {
             let mean = params.positive_number("mean")?;
             if mean < 1.0 {
@@ -342,7 +372,14 @@ fn parse_dist_table(
         other => {
             return Err(Problem::new(
                 format!("{path}.dist"),
-                format!("unknown distribution \"{other}\"; expected one of {FAMILIES}"),
+                crate::text::with_suggestion(
+                    format!(
+                        "unknown distribution \"{}\"; expected one of {FAMILIES}",
+                        shown(other)
+                    ),
+                    other,
+                    FAMILIES.split(", "),
+                ),
             ));
         }
     };
@@ -465,9 +502,15 @@ impl Params<'_> {
             if !common && !allowed.contains(&key.as_str()) {
                 return Err(Problem::new(
                     self.key_path(key),
-                    format!(
-                        "unknown parameter `{key}`; this distribution takes {} (and optional min, max)",
-                        allowed.join(", ")
+                    crate::text::with_suggestion(
+                        format!(
+                            "unknown parameter `{}`; this distribution takes {} (and optional \
+                             min, max)",
+                            shown(key),
+                            allowed.join(", ")
+                        ),
+                        key,
+                        allowed.iter().copied().chain(["min", "max"]),
                     ),
                 ));
             }

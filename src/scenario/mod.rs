@@ -245,6 +245,20 @@ pub struct Topology {
     pub network: Network,
 }
 
+impl Topology {
+    /// Whether sessions reach an external store (as their home, or as a backup copy).
+    pub fn has_store(&self) -> bool {
+        matches!(
+            self.state,
+            State::Store { .. }
+                | State::Server {
+                    replication: Replication::StoreBackup(_),
+                    ..
+                }
+        )
+    }
+}
+
 /// Where session state lives.
 #[derive(Clone, Debug)]
 pub enum State {
@@ -568,12 +582,42 @@ pub fn load_points_file(
     path: &Path,
     options: &LoadOptions,
 ) -> Result<Vec<SweepPoint>, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_scenario_text(path)?;
     let base_dir = folder_of(path);
     load_points_str(&text, &path.display().to_string(), base_dir, options)
+}
+
+/// The largest scenario file read (the biggest bundled one is under 10 KB).
+pub const MAX_SCENARIO_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A scenario file's text: at most [`MAX_SCENARIO_BYTES`], UTF-8 (an error names the line,
+/// column and byte offset of the first invalid byte).
+pub fn read_scenario_text(path: &Path) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let read_error = |source| ScenarioError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SCENARIO_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(read_error(std::io::Error::other(format!(
+            "larger than {} MiB; a scenario file is a few kilobytes",
+            MAX_SCENARIO_BYTES / (1024 * 1024)
+        ))));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let offset = error.utf8_error().valid_up_to();
+        let valid = String::from_utf8_lossy(&error.as_bytes()[..offset]).into_owned();
+        let origin = path.display().to_string();
+        ScenarioError::Invalid(vec![SourceMap::new(&origin, &valid).at_offset(
+            offset,
+            format!("not valid UTF-8 (byte offset {offset}); a scenario is UTF-8 text"),
+        )])
+    })
 }
 
 /// The folder a scenario file is in (`.` for a bare file name, whose parent is empty).
@@ -691,16 +735,25 @@ fn invalid(
     ScenarioError::Invalid(diagnostics)
 }
 
-/// The schema and validation steps, after overrides.
+/// The schema and validation steps, after overrides. Every schema problem of the file (and of
+/// each `[[fault]]`) is reported together; range and cross-field problems come once the schema
+/// holds, as they may only be consequences of a value of the wrong type.
 fn resolve_table(table: toml::Table, context: &DistContext) -> Result<Scenario, Vec<Problem>> {
-    let raw: schema::ScenarioFile = serde_path_to_error::deserialize(toml::Value::Table(table))
-        .map_err(|error| {
-            let path = error.path().to_string();
-            let message = error.inner().message().to_string();
-            vec![Problem::new(
-                if path == "." { String::new() } else { path },
-                message,
-            )]
-        })?;
-    resolve::resolve(raw, context)
+    let raw: Result<schema::ScenarioFile, Vec<Problem>> = schema::from_table(table.clone(), "");
+    let fault_values = match table.get("fault") {
+        Some(toml::Value::Array(faults)) => faults.as_slice(),
+        _ => &[],
+    };
+    let mut problems = raw.as_ref().err().cloned().unwrap_or_default();
+    let mut faults = Vec::new();
+    for (index, value) in fault_values.iter().enumerate() {
+        match schema::fault_file(value, &format!("fault[{index}]")) {
+            Ok(fault) => faults.push(fault),
+            Err(more) => problems.extend(more),
+        }
+    }
+    match raw {
+        Ok(raw) if problems.is_empty() => resolve::resolve(raw, &faults, context),
+        _ => Err(problems),
+    }
 }

@@ -25,7 +25,17 @@ pub fn apply(root: &mut Table, assignment: &str) -> Result<String, Problem> {
             "expected KEY=VALUE, e.g. --set servers.count=16",
         ));
     };
-    let parts: Vec<&str> = key.trim().split('.').collect();
+    // `fault[1].at` is `fault.1.at`, as key paths in messages write it.
+    let parts: Vec<&str> = key
+        .trim()
+        .split('.')
+        .flat_map(
+            |part| match part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+                Some((name, index)) => vec![name, index],
+                None => vec![part],
+            },
+        )
+        .collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(Problem::new(
             key.trim(),
@@ -80,12 +90,13 @@ pub fn apply(root: &mut Table, assignment: &str) -> Result<String, Problem> {
                             .iter()
                             .filter_map(|e| e.get("name").and_then(Value::as_str))
                             .collect();
+                        let message = format!(
+                            "no element named \"{selector}\" (names: {})",
+                            names.join(", ")
+                        );
                         Problem::new(
                             canonical.clone(),
-                            format!(
-                                "no element named \"{selector}\" (names: {})",
-                                names.join(", ")
-                            ),
+                            crate::text::with_suggestion(message, selector, names.iter().copied()),
                         )
                     })?;
                 canonical.push_str(&format!("[{position}]"));

@@ -1,11 +1,13 @@
 //! The scenario file as written: serde types with every key optional where a default exists.
 //! Distributions stay raw `toml::Value`s here; `resolve` parses them with their key path in hand.
 
+use super::Problem;
 use super::units::parse_duration;
 use super::{BackoffKind, Jitter, MemoryFull, OnSessionLost, Policy};
 use crate::engine::SimTime;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use toml::Value;
+use toml::{Table, Value};
 
 /// A duration written as a human string ("250us", "1m30s").
 #[derive(Clone, Copy, Debug, Default)]
@@ -107,8 +109,10 @@ pub struct ScenarioFile {
     pub balancer: BalancerFile,
     #[serde(default)]
     pub topology: Vec<TopologyFile>,
-    #[serde(default)]
-    pub fault: Vec<FaultFile>,
+    /// Read separately, each `[[fault]]` by its `kind` ([`fault_file`]); named here so that it is
+    /// a known key.
+    #[serde(default, rename = "fault")]
+    pub _fault: serde::de::IgnoredAny,
     pub autoscale: Option<AutoscaleFile>,
     /// Width of a timeseries.csv bucket.
     pub bucket: Option<HumanDuration>,
@@ -276,41 +280,204 @@ pub struct StoreFile {
     pub write_fraction: Option<f64>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// The `kind` of a `[[fault]]`, read before the rest of its table.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Crash,
+    Hang,
+    RandomCrashes,
+    RollingRestart,
+    Scale,
+    StoreOutage,
+}
+
+/// One `[[fault]]`, by kind. Each kind's keys are their own struct so that a problem inside the
+/// table is reported at its key (`fault[0].restart_after`), which serde's internally tagged enums
+/// cannot do.
 pub enum FaultFile {
-    Crash {
-        at: HumanDuration,
-        server: u32,
-        restart_after: Option<HumanDuration>,
-    },
-    Hang {
-        at: HumanDuration,
-        server: u32,
-        restart_after: Option<HumanDuration>,
-    },
-    RandomCrashes {
-        mtbf: Value,
-        mttr: Value,
-    },
-    RollingRestart {
-        at: HumanDuration,
-        batch: Option<u32>,
-        interval: HumanDuration,
-        drain: Option<HumanDuration>,
-        startup: Option<HumanDuration>,
-    },
-    Scale {
-        at: HumanDuration,
-        count: u32,
-        drain: Option<HumanDuration>,
-        startup: Option<HumanDuration>,
-    },
-    StoreOutage {
-        at: HumanDuration,
-        duration: HumanDuration,
-        failover: Option<HumanDuration>,
-        #[serde(default)]
-        wipes: bool,
-    },
+    Crash(ServerFaultFile),
+    Hang(ServerFaultFile),
+    RandomCrashes(RandomCrashesFile),
+    RollingRestart(RollingRestartFile),
+    Scale(ScaleFile),
+    StoreOutage(StoreOutageFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFaultFile {
+    pub at: HumanDuration,
+    pub server: u32,
+    pub restart_after: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomCrashesFile {
+    pub mtbf: Value,
+    pub mttr: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollingRestartFile {
+    pub at: HumanDuration,
+    pub batch: Option<u32>,
+    pub interval: HumanDuration,
+    pub drain: Option<HumanDuration>,
+    pub startup: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleFile {
+    pub at: HumanDuration,
+    pub count: u32,
+    pub drain: Option<HumanDuration>,
+    pub startup: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreOutageFile {
+    pub at: HumanDuration,
+    pub duration: HumanDuration,
+    pub failover: Option<HumanDuration>,
+    #[serde(default)]
+    pub wipes: bool,
+}
+
+/// At most this many schema problems are reported from one file (each needs a pass of serde).
+const MAX_SCHEMA_PROBLEMS: usize = 50;
+
+/// Deserializes `table` (found at key path `prefix`) into `T`, reporting every problem serde
+/// finds rather than the first: after each one the offending value is removed and serde runs
+/// again, until it succeeds, a problem cannot be removed (a missing key), or
+/// [`MAX_SCHEMA_PROBLEMS`] are found. A missing key that only a removal caused is not reported.
+pub fn from_table<T: DeserializeOwned>(mut table: Table, prefix: &str) -> Result<T, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    while problems.len() < MAX_SCHEMA_PROBLEMS {
+        let error = match serde_path_to_error::deserialize(Value::Table(table.clone())) {
+            Ok(value) if problems.is_empty() => return Ok(value),
+            Ok(_) => break,
+            Err(error) => error,
+        };
+        let path = error.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = error.inner().message().trim_end().to_string();
+        if let Some(field) = missing_field(&message) {
+            let full = join_key(&path, field);
+            if !removed.contains(&full) {
+                problems.push(Problem::new(join_key(prefix, &path), message));
+            }
+            break;
+        }
+        problems.push(Problem::new(join_key(prefix, &path), explain(&message)));
+        if path.is_empty() || !remove_key(&mut table, &path) {
+            break;
+        }
+        removed.push(path);
+    }
+    Err(problems)
+}
+
+/// One `[[fault]]` table at `path`: its `kind`, then that kind's keys.
+pub fn fault_file(value: &Value, path: &str) -> Result<FaultFile, Vec<Problem>> {
+    let Value::Table(table) = value else {
+        return Err(vec![Problem::new(
+            path,
+            format!("expected a table ([[fault]]), found {}", value.type_str()),
+        )]);
+    };
+    let mut table = table.clone();
+    let Some(kind) = table.remove("kind") else {
+        return Err(vec![Problem::new(
+            path,
+            "a fault needs a `kind`: crash, hang, random_crashes, rolling_restart, scale or \
+             store_outage",
+        )]);
+    };
+    let kind: FaultKind = FaultKind::deserialize(kind).map_err(|error| {
+        vec![Problem::new(
+            format!("{path}.kind"),
+            explain(error.message().trim_end()),
+        )]
+    })?;
+    Ok(match kind {
+        FaultKind::Crash => FaultFile::Crash(from_table(table, path)?),
+        FaultKind::Hang => FaultFile::Hang(from_table(table, path)?),
+        FaultKind::RandomCrashes => FaultFile::RandomCrashes(from_table(table, path)?),
+        FaultKind::RollingRestart => FaultFile::RollingRestart(from_table(table, path)?),
+        FaultKind::Scale => FaultFile::Scale(from_table(table, path)?),
+        FaultKind::StoreOutage => FaultFile::StoreOutage(from_table(table, path)?),
+    })
+}
+
+fn join_key(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+/// The field of serde's "missing field `x`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// Removes the value at a serde key path (`topology[1].balancer.policy`). Only a key of a table
+/// is removed: taking an element out of an array would shift the indices of later problems.
+fn remove_key(table: &mut Table, path: &str) -> bool {
+    let Some((parent, key)) = path.rsplit_once('.').map_or(Some(("", path)), Some) else {
+        return false;
+    };
+    if key.contains('[') {
+        return false;
+    }
+    let mut current = table;
+    for part in parent.split('.').filter(|p| !p.is_empty()) {
+        let (name, indices) = match part.find('[') {
+            Some(open) => (&part[..open], &part[open..]),
+            None => (part, ""),
+        };
+        let Some(mut value) = current.get_mut(name) else {
+            return false;
+        };
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            let Ok(index) = index.trim_end_matches(']').parse::<usize>() else {
+                return false;
+            };
+            let Some(element) = value.as_array_mut().and_then(|array| array.get_mut(index)) else {
+                return false;
+            };
+            value = element;
+        }
+        let Value::Table(inner) = value else {
+            return false;
+        };
+        current = inner;
+    }
+    current.remove(key).is_some()
+}
+
+/// serde's message for an unknown key or variant, with "did you mean" for a near miss:
+/// "unknown field `cuont` (did you mean `count`?), expected one of `count`, `workers`, …".
+pub fn explain(message: &str) -> String {
+    let unknown = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|head| message.strip_prefix(head).map(|rest| (head, rest)));
+    let Some((head, rest)) = unknown else {
+        return message.to_string();
+    };
+    let Some((word, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match crate::text::closest(word, candidates) {
+        Some(candidate) => format!("{head}{word}` (did you mean `{candidate}`?){expected}"),
+        None => message.to_string(),
+    }
 }

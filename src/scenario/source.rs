@@ -1,6 +1,7 @@
 //! Turning key paths back into places a user can find: `file:line:column`, or the `--set` flag.
 
 use super::Problem;
+use crate::text::{MESSAGE_LIMIT, printable, shown};
 use std::fmt;
 use toml::de::{DeTable, DeValue};
 
@@ -29,25 +30,21 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every part may carry the file's own text (a key, a value, a name): escaped and cut
+        // short, so that a hostile file cannot write control sequences or megabytes to a log.
         match &self.location {
-            Location::File { file, line, column } => write!(f, "{file}:{line}:{column}: ")?,
-            Location::Set(assignment) => write!(f, "--set {}: ", shorten(assignment))?,
-            Location::Sweep(assignment) => write!(f, "sweep point {}: ", shorten(assignment))?,
+            Location::File { file, line, column } => {
+                write!(f, "{}:{line}:{column}: ", shown(file))?
+            }
+            Location::Set(assignment) => write!(f, "--set {}: ", printable(assignment, 80))?,
+            Location::Sweep(assignment) => {
+                write!(f, "sweep point {}: ", printable(assignment, 80))?
+            }
         }
         if !self.key.is_empty() {
-            write!(f, "`{}`: ", self.key)?;
+            write!(f, "`{}`: ", shown(&self.key))?;
         }
-        write!(f, "{}", self.message)
-    }
-}
-
-/// Keeps a message readable when the flag is absurdly long.
-fn shorten(text: &str) -> String {
-    const LIMIT: usize = 80;
-    if text.chars().count() <= LIMIT {
-        text.to_string()
-    } else {
-        format!("{}…", text.chars().take(LIMIT).collect::<String>())
+        write!(f, "{}", printable(&self.message, MESSAGE_LIMIT * 20))
     }
 }
 
@@ -102,6 +99,15 @@ impl<'a> SourceMap<'a> {
         }
     }
 
+    /// A problem at a byte offset of the text, with no key.
+    pub fn at_offset(&self, offset: usize, message: String) -> Diagnostic {
+        Diagnostic {
+            location: self.file_location(offset),
+            key: String::new(),
+            message,
+        }
+    }
+
     pub fn syntax_error(&self, error: &toml::de::Error) -> Diagnostic {
         Diagnostic {
             location: self.file_location(error.span().map_or(0, |span| span.start)),
@@ -130,9 +136,19 @@ impl<'a> SourceMap<'a> {
                 || problem.path.starts_with(&format!("{path}."))
                 || problem.path.starts_with(&format!("{path}["))
         });
-        let location = match from_flag {
+        let (offset, in_file) = self.find(&problem.path);
+        // A problem about a table the file never wrote, above a key a flag wrote (an unknown
+        // section created by `--set nosuch.key=1`), is the flag's too.
+        let created_by_flag = || {
+            assigned.iter().rev().find(|(path, _)| {
+                !in_file
+                    && (path.starts_with(&format!("{}.", problem.path))
+                        || path.starts_with(&format!("{}[", problem.path)))
+            })
+        };
+        let location = match from_flag.or_else(created_by_flag) {
             Some((_, location)) => location.clone(),
-            None => self.file_location(self.offset_of(&problem.path)),
+            None => self.file_location(offset),
         };
         Diagnostic {
             location,
@@ -142,9 +158,16 @@ impl<'a> SourceMap<'a> {
     }
 
     /// Byte offset of the deepest part of `path` present in the text (the start for none).
+    #[cfg(test)]
     fn offset_of(&self, path: &str) -> usize {
+        self.find(path).0
+    }
+
+    /// Byte offset of the deepest part of `path` present in the text (the start for none), and
+    /// whether all of it is.
+    fn find(&self, path: &str) -> (usize, bool) {
         let Ok(root) = DeTable::parse(self.text) else {
-            return 0;
+            return (0, false);
         };
         let mut best = 0;
         let mut table: Option<&DeTable> = Some(root.get_ref());
@@ -156,11 +179,13 @@ impl<'a> SourceMap<'a> {
                         Some(DeValue::Table(t)) => Some(t),
                         _ => None,
                     });
-                    let Some(current) = current else { break };
+                    let Some(current) = current else {
+                        return (best, false);
+                    };
                     let Some((found_key, found_value)) =
                         current.iter().find(|(k, _)| k.get_ref().as_ref() == key)
                     else {
-                        break;
+                        return (best, false);
                     };
                     best = found_key.span().start;
                     table = None;
@@ -168,10 +193,10 @@ impl<'a> SourceMap<'a> {
                 }
                 Segment::Index(index) => {
                     let Some(DeValue::Array(array)) = value else {
-                        break;
+                        return (best, false);
                     };
                     let Some(element) = array.get(index) else {
-                        break;
+                        return (best, false);
                     };
                     best = element.span().start;
                     table = None;
@@ -179,7 +204,7 @@ impl<'a> SourceMap<'a> {
                 }
             }
         }
-        best
+        (best, true)
     }
 }
 

@@ -399,7 +399,7 @@ fn fault_tolerance_keys_reject_bad_values_with_their_place() {
             &["`topology[1].cache`", "does not apply"],
         ),
         (
-            "[[fault]]\nkind = \"store_outage\"\nat = \"1s\"\nduration = \"2s\"\nfailover = \"5s\"",
+            "[[topology]]\nname = \"s\"\nstate = \"store\"\n[[fault]]\nkind = \"store_outage\"\nat = \"1s\"\nduration = \"2s\"\nfailover = \"5s\"",
             &["`fault[0].failover`", "at most the duration"],
         ),
         (

@@ -4,6 +4,7 @@ use super::Resolver;
 use crate::metrics::{METRICS, metric_index};
 use crate::scenario::schema::*;
 use crate::scenario::*;
+use crate::text::with_suggestion;
 
 impl Resolver<'_> {
     pub(super) fn expectation(
@@ -28,26 +29,47 @@ impl Resolver<'_> {
             let names: Vec<&str> = topologies.iter().map(|t| t.name.as_str()).collect();
             self.problems.push(Problem::new(
                 format!("{path}.topology"),
-                format!(
-                    "no topology is named \"{}\": expected \"*\" or one of {}",
-                    file.topology,
-                    names.join(", ")
+                with_suggestion(
+                    format!(
+                        "no topology is named \"{}\": expected \"*\" or one of {}",
+                        file.topology,
+                        names.join(", ")
+                    ),
+                    &file.topology,
+                    names.iter().copied(),
                 ),
             ));
         }
         if metric_index(&file.metric).is_none() {
             self.problems.push(Problem::new(
                 metric_path.to_string(),
-                format!(
-                    "\"{}\" is not a summary.csv figure: expected one of {}",
-                    file.metric,
-                    METRICS
-                        .iter()
-                        .map(|m| m.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                with_suggestion(
+                    format!(
+                        "\"{}\" is not a summary.csv figure: expected one of {}",
+                        file.metric,
+                        METRICS
+                            .iter()
+                            .map(|m| m.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    &file.metric,
+                    METRICS.iter().map(|m| m.name),
                 ),
             ));
+        }
+        for (key, bound) in [
+            ("min", file.min),
+            ("max", file.max),
+            ("equals", file.equals),
+        ] {
+            if let Some(bound) = bound {
+                self.check(
+                    bound.is_finite(),
+                    format!("{path}.{key}"),
+                    format!("must be a finite number, got {bound} (a NaN bound never fails)"),
+                );
+            }
         }
         self.check(
             file.min.is_some() || file.max.is_some() || file.equals.is_some(),

@@ -48,20 +48,20 @@ impl Resolver<'_> {
     ) -> Fault {
         let duration = raw.duration.0;
         match file {
-            FaultFile::Crash {
+            FaultFile::Crash(ServerFaultFile {
                 at,
                 server,
                 restart_after,
-            }
-            | FaultFile::Hang {
+            })
+            | FaultFile::Hang(ServerFaultFile {
                 at,
                 server,
                 restart_after,
-            } => {
+            }) => {
                 self.fault_time(at.0, path, duration);
                 self.fault_server(*server, path, topologies);
                 let (at, server, restart_after) = (at.0, *server, restart_after.map(|d| d.0));
-                if matches!(file, FaultFile::Crash { .. }) {
+                if matches!(file, FaultFile::Crash(_)) {
                     return Fault::Crash {
                         at,
                         server,
@@ -79,7 +79,7 @@ impl Resolver<'_> {
                     restart_after,
                 }
             }
-            FaultFile::RandomCrashes { mtbf, mttr } => {
+            FaultFile::RandomCrashes(RandomCrashesFile { mtbf, mttr }) => {
                 // A plain duration is the mean of an exponential time to failure (a constant
                 // rate of failure); a table names any other family.
                 let mtbf_value = match mtbf {
@@ -107,13 +107,13 @@ impl Resolver<'_> {
                 );
                 Fault::RandomCrashes { mtbf, mttr }
             }
-            FaultFile::RollingRestart {
+            FaultFile::RollingRestart(RollingRestartFile {
                 at,
                 batch,
                 interval,
                 drain,
                 startup,
-            } => {
+            }) => {
                 self.fault_time(at.0, path, duration);
                 let batch = batch.unwrap_or(1);
                 self.check(batch >= 1, format!("{path}.batch"), "must be at least 1");
@@ -130,12 +130,12 @@ impl Resolver<'_> {
                     startup: startup.map_or(SimTime::ZERO, |d| d.0),
                 }
             }
-            FaultFile::Scale {
+            FaultFile::Scale(ScaleFile {
                 at,
                 count,
                 drain,
                 startup,
-            } => {
+            }) => {
                 self.fault_time(at.0, path, duration);
                 self.check(
                     (1..=100_000).contains(count),
@@ -149,13 +149,19 @@ impl Resolver<'_> {
                     startup: startup.map_or(SimTime::ZERO, |d| d.0),
                 }
             }
-            FaultFile::StoreOutage {
+            FaultFile::StoreOutage(StoreOutageFile {
                 at,
                 duration: outage,
                 failover,
                 wipes,
-            } => {
+            }) => {
                 self.fault_time(at.0, path, duration);
+                self.check(
+                    topologies.iter().any(Topology::has_store),
+                    format!("{path}.kind"),
+                    "no topology has a store (state = \"store\", or replication = \
+                     \"store_backup\"), so a store outage would change nothing",
+                );
                 self.check(
                     outage.0 > SimTime::ZERO,
                     format!("{path}.duration"),

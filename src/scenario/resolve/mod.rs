@@ -18,6 +18,9 @@ use toml::Value;
 /// about 140 bytes a row).
 const MAX_BUCKETS: u64 = 1_000_000;
 
+/// The longest scenario or topology name.
+const MAX_NAME_CHARS: usize = 100;
+
 struct Resolver<'a> {
     problems: Vec<Problem>,
     context: DistContext<'a>,
@@ -54,6 +57,24 @@ impl Resolver<'_> {
         }
     }
 
+    /// A name shown in tables, logs and file names: printable, and short enough to read. A name
+    /// with a newline and `::error …` would inject commands into a CI log.
+    fn name(&mut self, name: &str, path: &str) {
+        self.check(
+            !name.chars().any(crate::text::is_unsafe),
+            path,
+            format!(
+                "\"{}\" contains a control character; a name is printable text",
+                crate::text::shown(name)
+            ),
+        );
+        self.check(
+            name.chars().count() <= MAX_NAME_CHARS,
+            path,
+            format!("a name has at most {MAX_NAME_CHARS} characters"),
+        );
+    }
+
     fn check(&mut self, ok: bool, path: impl Into<String>, message: impl Into<String>) {
         if !ok {
             self.problems.push(Problem::new(path, message));
@@ -71,7 +92,11 @@ impl Resolver<'_> {
     }
 }
 
-pub fn resolve(raw: ScenarioFile, context: &DistContext) -> Result<Scenario, Vec<Problem>> {
+pub fn resolve(
+    raw: ScenarioFile,
+    fault_files: &[FaultFile],
+    context: &DistContext,
+) -> Result<Scenario, Vec<Problem>> {
     let mut r = Resolver {
         problems: Vec::new(),
         context: DistContext {
@@ -84,6 +109,7 @@ pub fn resolve(raw: ScenarioFile, context: &DistContext) -> Result<Scenario, Vec
         "name",
         "the scenario needs a name",
     );
+    r.name(&raw.name, "name");
     r.check(
         raw.duration.0 > SimTime::ZERO,
         "duration",
@@ -173,6 +199,7 @@ pub fn resolve(raw: ScenarioFile, context: &DistContext) -> Result<Scenario, Vec
             format!("{path}.name"),
             "a topology needs a name",
         );
+        r.name(&file.name, &format!("{path}.name"));
         r.check(
             !topologies.iter().any(|t| t.name == file.name),
             format!("{path}.name"),
@@ -206,8 +233,7 @@ pub fn resolve(raw: ScenarioFile, context: &DistContext) -> Result<Scenario, Vec
         });
     }
 
-    let faults = raw
-        .fault
+    let faults = fault_files
         .iter()
         .enumerate()
         .map(|(index, file)| r.fault(file, &format!("fault[{index}]"), &raw, &topologies))
