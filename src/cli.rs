@@ -1,7 +1,6 @@
 //! Command-line types (clap derive). Parsing only; `main.rs` validates and acts.
 
 use clap::{Args, Parser, Subcommand};
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -12,7 +11,8 @@ use std::path::PathBuf;
     long_about = "statesim runs every topology of a scenario (sticky sessions with state in server \
 memory, an external session store, signed tokens, ...) against the same simulated client workload \
 and reports latency percentiles, throughput and sessions lost.\n\n\
-Exit codes: 0 success, 1 a check failed, 2 bad input or usage."
+Exit codes: 0 success, 1 a check failed, 2 bad input or usage (a scenario beyond --max-events \
+or --max-memory included), 3 stopped by --time-limit."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -99,8 +99,15 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
 
     /// Simulations to run in parallel [default: number of cores]. Results do not depend on it.
-    #[arg(long, short = 'j')]
-    pub jobs: Option<NonZeroUsize>,
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: Option<u16>,
+
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+
+    /// Stop after this much wall-clock time, e.g. `10m`: exit code 3, nothing written.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wall_time)]
+    pub time_limit: Option<std::time::Duration>,
 
     /// No progress bar and no informational messages on stderr.
     #[arg(long, short = 'q')]
@@ -110,6 +117,51 @@ pub struct RunArgs {
     /// requests/s, threads and the process's peak memory. Shown even with --quiet.
     #[arg(long)]
     pub stats: bool,
+}
+
+/// How much work a scenario may ask for: a scenario is untrusted input.
+#[derive(Debug, Args)]
+pub struct BudgetArgs {
+    /// Refuse a run estimated to take more simulated events than this (over every sweep point,
+    /// topology and replication), and stop one that passes it, e.g. `2e10` [default: 5e9].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub max_events: Option<u64>,
+
+    /// Refuse a run estimated to need more memory than this, and stop a run whose queues
+    /// outgrow it, e.g. `8GiB` [default: 2GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+fn parse_count(text: &str) -> Result<u64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number such as 2e10, got \"{text}\""))?;
+    if (1.0..1.8e19).contains(&value) {
+        Ok(value as u64)
+    } else {
+        Err(format!(
+            "expected a positive number below 1.8e19, got {text}"
+        ))
+    }
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let bytes = crate::scenario::units::parse_bytes(text)?;
+    if (1.0..1.8e19).contains(&bytes) {
+        Ok(bytes as u64)
+    } else {
+        Err(format!("expected a size such as 8GiB, got {text}"))
+    }
+}
+
+fn parse_wall_time(text: &str) -> Result<std::time::Duration, String> {
+    let time = crate::scenario::units::parse_duration(text)?;
+    if time.nanos() == 0 {
+        return Err("the time limit must be longer than zero".into());
+    }
+    Ok(std::time::Duration::from_nanos(time.nanos()))
 }
 
 #[derive(Debug, Args)]
@@ -123,7 +175,7 @@ pub struct CheckArgs {
 
     /// Relative tolerance of one figure against the baseline, e.g. `latency_p99_ms=0.05`;
     /// `*=0.05` sets the default (0.02). Repeatable.
-    #[arg(long, value_name = "METRIC=REL")]
+    #[arg(long, value_name = "METRIC=REL", requires = "baseline")]
     pub tolerance: Vec<String>,
 
     /// Write this run's results into the --baseline folder instead of comparing with it (the
@@ -153,6 +205,9 @@ pub struct MergeArgs {
     /// No informational messages on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -162,4 +217,7 @@ pub struct ValidateArgs {
 
     #[command(flatten)]
     pub scenario_args: ScenarioArgs,
+
+    #[command(flatten)]
+    pub budget: BudgetArgs,
 }

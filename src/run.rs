@@ -3,13 +3,13 @@
 
 use crate::engine::SimTime;
 use crate::metrics::{RunFigures, RunResult, new_latency_histogram, summarize};
-use crate::model::{latency_per_second, simulate};
+use crate::model::{Limits, Stopped, latency_per_second, simulate_within};
 use crate::report::Report;
 use crate::scenario::{Scenario, SweepPoint};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default)]
@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Run only every `count`-th job starting at `index` (`--shard INDEX/COUNT`).
     pub shard: Option<Shard>,
+    /// What the runs may use (shared by every run, pilots and rounds included).
+    pub limits: Arc<Limits>,
 }
 
 /// One of `count` disjoint parts of a run's jobs (`--shard index/count`).
@@ -36,6 +38,36 @@ pub enum RunError {
         jobs: usize,
         source: rayon::ThreadPoolBuildError,
     },
+    #[error("{0}")]
+    Stopped(Stopped),
+}
+
+impl RunError {
+    /// Whether `--time-limit` stopped the run (rather than the scenario being too big).
+    pub fn is_time_limit(&self) -> bool {
+        matches!(self, RunError::Stopped(Stopped::TimeLimit))
+    }
+}
+
+/// The first reason a run stopped, in job order; a run stopped only because another did
+/// (`Cancelled`) names no reason of its own.
+fn first_stop<T>(outputs: Vec<Result<T, Stopped>>) -> Result<Vec<T>, RunError> {
+    let mut reason: Option<Stopped> = None;
+    let mut done = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        match output {
+            Ok(value) => done.push(value),
+            Err(stopped) => {
+                if reason.as_ref().is_none_or(|r| *r == Stopped::Cancelled) {
+                    reason = Some(stopped);
+                }
+            }
+        }
+    }
+    match reason {
+        Some(stopped) => Err(RunError::Stopped(stopped)),
+        None => Ok(done),
+    }
 }
 
 /// How much simulating a run did and how fast (`--stats`). Never written to result files: the
@@ -96,7 +128,7 @@ fn progress_bar(total: usize, visible: bool) -> ProgressBar {
 
 /// The pool `--jobs` asks for.
 fn thread_pool(options: &RunOptions) -> Result<rayon::ThreadPool, RunError> {
-    let threads = threads(options);
+    let threads = threads(options.jobs);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -106,10 +138,9 @@ fn thread_pool(options: &RunOptions) -> Result<rayon::ThreadPool, RunError> {
         })
 }
 
-fn threads(options: &RunOptions) -> usize {
-    options
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+/// The threads `--jobs` asks for (every core without it).
+pub fn threads(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Runs every job of the scenario on the pool and returns `per_job(job, result)` in job order.
@@ -130,19 +161,21 @@ fn execute<T: Send>(
     }
     let pool = thread_pool(options)?;
     let bar = progress_bar(jobs.len(), options.progress);
+    let limits = &options.limits;
     let outputs = pool.install(|| {
         jobs.par_iter()
             .map(|&job| {
                 let scenario = points[job.point];
                 let topology = &scenario.topologies[job.topology];
-                let result = simulate(scenario, topology, job.replication);
+                let result = simulate_within(scenario, topology, job.replication, limits)
+                    .inspect_err(|_| limits.cancel())?;
                 bar.inc(1);
-                per_job(job, result)
+                Ok(per_job(job, result))
             })
             .collect()
     });
     bar.finish_and_clear();
-    Ok(outputs)
+    first_stop(outputs)
 }
 
 /// Runs every job and returns the full per-run results in job order (topology-major). Each result
@@ -202,7 +235,7 @@ pub fn run_shard(points: &[SweepPoint], options: &RunOptions) -> Result<ShardRes
     let mut runs = Vec::new();
     let mut stats = RunStats {
         simulations: per_job.len(),
-        threads: threads(options),
+        threads: threads(options.jobs),
         ..RunStats::default()
     };
     for (job, result) in per_job {
@@ -343,7 +376,7 @@ fn run_replications(
     })?;
     let stats = RunStats {
         simulations: per_job.len(),
-        threads: threads(options),
+        threads: threads(options.jobs),
         events: per_job.iter().map(|(_, _, events, _)| events).sum(),
         requests: per_job.iter().map(|(_, _, _, requests)| requests).sum(),
         elapsed: started.elapsed(),
@@ -428,16 +461,20 @@ pub fn resolve_auto_warmup(
         .flat_map(|(index, point)| (0..point.scenario.topologies.len()).map(move |t| (index, t)))
         .collect();
     let pool = thread_pool(options)?;
-    let cuts: Vec<(usize, u64)> = pool.install(|| {
+    let limits = &options.limits;
+    let cuts = pool.install(|| {
         pilots
             .par_iter()
             .map(|&(index, topology)| {
                 let scenario = &points[index].scenario;
-                let series = latency_per_second(scenario, &scenario.topologies[topology], 0);
-                (index, crate::stats::mser5_truncation(&series) as u64)
+                let series =
+                    latency_per_second(scenario, &scenario.topologies[topology], 0, limits)
+                        .inspect_err(|_| limits.cancel())?;
+                Ok((index, crate::stats::mser5_truncation(&series) as u64))
             })
             .collect()
     });
+    let cuts: Vec<(usize, u64)> = first_stop(cuts)?;
     let mut chosen = vec![None; points.len()];
     for (index, seconds) in cuts {
         let cut = SimTime::from_secs(seconds);

@@ -1,9 +1,12 @@
 //! `statesim merge`: the shard files of a `run --shard` put back together into one run's results.
 
-use super::{CliError, choose_warmups, results_dir, write_results};
+use super::{
+    CliError, budget_of, check_output_dir, choose_warmups, print, results_dir, write_results,
+};
 use crate::cli::MergeArgs;
+use crate::model::Limits;
 use crate::report::render_table;
-use crate::run::merge_shards;
+use crate::run::{RunOptions, merge_shards};
 use crate::scenario::{self, LoadOptions};
 use crate::shard::{self as shard_file, ShardFile, ShardFileError};
 use std::path::PathBuf;
@@ -54,7 +57,10 @@ pub fn merge_command(args: MergeArgs) -> Result<(), CliError> {
         indices.push(shard.shard.index);
     }
     indices.sort_unstable();
-    if indices != (0..count).collect::<Vec<_>>() {
+    // Compared without building 0..count: a shard file may claim any count.
+    let complete =
+        indices.len() == count && indices.iter().enumerate().all(|(i, &index)| i == index);
+    if !complete {
         return Err(CliError::Merge(format!(
             "shards {indices:?} of {count}: each of 0..{count} is needed exactly once"
         )));
@@ -79,11 +85,18 @@ pub fn merge_command(args: MergeArgs) -> Result<(), CliError> {
             point.scenario.replications = replications;
         }
     }
-    // The shards chose the same warm-up: the pilots are seeded runs.
-    choose_warmups(&mut points, None, true)?;
+    let dir = results_dir(args.out.as_deref(), &points[0].scenario);
+    check_output_dir(&dir)?;
+    // The shards chose the same warm-up: the pilots are seeded runs. They run within the
+    // budget (a shard file is input like any other).
+    let budget = budget_of(&args.budget);
+    let options = RunOptions {
+        limits: std::sync::Arc::new(Limits::new(budget.max_memory, None, budget.max_events)),
+        ..RunOptions::default()
+    };
+    choose_warmups(&mut points, &options, true)?;
     let results = shards.into_iter().map(|shard| shard.results).collect();
     let report = merge_shards(&points, results).map_err(|e| CliError::Merge(e.to_string()))?;
-    print!("{}", render_table(&report));
-    let dir = results_dir(args.out.as_deref(), &points[0].scenario);
+    print(&render_table(&report))?;
     write_results(&report, &dir, !args.quiet)
 }

@@ -12,15 +12,22 @@ pub use merge::merge_command;
 pub use run::run_command;
 pub use validate::validate_command;
 
+use crate::budget::{self, Budget, BudgetError};
 use crate::check::CheckError;
-use crate::cli::RunArgs;
+use crate::cli::{BudgetArgs, RunArgs};
 use crate::metrics::metric_index;
+use crate::model::Limits;
+use crate::output;
 use crate::report::{self, default_exporters, safe_file_name};
-use crate::run::{PrecisionTarget, RunError, RunOptions, RunStats, run_points, run_to_precision};
+use crate::run::{
+    PrecisionTarget, RunError, RunOptions, RunStats, Shard, run_points, run_to_precision,
+};
 use crate::scenario::{self, LoadOptions, QUICKSTART, Scenario, ScenarioError, SweepPoint};
 use crate::shard::ShardFileError;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -51,10 +58,28 @@ pub enum CliError {
     ShardFile(#[from] ShardFileError),
     #[error("{0}")]
     Merge(String),
+    #[error("{0}")]
+    Budget(#[from] BudgetError),
+    #[error("cannot write to stdout: {0}")]
+    Stdout(std::io::Error),
 }
 
-/// Exit code 1: the run worked and a check failed (2 is bad input, from any error).
+impl CliError {
+    /// 3 when `--time-limit` stopped the run, 2 for every other error (bad input or usage).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Run(error) if error.is_time_limit() => TIME_LIMIT,
+            _ => BAD_INPUT,
+        }
+    }
+}
+
+/// Exit code 1: the run worked and a check failed.
 pub const CHECK_FAILED: u8 = 1;
+/// Exit code 2: bad input or usage, including a scenario beyond the budget.
+pub const BAD_INPUT: u8 = 2;
+/// Exit code 3: `--time-limit` stopped the run; nothing was written.
+pub const TIME_LIMIT: u8 = 3;
 
 /// The `--set` overrides, with `--bucket` as the last of them.
 pub(crate) fn overrides(args: &RunArgs) -> Vec<String> {
@@ -96,22 +121,59 @@ pub(crate) fn load_points(args: &RunArgs) -> Result<Vec<SweepPoint>, CliError> {
             point.scenario.replications = replications;
         }
     }
-    choose_warmups(&mut points, args.jobs.map(|n| n.get()), args.quiet)?;
     Ok(points)
+}
+
+/// The scenario's points, loaded and within the budget (refused up front otherwise), and the
+/// options every run of the command shares. `warmup = "auto"` is resolved by [`choose_warmups`]
+/// once the outputs are known to be writable.
+pub(crate) fn prepare(
+    args: &RunArgs,
+    shard: Option<Shard>,
+) -> Result<(Vec<SweepPoint>, RunOptions), CliError> {
+    let points = load_points(args)?;
+    let jobs = args.jobs.map(usize::from);
+    let threads = crate::run::threads(jobs);
+    let least_replications = if args.precision.is_empty() { 1 } else { 5 };
+    let mut estimate = budget::estimate(&points, least_replications, threads);
+    if let Some(shard) = shard {
+        let share = shard.count as f64;
+        estimate.events /= share;
+        estimate.kept_bytes /= share;
+    }
+    let budget = budget_of(&args.budget);
+    let live_bytes_per_run = budget::check(&estimate, &budget, threads)?;
+    let deadline = args.time_limit.map(|limit| Instant::now() + limit);
+    let options = RunOptions {
+        jobs,
+        progress: progress_visible(args.quiet),
+        shard,
+        limits: Arc::new(Limits::new(live_bytes_per_run, deadline, budget.max_events)),
+    };
+    Ok((points, options))
+}
+
+/// `--max-events` and `--max-memory`, or their defaults.
+pub(crate) fn budget_of(args: &BudgetArgs) -> Budget {
+    let default = Budget::default();
+    Budget {
+        max_events: args.max_events.unwrap_or(default.max_events),
+        max_memory: args.max_memory.unwrap_or(default.max_memory),
+    }
+}
+
+/// A progress bar only for a person watching: not with --quiet, not in CI, not into a file.
+pub(crate) fn progress_visible(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
 }
 
 /// Resolves `warmup = "auto"` and says what it chose.
 pub(crate) fn choose_warmups(
     points: &mut [SweepPoint],
-    jobs: Option<usize>,
+    options: &RunOptions,
     quiet: bool,
 ) -> Result<(), CliError> {
-    let options = RunOptions {
-        jobs,
-        progress: false,
-        shard: None,
-    };
-    let chosen = crate::run::resolve_auto_warmup(points, &options)?;
+    let chosen = crate::run::resolve_auto_warmup(points, options)?;
     if quiet {
         return Ok(());
     }
@@ -136,6 +198,7 @@ pub(crate) fn choose_warmups(
 pub(crate) fn run_points_of(
     points: &[SweepPoint],
     args: &RunArgs,
+    options: &RunOptions,
 ) -> Result<report::Report, CliError> {
     let chatty = !args.quiet;
     let first = &points[0].scenario;
@@ -170,17 +233,12 @@ pub(crate) fn run_points_of(
             );
         }
     }
-    let options = RunOptions {
-        jobs: args.jobs.map(|n| n.get()),
-        progress: chatty && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
-        shard: None,
-    };
     let targets = precision_targets(&args.precision)?;
     let (report, stats) = if targets.is_empty() {
-        run_points(points, &options)?
+        run_points(points, options)?
     } else {
         let (report, stats, outcome) =
-            run_to_precision(points, &targets, args.max_replications, &options)?;
+            run_to_precision(points, &targets, args.max_replications, options)?;
         match outcome.unmet {
             None if chatty => eprintln!(
                 "precision reached with {} replications",
@@ -224,7 +282,7 @@ pub(crate) fn write_results(
     dir: &Path,
     chatty: bool,
 ) -> Result<(), CliError> {
-    let written = report::write_files(report, dir, &default_exporters()).map_err(|source| {
+    let written = output::write_results(report, dir, &default_exporters()).map_err(|source| {
         CliError::Output {
             path: dir.to_path_buf(),
             source,
@@ -236,6 +294,19 @@ pub(crate) fn write_results(
         }
     }
     Ok(())
+}
+
+/// Refuses a results folder that cannot be written, before anything is simulated.
+pub(crate) fn check_output_dir(dir: &Path) -> Result<(), CliError> {
+    output::check_dir(dir).map_err(|source| CliError::Output {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Prints on stdout; a full disk is an error, a closed pipe is not.
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
+    output::print_stdout(text).map_err(CliError::Stdout)
 }
 
 /// `--out`, or `results/<scenario name>/`.

@@ -1,28 +1,28 @@
 //! `statesim run`: a scenario (or one `--shard` of it), the table on stdout, CSV files in `--out`.
 
 use super::{
-    CliError, describe_stats, load_points, overrides, results_dir, run_points_of, write_results,
+    CliError, check_output_dir, choose_warmups, describe_stats, overrides, prepare, print,
+    results_dir, run_points_of, write_results,
 };
 use crate::cli::RunArgs;
 use crate::report::render_table;
-use crate::run::{RunOptions, Shard, run_shard};
+use crate::run::{Shard, run_shard};
 use crate::scenario::{self, QUICKSTART, ScenarioError};
 use crate::shard::{self as shard_file, Invocation, ShardFile};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 pub fn run_command(args: RunArgs) -> Result<(), CliError> {
     if let Some(flag) = &args.shard {
         return run_shard_command(&args, parse_shard(flag)?);
     }
-    let points = load_points(&args)?;
-    let report = run_points_of(&points, &args)?;
-    print!("{}", render_table(&report));
-    write_results(
-        &report,
-        &results_dir(args.out.as_deref(), &points[0].scenario),
-        !args.quiet,
-    )
+    let (mut points, options) = prepare(&args, None)?;
+    let dir = results_dir(args.out.as_deref(), &points[0].scenario);
+    check_output_dir(&dir)?;
+    choose_warmups(&mut points, &options, args.quiet)?;
+    let report = run_points_of(&points, &args, &options)?;
+    // The table first: if stdout fails, nothing has been written.
+    print(&render_table(&report))?;
+    write_results(&report, &dir, !args.quiet)
 }
 
 fn parse_shard(flag: &str) -> Result<Shard, CliError> {
@@ -75,20 +75,15 @@ fn run_shard_command(args: &RunArgs, shard: Shard) -> Result<(), CliError> {
     if !args.precision.is_empty() {
         return Err(CliError::Conflict("--shard", "--precision"));
     }
-    let points = load_points(args)?;
+    let (mut points, options) = prepare(args, Some(shard))?;
     let invocation = invocation(args)?;
-    let options = RunOptions {
-        jobs: args.jobs.map(|n| n.get()),
-        progress: !args.quiet
-            && std::io::stderr().is_terminal()
-            && std::env::var_os("CI").is_none(),
-        shard: Some(shard),
-    };
+    let dir = results_dir(args.out.as_deref(), &points[0].scenario);
+    check_output_dir(&dir)?;
+    choose_warmups(&mut points, &options, args.quiet)?;
     let results = run_shard(&points, &options)?;
     if args.stats {
         eprintln!("{}", describe_stats(&results.stats));
     }
-    let dir = results_dir(args.out.as_deref(), &points[0].scenario);
     let path = dir.join(shard_file::file_name(shard));
     let runs = results.runs.len();
     let file = ShardFile {

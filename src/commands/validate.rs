@@ -1,6 +1,7 @@
 //! `statesim validate`: load and check a scenario without running it.
 
-use super::CliError;
+use super::{CliError, budget_of, print};
+use crate::budget;
 use crate::cli::ValidateArgs;
 use crate::scenario::{self, LoadOptions};
 
@@ -31,12 +32,16 @@ pub fn validate_command(args: ValidateArgs) -> Result<(), CliError> {
     } else {
         ""
     };
-    println!(
-        "{}: ok (\"{}\", {}, {}{autoscale}{sweep})",
+    // The same estimate and budget as `run` (on as many threads as it would use).
+    let threads = crate::run::threads(None);
+    let estimate = budget::estimate(&points, 1, threads);
+    budget::check(&estimate, &budget_of(&args.budget), threads)?;
+    print(&format!(
+        "{}: ok (\"{}\", {}, {}{autoscale}{sweep}); {}\n",
         args.scenario.display(),
         scenario.name,
         count(scenario.topologies.len(), "topology", "topologies"),
         count(scenario.faults.len(), "fault", "faults"),
-    );
-    Ok(())
+        budget::describe(&estimate, threads),
+    ))
 }

@@ -24,6 +24,9 @@ pub struct Balancer {
     /// Servers to route to: the healthy ones, or all of them when none is healthy (fail open, as
     /// ALB and Envoy's panic threshold do).
     candidates: Vec<u32>,
+    /// A change since `candidates` was built: rebuilt at the next pick, not at each change, so
+    /// that a fleet scaled to thousands at one instant costs one rebuild, not one per server.
+    candidates_stale: bool,
     /// Requests dispatched to each server and not yet answered.
     outstanding: Vec<u32>,
     rotation: usize,
@@ -45,6 +48,7 @@ impl Balancer {
             consecutive_failures: vec![0; n],
             consecutive_passes: vec![0; n],
             candidates: Vec::with_capacity(n),
+            candidates_stale: false,
             outstanding: vec![0; n],
             rotation: 0,
             ring: Vec::new(),
@@ -86,20 +90,20 @@ impl Balancer {
         self.registered[s] = true;
         self.attached[s] = true;
         self.healthy[s] = true;
-        self.rebuild_candidates();
+        self.candidates_stale = true;
     }
 
     /// Deregistration (draining): no new sessions, but sessions homed there still reach it.
     pub fn deregister(&mut self, server: u32) {
         self.registered[server as usize] = false;
-        self.rebuild_candidates();
+        self.candidates_stale = true;
     }
 
     /// The server is gone: nothing is routed to it any more.
     pub fn detach(&mut self, server: u32) {
         self.registered[server as usize] = false;
         self.attached[server as usize] = false;
-        self.rebuild_candidates();
+        self.candidates_stale = true;
     }
 
     /// Chooses a server for a request. `affinity_key` identifies the session (consistent hashing);
@@ -117,6 +121,9 @@ impl Balancer {
     }
 
     fn pick(&mut self, policy: Policy, affinity_key: u64) -> u32 {
+        if self.candidates_stale {
+            self.rebuild_candidates();
+        }
         let n = self.candidates.len();
         match policy {
             Policy::RoundRobin => {
@@ -185,12 +192,13 @@ impl Balancer {
         };
         if flip {
             self.healthy[s] = !self.healthy[s];
-            self.rebuild_candidates();
+            self.candidates_stale = true;
         }
         flip
     }
 
     fn rebuild_candidates(&mut self) {
+        self.candidates_stale = false;
         self.candidates.clear();
         let all = 0..self.healthy.len() as u32;
         let (healthy, registered) = (&self.healthy, &self.registered);

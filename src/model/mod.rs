@@ -12,6 +12,7 @@
 mod balancer;
 mod client;
 mod fault;
+mod limits;
 mod server;
 mod store;
 
@@ -21,6 +22,7 @@ use crate::metrics::series::{Levels, SeriesRecorder};
 use crate::metrics::{Counters, LatencyRecorder, RunResult, TimeAverage};
 use crate::scenario::{Dist, Fault, Replication, Scenario, State, Topology};
 use balancer::Balancer;
+pub use limits::{GUARD_INTERVAL, Limits, Stopped};
 use server::{Condition, Server};
 use store::StoreStation;
 
@@ -344,25 +346,44 @@ pub struct World<'s> {
     requests_simulated: u64,
 }
 
-/// Runs one topology of a scenario for one replication.
+/// Runs one topology of a scenario for one replication, with no limit.
 pub fn simulate(scenario: &Scenario, topology: &Topology, replication: u32) -> RunResult {
+    let unlimited = Limits::unlimited();
+    match simulate_within(scenario, topology, replication, &unlimited) {
+        Ok(result) => result,
+        Err(stopped) => unreachable!("an unlimited run cannot stop early: {stopped}"),
+    }
+}
+
+/// [`simulate`] within `limits`: stops early, with the reason, when the run outgrows them.
+pub fn simulate_within(
+    scenario: &Scenario,
+    topology: &Topology,
+    replication: u32,
+    limits: &Limits,
+) -> Result<RunResult, Stopped> {
     let mut world = World::new(scenario, topology, replication);
-    world.run();
-    world.finish()
+    world.run(limits)?;
+    Ok(world.finish())
 }
 
 /// The mean latency (ms) of ok requests in each second of a run, for warm-up detection; seconds
 /// without a completed request are left out.
-pub fn latency_per_second(scenario: &Scenario, topology: &Topology, replication: u32) -> Vec<f64> {
+pub fn latency_per_second(
+    scenario: &Scenario,
+    topology: &Topology,
+    replication: u32,
+    limits: &Limits,
+) -> Result<Vec<f64>, Stopped> {
     let mut world = World::new(scenario, topology, replication);
     world.recorder.per_second = Some(Vec::new());
-    world.run();
+    world.run(limits)?;
     let seconds = world.recorder.per_second.take().unwrap_or_default();
-    seconds
+    Ok(seconds
         .into_iter()
         .filter(|(_, count)| *count > 0)
         .map(|(sum, count)| sum / count as f64 / 1e6)
-        .collect()
+        .collect())
 }
 
 impl<'s> World<'s> {
@@ -500,8 +521,9 @@ impl<'s> World<'s> {
         }
     }
 
-    fn run(&mut self) {
+    fn run(&mut self, limits: &Limits) -> Result<(), Stopped> {
         self.schedule_initial_events();
+        let mut guard = limits::Guard::new();
         while let Some((time, event)) = self.queue.pop() {
             if time > self.end {
                 break;
@@ -512,12 +534,16 @@ impl<'s> World<'s> {
             self.now = time;
             self.events += 1;
             self.handle(event);
+            if self.events.is_multiple_of(GUARD_INTERVAL) {
+                self.check_limits(limits, &mut guard)?;
+            }
         }
         self.now = self.end;
         self.close_buckets_before(self.end);
         if self.recorder.series.start() < self.end {
             self.close_bucket(self.end);
         }
+        Ok(())
     }
 
     fn handle(&mut self, event: Event) {

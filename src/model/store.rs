@@ -36,6 +36,11 @@ impl StoreStation {
         }
     }
 
+    /// Operations waiting for a worker.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
     pub fn workers(&self) -> u32 {
         self.workers
     }

@@ -668,7 +668,7 @@ pub fn load_points_str(
     for flag in sweeps {
         let axis = sweep::flag_axis(flag).map_err(|problem| {
             ScenarioError::Invalid(vec![SourceMap::assignment_error(
-                Location::Sweep(format!("--sweep {flag}")),
+                Location::Flag(format!("--sweep {flag}")),
                 problem,
             )])
         })?;
@@ -678,6 +678,15 @@ pub fn load_points_str(
         }
         groups.retain(|group| !group.0.is_empty());
         groups.push(sweep::Group(vec![axis]));
+    }
+    if let Err(problem) = sweep::point_count(&groups) {
+        let diagnostic = match sweeps.last() {
+            Some(flag) => {
+                SourceMap::assignment_error(Location::Flag(format!("--sweep {flag}")), problem)
+            }
+            None => source.locate(problem, &assigned),
+        };
+        return Err(ScenarioError::Invalid(vec![diagnostic]));
     }
     let mut points = Vec::new();
     let mut diagnostics = Vec::new();

@@ -17,6 +17,8 @@ pub enum Location {
     Set(String),
     /// Introduced by a sweep point's `<assignment>` (from `[sweep]` or `--sweep`).
     Sweep(String),
+    /// A command-line flag as a whole (`--sweep servers.count=1..1000:1`).
+    Flag(String),
 }
 
 /// One located problem in a scenario.
@@ -40,6 +42,7 @@ impl fmt::Display for Diagnostic {
             Location::Sweep(assignment) => {
                 write!(f, "sweep point {}: ", printable(assignment, 80))?
             }
+            Location::Flag(flag) => write!(f, "{}: ", printable(flag, 80))?,
         }
         if !self.key.is_empty() {
             write!(f, "`{}`: ", shown(&self.key))?;
@@ -231,7 +234,7 @@ mod tests {
         let map = SourceMap::new("f.toml", text);
         let at = |path: &str| match map.file_location(map.offset_of(path)) {
             Location::File { line, column, .. } => (line, column),
-            Location::Set(_) | Location::Sweep(_) => unreachable!(),
+            Location::Set(_) | Location::Sweep(_) | Location::Flag(_) => unreachable!(),
         };
         assert_eq!(at("servers.count"), (3, 1));
         assert_eq!(at("topology[1].state"), (10, 1));

@@ -4,8 +4,9 @@
 use super::Problem;
 use toml::Value;
 
-/// Largest number of points a sweep may have: beyond it is a typo (a step of 0.0001), not a study.
-const MAX_POINTS: usize = 100_000;
+/// Largest number of points a sweep may have (one axis, or all of them together): beyond it is a
+/// typo (a step of 0.0001), not a study, and each point is a scenario held in memory.
+pub const MAX_POINTS: usize = 10_000;
 
 /// One swept key and its values, written as `--set` would take them.
 #[derive(Clone, Debug, PartialEq)]
@@ -185,6 +186,25 @@ fn parse_range(text: &str) -> Result<Vec<String>, String> {
 
 /// Every combination of the groups' values, the last group varying fastest; one empty point
 /// when there is no group.
+/// How many points the groups make, if it is at most [`MAX_POINTS`] (checked before they are
+/// built: two axes of a thousand values are a million scenarios).
+pub fn point_count(groups: &[Group]) -> Result<usize, Problem> {
+    let count = groups
+        .iter()
+        .try_fold(1usize, |count, group| count.checked_mul(group.len()))
+        .filter(|count| *count <= MAX_POINTS);
+    count.ok_or_else(|| {
+        let sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
+        Problem::new(
+            "sweep",
+            format!(
+                "the sweep has {} points; at most {MAX_POINTS} are run",
+                sizes.join(" x ")
+            ),
+        )
+    })
+}
+
 pub fn cartesian(groups: &[Group]) -> Vec<Vec<(String, String)>> {
     let mut points = vec![Vec::new()];
     for group in groups {

@@ -75,6 +75,8 @@ pub fn parse_bytes(text: &str) -> Result<f64, String> {
         "MiB" => 1024.0 * 1024.0,
         "GB" => 1e9,
         "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1e12,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => return Err(bytes_error(text)),
     };
     Ok(number * scale)
@@ -82,7 +84,7 @@ pub fn parse_bytes(text: &str) -> Result<f64, String> {
 
 fn bytes_error(text: &str) -> String {
     format!(
-        "invalid size \"{text}\": expected bytes as a number or with a unit (B, KB, KiB, MB, MiB), e.g. 4096 or \"10KB\""
+        "invalid size \"{text}\": expected bytes as a number or with a unit (B, KB, KiB, MB, MiB, GB, GiB), e.g. 4096 or \"10KB\""
     )
 }
 

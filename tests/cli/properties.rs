@@ -178,11 +178,13 @@ fn scenario_text(shape: &Shape) -> String {
                 "kind = \"scale\"\nat = \"{at_s}s\"\ncount = {}\ndrain = \"1s\"",
                 extra % 6 + 1
             ),
-            _ => format!(
+            // A store outage needs a topology with a store (STATES 4 and 5) to be valid.
+            _ if shape.states.iter().any(|state| matches!(state, 4 | 5)) => format!(
                 "kind = \"store_outage\"\nat = \"{at_s}s\"\nduration = \"{}s\"\nwipes = {}",
                 extra % 4 + 1,
                 extra % 2 == 0
             ),
+            _ => format!("kind = \"crash\"\nat = \"{at_s}s\"\nserver = {server}"),
         };
         text += &format!("[[fault]]\n{fault}\n");
     }

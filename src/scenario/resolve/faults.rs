@@ -205,9 +205,9 @@ impl Resolver<'_> {
             ),
         );
         self.check(
-            autoscale.sync_period > SimTime::ZERO,
+            autoscale.sync_period >= super::fleet::MIN_PERIOD,
             "autoscale.sync_period",
-            "must be greater than zero",
+            "must be at least 1ms (Kubernetes' default is 15s)",
         );
         self.check(autoscale.min >= 1, "autoscale.min", "must be at least 1");
         self.check(

@@ -16,6 +16,9 @@ const DEFAULT_HEALTH_CHECK: HealthCheck = HealthCheck {
     timeout: SimTime::from_secs(1),
 };
 
+/// The shortest period of anything that repeats on its own (probes, the autoscaler's loop).
+pub(super) const MIN_PERIOD: SimTime = SimTime::from_millis(1);
+
 impl Resolver<'_> {
     pub(super) fn servers(
         &mut self,
@@ -101,10 +104,12 @@ impl Resolver<'_> {
             origin("fallback", local.fallback.is_some()),
             "the fallback places a session's first request, so it cannot itself be sticky",
         );
+        // A real balancer probes every few seconds; a nanosecond interval would be billions of
+        // probe events and nothing to learn from them.
         self.check(
-            balancer.health_check.interval > SimTime::ZERO,
+            balancer.health_check.interval >= MIN_PERIOD,
             origin("health_check.interval", local_check.interval.is_some()),
-            "the health-check interval must be greater than zero",
+            "the health-check interval must be at least 1ms",
         );
         self.check(
             balancer.health_check.timeout > SimTime::ZERO,

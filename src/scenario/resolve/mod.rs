@@ -18,6 +18,8 @@ use toml::Value;
 /// about 140 bytes a row).
 const MAX_BUCKETS: u64 = 1_000_000;
 
+/// The most topologies one scenario compares (each keeps a histogram and a table row).
+const MAX_TOPOLOGIES: usize = 1000;
 /// The longest scenario or topology name.
 const MAX_NAME_CHARS: usize = 100;
 
@@ -190,6 +192,14 @@ pub fn resolve(
         !raw.topology.is_empty(),
         "topology",
         "the scenario needs at least one [[topology]]",
+    );
+    r.check(
+        raw.topology.len() <= MAX_TOPOLOGIES,
+        "topology",
+        format!(
+            "{} topologies: at most {MAX_TOPOLOGIES} are compared in one scenario",
+            raw.topology.len()
+        ),
     );
     let mut topologies: Vec<Topology> = Vec::new();
     for (index, file) in raw.topology.iter().enumerate() {

@@ -1,0 +1,205 @@
+//! What one run may use, checked while it runs: a scenario is untrusted input, and an overloaded
+//! system grows its queues without end. Every [`GUARD_INTERVAL`] events the run compares its live
+//! state with its memory share, the wall clock with `--time-limit`, the events of every run with
+//! `--max-events`, and the clock with where it was (a run whose simulated time stands still while
+//! millions of events pass never ends).
+
+use super::World;
+use crate::engine::SimTime;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Events between two checks: rare enough to cost nothing per event (one test of a counter),
+/// often enough that live state grows by at most a few thousand entities past its budget.
+pub const GUARD_INTERVAL: u64 = 4096;
+
+/// Checks in a row at one simulated instant after which a run counts as making no progress
+/// (4096 checks: 16.8 million events at the same nanosecond).
+const STALLED_CHECKS: u32 = 4096;
+
+/// What runs may use; shared by every run of one command.
+#[derive(Debug)]
+pub struct Limits {
+    /// Bytes of live state (sessions, requests, pending events) one run may hold.
+    pub live_bytes_per_run: u64,
+    /// `--time-limit`: when every run must have stopped.
+    pub deadline: Option<Instant>,
+    /// `--max-events`: events over all runs of the command.
+    pub max_events: u64,
+    events_used: AtomicU64,
+    /// Set when one run stops, so the others stop too.
+    cancelled: AtomicBool,
+}
+
+impl Limits {
+    pub fn new(live_bytes_per_run: u64, deadline: Option<Instant>, max_events: u64) -> Limits {
+        Limits {
+            live_bytes_per_run,
+            deadline,
+            max_events,
+            events_used: AtomicU64::new(0),
+            cancelled: AtomicBool::new(false),
+        }
+    }
+
+    /// No limit at all (tests, benchmarks, and library users who bound their own input).
+    pub fn unlimited() -> Limits {
+        Limits::new(u64::MAX, None, u64::MAX)
+    }
+
+    /// Events counted so far, over every run.
+    pub fn events_used(&self) -> u64 {
+        self.events_used.load(Ordering::Relaxed)
+    }
+
+    /// Tells the other runs to stop (one has).
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::unlimited()
+    }
+}
+
+/// Why a run stopped before its end.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Stopped {
+    #[error(
+        "{what} grew to {count} at {at} of simulated time, past this run's share of the memory \
+         budget ({budget_mib} MiB): the system is overloaded at this load. Bound the queues \
+         (servers.queue_limit, the store's queue_limit), add capacity or lower the load; or \
+         raise --max-memory"
+    )]
+    Overloaded {
+        what: String,
+        count: String,
+        at: String,
+        budget_mib: u64,
+    },
+    #[error(
+        "the run passed --max-events ({max} events over all runs); raise --max-events to let it \
+         finish"
+    )]
+    EventBudget { max: u64 },
+    #[error("the run was stopped by --time-limit before it finished; no results were written")]
+    TimeLimit,
+    #[error(
+        "simulated time stood still at {at} for {events} events: the scenario loops without \
+         time passing (zero service, think and network times?)"
+    )]
+    NoProgress { at: String, events: u64 },
+    #[error("another run stopped")]
+    Cancelled,
+}
+
+/// A simulated instant for a message, to the millisecond ("2.797s").
+fn simulated(time: SimTime) -> String {
+    format!("{:.3}s", time.as_secs_f64())
+}
+
+/// The per-run state of the checks.
+pub(super) struct Guard {
+    last_time: SimTime,
+    stalled: u32,
+}
+
+impl Guard {
+    pub(super) fn new() -> Guard {
+        Guard {
+            last_time: SimTime::ZERO,
+            stalled: 0,
+        }
+    }
+}
+
+impl World<'_> {
+    /// Bytes of the state that grows with load: sessions, requests, pending events. Slabs and
+    /// queues grow by doubling, so what they hold is up to twice what they use.
+    fn live_bytes(&self) -> u64 {
+        let requests = self.requests.len() as u64;
+        let bytes = self.sessions.len() as u64 * std::mem::size_of::<super::Session>() as u64
+            + requests * (std::mem::size_of::<super::Request>() as u64 + 8)
+            + self.queue.len() as u64 * 32;
+        2 * bytes
+    }
+
+    pub(super) fn check_limits(
+        &mut self,
+        limits: &Limits,
+        guard: &mut Guard,
+    ) -> Result<(), Stopped> {
+        let used = limits
+            .events_used
+            .fetch_add(GUARD_INTERVAL, Ordering::Relaxed)
+            + GUARD_INTERVAL;
+        if limits.cancelled.load(Ordering::Relaxed) {
+            return Err(Stopped::Cancelled);
+        }
+        if used > limits.max_events {
+            return Err(Stopped::EventBudget {
+                max: limits.max_events,
+            });
+        }
+        if limits
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(Stopped::TimeLimit);
+        }
+        if self.live_bytes() > limits.live_bytes_per_run {
+            return Err(self.overloaded(limits));
+        }
+        if self.now == guard.last_time {
+            guard.stalled += 1;
+            if guard.stalled >= STALLED_CHECKS {
+                return Err(Stopped::NoProgress {
+                    at: simulated(self.now),
+                    events: u64::from(guard.stalled) * GUARD_INTERVAL,
+                });
+            }
+        } else {
+            guard.last_time = self.now;
+            guard.stalled = 0;
+        }
+        Ok(())
+    }
+
+    /// Names what outgrew the budget: the longest queue, or the sessions themselves.
+    fn overloaded(&self, limits: &Limits) -> Stopped {
+        let store_queue = self.store.as_ref().map_or(0, |store| store.queue_len());
+        let (busiest, server_queue) = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(index, server)| (index, server.queue.len()))
+            .max_by_key(|(_, len)| *len)
+            .unwrap_or((0, 0));
+        let requests = self.requests.len();
+        let (what, count, unit) = if store_queue >= server_queue && store_queue * 2 >= requests {
+            ("the store queue".to_string(), store_queue, "requests")
+        } else if server_queue > 0 && server_queue * 2 >= requests / self.servers.len().max(1) {
+            (
+                format!("server {busiest}'s queue"),
+                server_queue,
+                "requests",
+            )
+        } else if requests >= self.sessions.len() {
+            ("the requests in flight".to_string(), requests, "requests")
+        } else {
+            (
+                "the active sessions".to_string(),
+                self.sessions.len(),
+                "sessions",
+            )
+        };
+        Stopped::Overloaded {
+            what,
+            count: format!("{count} {unit}"),
+            at: simulated(self.now),
+            budget_mib: limits.live_bytes_per_run / (1024 * 1024),
+        }
+    }
+}
