@@ -35,6 +35,12 @@ pub struct Verdict {
 pub enum CheckError {
     #[error("cannot read the baseline {}: {source}", path.display())]
     BaselineUnreadable { path: PathBuf, source: csv::Error },
+    #[error(
+        "the baseline {} is cut short (no newline at its end): regenerate it with \
+         --update-baseline",
+        path.display()
+    )]
+    BaselineTruncated { path: PathBuf },
     #[error("the baseline {} has no column {column}", path.display())]
     BaselineColumn { path: PathBuf, column: String },
     #[error(
@@ -180,7 +186,13 @@ pub fn read_baseline(dir: &Path) -> Result<BTreeMap<String, BaselineRow>, CheckE
         path: path.clone(),
         source,
     };
-    let mut reader = csv::Reader::from_path(&path).map_err(unreadable)?;
+    let bytes = read_bounded(&path).map_err(|source| unreadable(source.into()))?;
+    // statesim ends every CSV with a newline: a file without one was cut short (a run killed
+    // while writing, a truncated artifact), and comparing with it would fail for the wrong reason.
+    if !bytes.ends_with(b"\n") {
+        return Err(CheckError::BaselineTruncated { path });
+    }
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let headers = reader.headers().map_err(unreadable)?.clone();
     if !headers.iter().any(|h| h == "topology") {
         return Err(CheckError::BaselineColumn {
@@ -207,6 +219,20 @@ pub fn read_baseline(dir: &Path) -> Result<BTreeMap<String, BaselineRow>, CheckE
         rows.insert(row_label(topology, params), row);
     }
     Ok(rows)
+}
+
+/// A baseline summary.csv: at most 64 MiB (one holds a row per topology and sweep point).
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    const MAX_BASELINE_BYTES: u64 = 64 * 1024 * 1024;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_BASELINE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_BASELINE_BYTES {
+        return Err(std::io::Error::other("larger than 64 MiB"));
+    }
+    Ok(bytes)
 }
 
 /// Compares every summary figure with the baseline's: a figure passes when it moved by at most

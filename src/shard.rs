@@ -6,7 +6,7 @@
 //! check that every shard belongs to the same run. Text, one record per line; free-form values
 //! are hex-encoded so no quoting is needed.
 
-use crate::metrics::RunFigures;
+use crate::metrics::{METRICS, RunFigures};
 use crate::run::{RunStats, Shard, ShardResults};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -189,6 +189,13 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
                         .map(str::parse::<f64>)
                         .collect::<Result<Vec<f64>, _>>()
                         .map_err(|_| malformed("bad figure"))?;
+                    if values.len() != METRICS.len() {
+                        return Err(malformed(&format!(
+                            "a run has {} figures, this version of statesim writes {}",
+                            values.len(),
+                            METRICS.len()
+                        )));
+                    }
                     let figures = RunFigures {
                         values,
                         series: Vec::new(),
@@ -213,6 +220,12 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
                 let point = next()?.parse().map_err(|_| malformed("bad point"))?;
                 let topology = next()?.parse().map_err(|_| malformed("bad topology"))?;
                 let bytes = unhex(next()?).ok_or_else(|| malformed("bad hex histogram"))?;
+                if !plausible_histogram(&bytes) {
+                    return Err(malformed(
+                        "not a histogram statesim writes (its header claims other bounds, \
+                         digits or a longer payload than the record holds)",
+                    ));
+                }
                 let histogram: Histogram<u64> = Deserializer::new()
                     .deserialize(&mut bytes.as_slice())
                     .map_err(|_| malformed("bad histogram"))?;
@@ -236,6 +249,25 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
             stats: RunStats::default(),
         },
     })
+}
+
+/// Whether an HDR V2 record has the header statesim writes (lowest value 1, 3 significant
+/// digits) and no more payload than it carries: the deserializer allocates what the header
+/// claims, so a forged header could ask for gigabytes.
+fn plausible_histogram(bytes: &[u8]) -> bool {
+    const HEADER: usize = 40;
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let long = |at: usize| -> Option<u64> {
+        Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
+    let (Some(payload), Some(digits), Some(lowest)) = (word(4), word(12), long(16)) else {
+        return false;
+    };
+    payload as usize <= bytes.len().saturating_sub(HEADER)
+        && digits == u32::from(crate::metrics::SIGNIFICANT_DIGITS)
+        && lowest == 1
 }
 
 fn hex(bytes: &[u8]) -> String {

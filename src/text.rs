@@ -30,6 +30,11 @@ pub fn shown(text: &str) -> String {
     printable(text, MESSAGE_LIMIT)
 }
 
+/// "1 topology", "3 topologies".
+pub fn count(n: impl std::fmt::Display + PartialEq<u64> + Copy, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Characters that change what a terminal or log shows rather than showing themselves.
 pub fn is_unsafe(c: char) -> bool {
     c.is_control()
@@ -76,15 +81,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// `text`, followed by " (did you mean `x`?)" when a candidate is close to `word`.
-pub fn with_suggestion<'a>(
-    text: String,
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> String {
+/// " (did you mean `x`?)" when a candidate is close to `word`, else nothing: to follow the word
+/// in a message.
+pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     match closest(word, candidates) {
-        Some(candidate) => format!("{text} (did you mean `{candidate}`?)"),
-        None => text,
+        Some(candidate) => format!(" (did you mean `{candidate}`?)"),
+        None => String::new(),
     }
 }
 

@@ -24,6 +24,7 @@ use crate::run::{
 };
 use crate::scenario::{self, LoadOptions, QUICKSTART, Scenario, ScenarioError, SweepPoint};
 use crate::shard::ShardFileError;
+use crate::text::count;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -213,11 +214,18 @@ pub(crate) fn run_points_of(
         } else {
             String::new()
         };
+        let replications = if args.precision.is_empty() {
+            count(u64::from(first.replications), "replication", "replications")
+        } else {
+            format!(
+                "replications until --precision holds (at most {})",
+                args.max_replications
+            )
+        };
         eprintln!(
-            "running \"{}\": {sweep}{} topologies x {} replications, seed {}",
+            "running \"{}\": {sweep}{} x {replications}, seed {}",
             first.name,
-            first.topologies.len(),
-            first.replications,
+            count(first.topologies.len() as u64, "topology", "topologies"),
             first.seed
         );
         for fault in &first.faults {

@@ -4,6 +4,7 @@ use super::{CliError, budget_of, print};
 use crate::budget;
 use crate::cli::ValidateArgs;
 use crate::scenario::{self, LoadOptions};
+use crate::text::count;
 
 pub fn validate_command(args: ValidateArgs) -> Result<(), CliError> {
     // Every sweep point is loaded and validated, as `run` would.
@@ -25,8 +26,6 @@ pub fn validate_command(args: ValidateArgs) -> Result<(), CliError> {
     } else {
         String::new()
     };
-    let count =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let autoscale = if scenario.autoscale.is_some() {
         ", an autoscaler"
     } else {
@@ -40,8 +39,8 @@ pub fn validate_command(args: ValidateArgs) -> Result<(), CliError> {
         "{}: ok (\"{}\", {}, {}{autoscale}{sweep}); {}\n",
         args.scenario.display(),
         scenario.name,
-        count(scenario.topologies.len(), "topology", "topologies"),
-        count(scenario.faults.len(), "fault", "faults"),
+        count(scenario.topologies.len() as u64, "topology", "topologies"),
+        count(scenario.faults.len() as u64, "fault", "faults"),
         budget::describe(&estimate, threads),
     ))
 }

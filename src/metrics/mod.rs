@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 /// Latencies are recorded in nanoseconds with 3 significant digits. The histogram starts at one
 /// hour and resizes itself, so a response of any length is recorded rather than clamped.
 const HISTOGRAM_INITIAL_MAX_NS: u64 = 3_600_000_000_000;
-const SIGNIFICANT_DIGITS: u8 = 3;
+pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 pub fn new_latency_histogram() -> Histogram<u64> {
     let mut histogram = Histogram::new_with_bounds(1, HISTOGRAM_INITIAL_MAX_NS, SIGNIFICANT_DIGITS)

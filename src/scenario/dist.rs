@@ -228,10 +228,25 @@ pub fn parse_scalar(value: &Value, quantity: Quantity, path: &str) -> Result<f64
     if quantity == Quantity::Bytes && number > MAX_BYTES {
         return Err(Problem::new(
             path,
-            format!("{number} bytes is more than the 1 TiB a size may be"),
+            format!("{number:e} bytes is more than the 1 TiB a size may be"),
         ));
     }
     Ok(number)
+}
+
+/// The parameters each family takes (besides `dist`, `min` and `max`).
+fn family_keys(family: &str) -> Option<&'static [&'static str]> {
+    Some(match family {
+        "constant" => &["value"],
+        "exponential" | "geometric" => &["mean"],
+        "uniform" => &["min", "max"],
+        "lognormal" => &["mean", "cv", "p50", "p99"],
+        "gamma" => &["mean", "cv"],
+        "pareto" => &["shape", "scale", "mean"],
+        "weibull" => &["scale", "shape", "mean"],
+        "empirical" => &["file", "column", "unit"],
+        _ => return None,
+    })
 }
 
 const FAMILIES: &str =
@@ -266,6 +281,10 @@ fn parse_dist_table(
         quantity,
         path,
     };
+    // A misspelt key is named as such, not reported as the parameter it was meant to be missing.
+    if let Some(keys) = family_keys(family_name) {
+        params.reject_unknown(keys)?;
+    }
     let (family, mean, allowed): (Family, Option<f64>, &[&str]) = match family_name {
         "constant" => {
             let value = params.required("value")?;
@@ -372,13 +391,10 @@ fn parse_dist_table(
         other => {
             return Err(Problem::new(
                 format!("{path}.dist"),
-                crate::text::with_suggestion(
-                    format!(
-                        "unknown distribution \"{}\"; expected one of {FAMILIES}",
-                        shown(other)
-                    ),
-                    other,
-                    FAMILIES.split(", "),
+                format!(
+                    "unknown distribution \"{}\"{}; expected one of {FAMILIES}",
+                    shown(other),
+                    crate::text::suggestion(other, FAMILIES.split(", "))
                 ),
             ));
         }
@@ -502,15 +518,12 @@ impl Params<'_> {
             if !common && !allowed.contains(&key.as_str()) {
                 return Err(Problem::new(
                     self.key_path(key),
-                    crate::text::with_suggestion(
-                        format!(
-                            "unknown parameter `{}`; this distribution takes {} (and optional \
-                             min, max)",
-                            shown(key),
-                            allowed.join(", ")
-                        ),
-                        key,
-                        allowed.iter().copied().chain(["min", "max"]),
+                    format!(
+                        "unknown parameter `{}`{}; this distribution takes {} (and optional \
+                         min, max)",
+                        shown(key),
+                        crate::text::suggestion(key, allowed.iter().copied().chain(["min", "max"])),
+                        allowed.join(", ")
                     ),
                 ));
             }

@@ -749,11 +749,21 @@ fn invalid(
 /// holds, as they may only be consequences of a value of the wrong type.
 fn resolve_table(table: toml::Table, context: &DistContext) -> Result<Scenario, Vec<Problem>> {
     let raw: Result<schema::ScenarioFile, Vec<Problem>> = schema::from_table(table.clone(), "");
+    let mut problems = raw.as_ref().err().cloned().unwrap_or_default();
     let fault_values = match table.get("fault") {
         Some(toml::Value::Array(faults)) => faults.as_slice(),
-        _ => &[],
+        None => &[],
+        Some(other) => {
+            problems.push(Problem::new(
+                "fault",
+                format!(
+                    "expected an array of tables ([[fault]]), found {}",
+                    other.type_str()
+                ),
+            ));
+            &[]
+        }
     };
-    let mut problems = raw.as_ref().err().cloned().unwrap_or_default();
     let mut faults = Vec::new();
     for (index, value) in fault_values.iter().enumerate() {
         match schema::fault_file(value, &format!("fault[{index}]")) {

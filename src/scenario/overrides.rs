@@ -90,13 +90,13 @@ pub fn apply(root: &mut Table, assignment: &str) -> Result<String, Problem> {
                             .iter()
                             .filter_map(|e| e.get("name").and_then(Value::as_str))
                             .collect();
-                        let message = format!(
-                            "no element named \"{selector}\" (names: {})",
-                            names.join(", ")
-                        );
                         Problem::new(
                             canonical.clone(),
-                            crate::text::with_suggestion(message, selector, names.iter().copied()),
+                            format!(
+                                "no element named \"{selector}\"{} (names: {})",
+                                crate::text::suggestion(selector, names.iter().copied()),
+                                names.join(", ")
+                            ),
                         )
                     })?;
                 canonical.push_str(&format!("[{position}]"));

@@ -412,7 +412,7 @@ fn fault_tolerance_keys_reject_bad_values_with_their_place() {
         ),
         (
             "[[fault]]\nkind = \"random_crashes\"\nmtbf = \"1us\"\nmttr = \"1s\"",
-            &["`fault[0].mtbf`", "at least 1ms"],
+            &["`fault[0].mtbf`", "at least 1s"],
         ),
         (
             "[[fault]]\nkind = \"scale\"\nat = \"1s\"\ncount = 0",

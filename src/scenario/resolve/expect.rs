@@ -4,7 +4,7 @@ use super::Resolver;
 use crate::metrics::{METRICS, metric_index};
 use crate::scenario::schema::*;
 use crate::scenario::*;
-use crate::text::with_suggestion;
+use crate::text::suggestion;
 
 impl Resolver<'_> {
     pub(super) fn expectation(
@@ -29,32 +29,26 @@ impl Resolver<'_> {
             let names: Vec<&str> = topologies.iter().map(|t| t.name.as_str()).collect();
             self.problems.push(Problem::new(
                 format!("{path}.topology"),
-                with_suggestion(
-                    format!(
-                        "no topology is named \"{}\": expected \"*\" or one of {}",
-                        file.topology,
-                        names.join(", ")
-                    ),
-                    &file.topology,
-                    names.iter().copied(),
+                format!(
+                    "no topology is named \"{}\"{}: expected \"*\" or one of {}",
+                    file.topology,
+                    suggestion(&file.topology, names.iter().copied()),
+                    names.join(", ")
                 ),
             ));
         }
         if metric_index(&file.metric).is_none() {
             self.problems.push(Problem::new(
                 metric_path.to_string(),
-                with_suggestion(
-                    format!(
-                        "\"{}\" is not a summary.csv figure: expected one of {}",
-                        file.metric,
-                        METRICS
-                            .iter()
-                            .map(|m| m.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    &file.metric,
-                    METRICS.iter().map(|m| m.name),
+                format!(
+                    "\"{}\" is not a summary.csv figure{}: expected one of {}",
+                    file.metric,
+                    suggestion(&file.metric, METRICS.iter().map(|m| m.name)),
+                    METRICS
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -67,7 +61,11 @@ impl Resolver<'_> {
                 self.check(
                     bound.is_finite(),
                     format!("{path}.{key}"),
-                    format!("must be a finite number, got {bound} (a NaN bound never fails)"),
+                    if bound.is_nan() {
+                        "must be a number, got NaN (a NaN bound never fails)".to_string()
+                    } else {
+                        format!("must be a finite number, got {bound}")
+                    },
                 );
             }
         }

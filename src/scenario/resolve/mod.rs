@@ -147,7 +147,7 @@ pub fn resolve(
     );
     // Above this the mean gap between arrivals is under 10 ns, below the clock's useful resolution.
     r.check(
-        w.sessions_per_second <= 1e8,
+        !w.sessions_per_second.is_finite() || w.sessions_per_second <= 1e8,
         "workload.sessions_per_second",
         "at most 100000000 sessions per second are supported",
     );
@@ -193,14 +193,16 @@ pub fn resolve(
         "topology",
         "the scenario needs at least one [[topology]]",
     );
-    r.check(
-        raw.topology.len() <= MAX_TOPOLOGIES,
-        "topology",
-        format!(
-            "{} topologies: at most {MAX_TOPOLOGIES} are compared in one scenario",
-            raw.topology.len()
-        ),
-    );
+    if raw.topology.len() > MAX_TOPOLOGIES {
+        // Not resolved one by one: each would be checked against all the others.
+        return Err(vec![Problem::new(
+            "topology",
+            format!(
+                "{} topologies: at most {MAX_TOPOLOGIES} are compared in one scenario",
+                raw.topology.len()
+            ),
+        )]);
+    }
     let mut topologies: Vec<Topology> = Vec::new();
     for (index, file) in raw.topology.iter().enumerate() {
         let path = format!("topology[{index}]");
