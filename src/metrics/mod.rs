@@ -176,6 +176,36 @@ pub struct Counters {
     pub requests_redone: u64,
 }
 
+impl Counters {
+    /// The conservation laws every run obeys: each request ends in exactly one outcome or is
+    /// still in flight, each session is completed, lost or still active, and losses add up by
+    /// cause. The tests and the fuzzer hold every run to them.
+    pub fn conservation(&self) -> Result<(), String> {
+        let outcomes =
+            self.ok + self.rejected + self.failed + self.timed_out + self.store_unavailable;
+        if self.requests != outcomes + self.in_flight {
+            return Err(format!(
+                "{} requests, but {outcomes} outcomes and {} in flight",
+                self.requests, self.in_flight
+            ));
+        }
+        let sessions = self.sessions_at_warmup + self.sessions_started;
+        let ended = self.sessions_completed + self.sessions_lost + self.sessions_active;
+        if sessions != ended {
+            return Err(format!(
+                "{sessions} sessions, but {ended} completed, lost or active"
+            ));
+        }
+        if self.sessions_lost != self.sessions_lost_by.iter().sum::<u64>() {
+            return Err("sessions lost do not add up by cause".into());
+        }
+        if self.attempts < self.requests {
+            return Err("fewer attempts than requests".into());
+        }
+        Ok(())
+    }
+}
+
 /// The integral over time of a piecewise-constant whole-number level (busy workers, active
 /// sessions, servers up), from time zero.
 ///

@@ -192,24 +192,9 @@ fn scenario_text(shape: &Shape) -> String {
 }
 
 fn check_conservation(run: &RunResult) -> Result<(), TestCaseError> {
-    let c = &run.counters;
-    prop_assert_eq!(
-        c.requests,
-        c.ok + c.rejected + c.failed + c.timed_out + c.store_unavailable + c.in_flight,
-        "requests of {}: {:?}",
-        run.topology,
-        c
-    );
-    prop_assert_eq!(
-        c.sessions_at_warmup + c.sessions_started,
-        c.sessions_completed + c.sessions_lost + c.sessions_active,
-        "sessions of {}: {:?}",
-        run.topology,
-        c
-    );
-    prop_assert_eq!(c.sessions_lost, c.sessions_lost_by.iter().sum::<u64>());
-    prop_assert!(c.attempts >= c.requests);
-    Ok(())
+    run.counters
+        .conservation()
+        .map_err(|broken| TestCaseError::fail(format!("{}: {broken}", run.topology)))
 }
 
 proptest! {
