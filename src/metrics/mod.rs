@@ -159,6 +159,9 @@ pub struct Counters {
     pub requests_to_dead_server: u64,
     /// Attempts sent, first attempts and retries.
     pub attempts: u64,
+    /// Tries the balancer sent again after a refused connection, a reset or a 5xx (they do not
+    /// count as the client's attempts).
+    pub balancer_retries: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
     /// Sessions already active when the measurement window opened (they are measured from then on).
@@ -417,6 +420,7 @@ pub const METRICS: &[Metric] = &[
         r.counters.attempts as f64,
         r.counters.requests as f64
     )),
+    metric!("balancer_retries", |r| r.counters.balancer_retries as f64),
     metric!("attempt_latency_p50_ms", |r| histogram_percentile_ms(
         &r.attempt_latency,
         50.0

@@ -120,6 +120,62 @@ impl Balancer {
         }
     }
 
+    /// Whether a request with this home goes where it goes by affinity (its sticky cookie names
+    /// a server the balancer routes to, or consistent hashing places it), rather than by a pick.
+    pub fn routes_by_affinity(&self, home: Option<u32>) -> bool {
+        match self.policy {
+            Policy::Sticky => home.is_some_and(|server| {
+                self.healthy[server as usize] && self.attached[server as usize]
+            }),
+            Policy::ConsistentHash => true,
+            _ => false,
+        }
+    }
+
+    /// Another server for a failed try, chosen as the policy (a sticky balancer's fallback)
+    /// chooses, but not `failed` unless it is the only one. Each pick counts as one: a round
+    /// robin that lands on the failed server again moves on to the next.
+    pub fn redispatch(&mut self, affinity_key: u64, failed: u32) -> u32 {
+        if self.candidates_stale {
+            self.rebuild_candidates();
+        }
+        let policy = match self.policy {
+            Policy::Sticky => self.fallback,
+            policy => policy,
+        };
+        if policy == Policy::ConsistentHash {
+            return self.next_on_ring(affinity_key, failed);
+        }
+        for _ in 0..self.candidates.len() {
+            let server = self.pick(policy, affinity_key);
+            if server != failed {
+                return server;
+            }
+        }
+        // Random draws that kept landing on it: the next candidate after it, if there is one.
+        let position = self
+            .candidates
+            .iter()
+            .position(|s| *s == failed)
+            .unwrap_or(0);
+        let n = self.candidates.len();
+        (1..n)
+            .map(|step| self.candidates[(position + step) % n])
+            .find(|server| *server != failed)
+            .unwrap_or(failed)
+    }
+
+    /// The first server after `affinity_key`'s point on the ring that is not `failed`.
+    fn next_on_ring(&self, affinity_key: u64, failed: u32) -> u32 {
+        let start = self
+            .ring
+            .partition_point(|(hash, _)| *hash < mix64(affinity_key));
+        (0..self.ring.len())
+            .map(|step| self.ring[(start + step) % self.ring.len()].1)
+            .find(|server| *server != failed)
+            .unwrap_or(failed)
+    }
+
     fn pick(&mut self, policy: Policy, affinity_key: u64) -> u32 {
         if self.candidates_stale {
             self.rebuild_candidates();
@@ -237,7 +293,7 @@ mod tests {
     use super::*;
     use crate::engine::SimTime;
     use crate::engine::rng::stream;
-    use crate::scenario::HealthCheck;
+    use crate::scenario::{BalancerRetry, HealthCheck, RetryOn};
 
     fn balancer(policy: Policy, servers: u32) -> Balancer {
         let config = BalancerConfig {
@@ -249,8 +305,41 @@ mod tests {
                 healthy_threshold: 1,
                 timeout: SimTime::from_secs(1),
             },
+            retry: BalancerRetry {
+                retries: 0,
+                redispatch: false,
+                on: RetryOn::default(),
+                pause: SimTime::ZERO,
+            },
         };
         Balancer::new(&config, servers, stream(1, 0, "balancer"))
+    }
+
+    #[test]
+    fn a_redispatch_avoids_the_failed_server_and_takes_the_next_turn() {
+        let mut b = balancer(Policy::RoundRobin, 4);
+        assert_eq!(b.route(0, None), 0);
+        // Server 1's turn is next; the retry of a try that failed on 1 takes 1's turn and 2's.
+        assert_eq!(b.redispatch(0, 1), 2);
+        assert_eq!(b.route(0, None), 3);
+        for policy in [
+            Policy::Random,
+            Policy::PowerOfTwo,
+            Policy::LeastConnections,
+            Policy::ConsistentHash,
+        ] {
+            let mut b = balancer(policy, 3);
+            for key in 0..200 {
+                let failed = b.route(key, None);
+                assert_ne!(b.redispatch(key, failed), failed, "{policy:?}");
+            }
+        }
+        let mut alone = balancer(Policy::RoundRobin, 1);
+        assert_eq!(
+            alone.redispatch(0, 0),
+            0,
+            "with one server there is nowhere else"
+        );
     }
 
     #[test]

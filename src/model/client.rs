@@ -153,6 +153,8 @@ impl World<'_> {
             demand: draws.demand,
             writes_state: draws.writes_state,
             fetch: None,
+            balancer_tries: 0,
+            by_affinity: false,
         });
         if let Some(timeout) = self.scenario.client.timeout {
             let at = self.now.saturating_add(timeout);

@@ -2,11 +2,14 @@
 //! repairs, deploys with draining, scaling (scheduled or by the autoscaler), store outages, and
 //! the periodic health checks that are the balancer's only window on the servers.
 
+use super::balancer_retry::TryFailure;
 use super::server::{Condition, Server};
 use super::{Event, Outcome, Phase, World};
+use crate::engine::rng;
 use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
 use crate::scenario::{Fault, State};
+use rand::RngExt;
 
 impl World<'_> {
     pub(super) fn on_fault(&mut self, index: usize) {
@@ -126,10 +129,11 @@ impl World<'_> {
             .collect()
     }
 
-    /// Every request the server holds fails with a connection reset.
+    /// Every request the server holds fails with a connection reset (which the balancer may
+    /// retry elsewhere).
     fn fail_held_requests(&mut self, server: u32) {
         for request in self.requests_held_by(server) {
-            self.respond(request, Outcome::Failed);
+            self.try_failed(request, Outcome::Failed, TryFailure::Reset);
         }
     }
 
@@ -233,14 +237,13 @@ impl World<'_> {
     /// Starts a server's probe chain. The initial fleet's probes are staggered across the
     /// interval, as independent probers would be; a new server is first probed one interval
     /// after it starts.
-    pub(super) fn schedule_first_health_check(&mut self, server: u32, staggered: bool) {
+    /// A server's first probe goes at a uniformly random point of the interval (its own keyed
+    /// draw, the same in every topology): a real balancer's probe phase has nothing to do with
+    /// when a server will fail, so the time to detect a crash varies from run to run.
+    pub(super) fn schedule_first_health_check(&mut self, server: u32) {
         let interval = self.topology.balancer.health_check.interval;
-        let offset = if staggered {
-            let count = u64::from(self.topology.servers.count);
-            SimTime(interval.nanos() / count * (u64::from(server) + 1))
-        } else {
-            interval
-        };
+        let u: f64 = rng::keyed(self.seeds.probe_phase, u64::from(server), 0).random();
+        let offset = SimTime::from_nanos_f64(interval.nanos() as f64 * u);
         self.queue
             .push(self.now.saturating_add(offset), Event::HealthCheck(server));
     }
@@ -307,7 +310,7 @@ impl World<'_> {
         if let Some(record) = self.servers[server as usize].replaces.take() {
             self.close_fault_record(record);
         }
-        self.schedule_first_health_check(server, false);
+        self.schedule_first_health_check(server);
         for (fault, kind) in self.scenario.faults.iter().enumerate() {
             if matches!(kind, Fault::RandomCrashes { .. }) {
                 self.schedule_random_failure(fault as u32, server);

@@ -10,6 +10,7 @@
 //! and the autoscaler (fault.rs), and the balancer only learns of it through health checks.
 
 mod balancer;
+mod balancer_retry;
 mod client;
 mod fault;
 mod limits;
@@ -37,6 +38,11 @@ enum Event {
     /// The client sends another attempt of its session's current request (after the backoff).
     Retry(Handle),
     AtBalancer(Handle),
+    /// The balancer sends a failed try again: to another server when `redispatch`.
+    BalancerRetry {
+        request: Handle,
+        redispatch: bool,
+    },
     AtServer(Handle),
     /// The request's compute step (verification + service demand) finished on its worker.
     ComputeDone(Handle),
@@ -139,6 +145,10 @@ struct Request {
     writes_state: bool,
     /// The session's state must be fetched (after a failover) before the work.
     fetch: Option<Recovery>,
+    /// Tries the balancer made after the first (its retries of this attempt).
+    balancer_tries: u8,
+    /// Routed by affinity (its sticky home, or consistent hashing): retried on the same server.
+    by_affinity: bool,
 }
 
 struct Session {
@@ -199,6 +209,7 @@ struct Seeds {
     net_replica: u64,
     backoff: u64,
     random_crashes: u64,
+    probe_phase: u64,
 }
 
 impl Seeds {
@@ -223,6 +234,7 @@ impl Seeds {
             store_write: s("store.write"),
             verify: s("token.verify"),
             net_replica: s("network.server_server"),
+            probe_phase: s("balancer.health_check.phase"),
             backoff: s("client.backoff"),
             random_crashes: s("fault.random_crashes"),
         }
@@ -496,7 +508,7 @@ impl<'s> World<'s> {
         self.schedule_next_arrival();
         if self.servers_can_fail {
             for server in 0..self.servers.len() as u32 {
-                self.schedule_first_health_check(server, true);
+                self.schedule_first_health_check(server);
             }
         }
         if self.warmup > SimTime::ZERO {
@@ -552,6 +564,10 @@ impl<'s> World<'s> {
             Event::SendRequest(session) => self.send_request(session),
             Event::Retry(session) => self.send_retry(session),
             Event::AtBalancer(request) => self.on_balancer(request),
+            Event::BalancerRetry {
+                request,
+                redispatch,
+            } => self.on_balancer_retry(request, redispatch),
             Event::AtServer(request) => self.on_server(request),
             Event::ComputeDone(request) => self.on_compute_done(request),
             Event::AtStore(request) => self.on_store(request),

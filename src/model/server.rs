@@ -2,6 +2,7 @@
 //! session state in server memory (placement, memory limits, replication, failover), and
 //! responses.
 
+use super::balancer_retry::TryFailure;
 use super::{Event, Outcome, Phase, Recovery, Session, World};
 use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
@@ -159,6 +160,7 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(request.session) else {
             return;
         };
+        request.by_affinity = self.balancer.routes_by_affinity(session.home);
         let server = self.balancer.route(session_key(session), session.home);
         session.home = Some(server);
         self.balancer.dispatched(server);
@@ -197,13 +199,14 @@ impl World<'_> {
         let server = &self.servers[server_index];
         let admit = server.busy < workers;
         if !admit && queue_limit.is_some_and(|limit| server.queue.len() >= limit as usize) {
-            self.respond(handle, Outcome::Rejected);
+            self.try_failed(handle, Outcome::Rejected, TryFailure::Status5xx);
             return;
         }
         if self.needs.server_state
             && !self.place_session_state(session_handle, handle, server_index as u32)
         {
-            self.respond(handle, Outcome::Rejected); // no memory for another session
+            // No memory for another session: a 503.
+            self.try_failed(handle, Outcome::Rejected, TryFailure::Status5xx);
             return;
         }
         let server = &mut self.servers[server_index];
@@ -229,7 +232,7 @@ impl World<'_> {
         if self.servers[request.server as usize].condition == Condition::Hung {
             request.phase = Phase::BlackHoled;
         } else {
-            self.respond(handle, Outcome::Failed); // connection refused
+            self.try_failed(handle, Outcome::Failed, TryFailure::Refused);
         }
     }
 
@@ -667,6 +670,12 @@ impl World<'_> {
 
     /// The worker is done with the request: hand the worker to the next queued request, respond.
     pub(super) fn finish_work(&mut self, handle: Handle, outcome: Outcome) {
+        self.release_worker(handle);
+        self.respond(handle, outcome);
+    }
+
+    /// The request's worker moves on to the next queued request, or goes idle.
+    pub(super) fn release_worker(&mut self, handle: Handle) {
         let server_index = self.requests.get(handle).expect("live request").server as usize;
         match self.servers[server_index].queue.pop_front() {
             Some(next) => self.start_work(next),
@@ -675,7 +684,6 @@ impl World<'_> {
                 self.recorder.busy_workers.add(self.now, -1);
             }
         }
-        self.respond(handle, outcome);
     }
 
     /// Sends the outcome back through the balancer to the client.

@@ -2,6 +2,7 @@
 //! waiting room. Every server's requests meet here, which is how it becomes the bottleneck, and
 //! an outage here fails every request that needs it.
 
+use super::balancer_retry::TryFailure;
 use super::server::session_key;
 use super::{Event, Outcome, Phase, Recovery, World};
 use crate::engine::{Handle, SimTime};
@@ -136,7 +137,8 @@ impl World<'_> {
                 session.recovery = Some(Recovery::Store);
             }
         }
-        self.finish_work(handle, outcome);
+        self.release_worker(handle);
+        self.try_failed(handle, outcome, TryFailure::Status5xx);
     }
 
     pub(super) fn on_store_op_done(&mut self, handle: Handle, epoch: u32) {

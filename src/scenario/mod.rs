@@ -102,6 +102,8 @@ pub struct Workload {
     pub request_bytes: Dist,
     pub response_bytes: Dist,
     pub on_session_lost: OnSessionLost,
+    /// Requests may be sent twice safely (GETs): a balancer retries a reset or a 5xx only then.
+    pub idempotent: bool,
 }
 
 /// What a client does when it learns that its session state is gone.
@@ -225,6 +227,44 @@ pub struct Balancer {
     /// How `sticky` places a session's first request (and re-places it when its home is unhealthy).
     pub fallback: Policy,
     pub health_check: HealthCheck,
+    pub retry: BalancerRetry,
+}
+
+/// What the balancer does when a try fails before the server answers (HAProxy `retries` and
+/// `option redispatch`, NGINX `proxy_next_upstream`, Envoy's retry policy).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BalancerRetry {
+    /// Tries after the first (0: none).
+    pub retries: u32,
+    /// A retry may go to another server. Without it, retries go to the same server.
+    pub redispatch: bool,
+    /// Which failures are retried.
+    pub on: RetryOn,
+    /// The wait before retrying the same server (HAProxy's one-second turn-around); a retry
+    /// redispatched to another server goes at once.
+    pub pause: SimTime,
+}
+
+/// The failures a balancer retries (`balancer.retry_on`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetryOn {
+    /// The connection was refused (a dead or starting server): the request never reached it.
+    pub connect_failure: bool,
+    /// The server died with the request in flight (only for idempotent requests).
+    pub reset: bool,
+    /// The server answered 5xx: its queue or memory was full, or the store was down (only for
+    /// idempotent requests).
+    pub status_5xx: bool,
+}
+
+/// One value of `balancer.retry_on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryCondition {
+    ConnectFailure,
+    Reset,
+    #[serde(rename = "5xx")]
+    Status5xx,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 
 use super::Problem;
 use super::units::parse_duration;
-use super::{BackoffKind, Jitter, MemoryFull, OnSessionLost, Policy};
+use super::{BackoffKind, Jitter, MemoryFull, OnSessionLost, Policy, RetryCondition};
 use crate::engine::SimTime;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -157,6 +157,7 @@ pub struct WorkloadFile {
     pub request_bytes: Option<Value>,
     pub response_bytes: Option<Value>,
     pub on_session_lost: Option<OnSessionLost>,
+    pub idempotent: Option<bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -214,6 +215,10 @@ pub struct BalancerFile {
     pub policy: Option<Policy>,
     pub fallback: Option<Policy>,
     pub health_check: Option<HealthCheckFile>,
+    pub retries: Option<u32>,
+    pub redispatch: Option<bool>,
+    pub retry_on: Option<Vec<RetryCondition>>,
+    pub retry_pause: Option<HumanDuration>,
 }
 
 #[derive(Clone, Default, Deserialize)]

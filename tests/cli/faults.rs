@@ -453,3 +453,116 @@ fn retries_stay_within_max_attempts_and_the_budget() {
         assert_eq!(metric(&run, "retry_amplification"), 1.0);
     }
 }
+
+/// A balancer's retries decide who notices a crash (the testbed behind this: HAProxy with
+/// `option redispatch` and its default `retries 3`, 4 backends, Redis, kill -9; not one request
+/// of the store fleet failed, and the sticky fleet failed exactly its lost sessions). With
+/// idempotent requests even the resets of the requests in flight are redispatched, so a
+/// round-robin fleet with a store fails nothing; sticky sessions fail once per session lost,
+/// because a redispatched request reaches a server without its state; and without retries every
+/// request routed to the dead server before detection fails.
+#[test]
+fn balancer_retries_absorb_a_crash_for_a_stateless_fleet_but_not_for_lost_sessions() {
+    let topologies = r#"[workload.extra]
+[[topology]]
+name = "store"
+state = "store"
+[[topology]]
+name = "sticky"
+state = "server"
+balancer = { policy = "sticky" }
+[[fault]]
+kind = "crash"
+at = "60s"
+server = 2
+restart_after = "60s"
+"#;
+    let text = fleet("180s", 40.0, topologies)
+        .replace("[workload.extra]\n", "")
+        .replace("service_time = {", "idempotent = true\nservice_time = {");
+    let runs = simulate_text(&text);
+    let (store, sticky) = (by_name(&runs, "store"), by_name(&runs, "sticky"));
+    assert!(
+        store.counters.requests_to_dead_server > 20,
+        "{:?}",
+        store.counters
+    );
+    assert_eq!(store.counters.failed, 0, "{:?}", store.counters);
+    assert!(store.counters.balancer_retries >= store.counters.requests_to_dead_server);
+    assert!(metric(sticky, "sessions_lost") > 10.0);
+    assert_eq!(
+        sticky.counters.failed, sticky.counters.sessions_lost,
+        "one failed request per session lost and none for new sessions: {:?}",
+        sticky.counters
+    );
+
+    // Not idempotent: a reset is not retried, so the store fleet fails what was in flight.
+    let not_idempotent = simulate_text(&text.replace("idempotent = true\n", ""));
+    let store = by_name(&not_idempotent, "store");
+    assert!(store.counters.failed <= 4, "{:?}", store.counters);
+
+    // No retries: every request routed to the dead server before detection fails.
+    let without = simulate_text(&text.replace(
+        "[balancer.health_check]",
+        "[balancer]\nretries = 0\n[balancer.health_check]",
+    ));
+    let store = by_name(&without, "store");
+    assert_eq!(store.counters.balancer_retries, 0);
+    assert!(
+        store.counters.failed >= store.counters.requests_to_dead_server,
+        "{:?}",
+        store.counters
+    );
+}
+
+/// A sticky request whose home is dead is retried on its home after the pause (HAProxy's
+/// one-second turn-around), and only its last retry is redispatched: with `retries = 3`, three
+/// refused tries and a fourth elsewhere, which fails for want of its session.
+#[test]
+fn sticky_retries_wait_on_the_home_before_redispatching() {
+    let text = r#"name = "pause"
+duration = "40s"
+[workload]
+sessions_per_second = 5
+requests_per_session = 20
+think_time = "500ms"
+service_time = "1ms"
+[servers]
+count = 2
+[balancer]
+policy = "sticky"
+retry_pause = "1s"
+[balancer.health_check]
+interval = "30s"
+unhealthy_threshold = 3
+[[topology]]
+name = "sticky"
+state = "server"
+[[fault]]
+kind = "crash"
+at = "10s"
+server = 0
+"#;
+    let run = &simulate_text(text)[0];
+    let c = &run.counters;
+    // Each session homed on the dead server meets it once more: its try and 2 retries there,
+    // then the last retry elsewhere, which fails for want of the session. A new session placed
+    // there (least connections favours a server that answers at once) is refused once and
+    // redispatched at once. Either way every refused try is retried exactly once.
+    assert!(c.sessions_lost > 5, "{c:?}");
+    assert_eq!(c.failed, c.sessions_lost, "{c:?}");
+    assert_eq!(c.requests_to_dead_server, c.balancer_retries, "{c:?}");
+    assert!(
+        c.balancer_retries > 3 * c.sessions_lost,
+        "new sessions redispatched: {c:?}"
+    );
+
+    // The two pauses on the home take 2 s: a client that waits 1.5 s gives up first, unless the
+    // pause is short.
+    let impatient = text.replace("[servers]", "[client]\ntimeout = \"1500ms\"\n[servers]");
+    let waited = &simulate_text(&impatient)[0];
+    assert!(waited.counters.timed_out > 0, "{:?}", waited.counters);
+    let short =
+        &simulate_text(&impatient.replace("retry_pause = \"1s\"", "retry_pause = \"100ms\""))[0];
+    assert_eq!(short.counters.timed_out, 0, "{:?}", short.counters);
+}

@@ -208,10 +208,14 @@ fn littles_law_holds_for_active_sessions() {
     }
 }
 
-/// The balancer finds a crash only through health checks: with probes of server s at
-/// `interval * (s + 1) / servers + k * interval` and `unhealthy_threshold` failures needed, the
-/// detection delay D is known exactly, and round robin sends 1/servers of the requests of those D
-/// seconds to the dead server. Counts in D are Poisson, so the tolerance is 4 standard deviations.
+/// The balancer finds a crash only through health checks: with `unhealthy_threshold` failed
+/// probes needed, the crash is detected D after it happens, and until then round robin keeps
+/// sending requests to the dead server. Each one's connection is refused and the balancer
+/// redispatches it, which takes the next server's turn too: of every 8 turns the dead server
+/// takes one and its redispatch another, so 1 request in 7 meets it (1/(n - 1), as HAProxy's
+/// round robin gives). Counts in D are Poisson, so the tolerance is 4 standard deviations; and
+/// no request fails but those in flight at the crash (the reset of a request that is not known
+/// to be idempotent is not retried).
 #[test]
 fn health_checks_detect_a_crash_after_threshold_failed_probes() {
     let text = r#"name = "detection"
@@ -234,22 +238,91 @@ at = "100s"
 server = 3
 "#;
     let run = &simulate_text(text)[0];
-    // Server 3 is probed at 5 s, 15 s, ...: failures at 105, 115, 125 s mark it unhealthy at 125 s.
-    let detection_secs: f64 = 25.0;
-    let expected = 1000.0 * detection_secs / 8.0;
+    let detection_secs = metric(run, "time_to_detect_s");
+    // The third failed probe comes two intervals after the first, which comes within one.
+    assert!(
+        (20.0..=30.0).contains(&detection_secs),
+        "detected after {detection_secs} s"
+    );
+    let expected = 1000.0 * detection_secs / 7.0;
     let observed = run.counters.requests_to_dead_server as f64;
-    let tolerance = 4.0 * (1000.0 * detection_secs).sqrt() / 8.0 + 1.0;
+    let tolerance = 4.0 * (1000.0 * detection_secs).sqrt() / 7.0 + 1.0;
     eprintln!("requests to the dead server: {observed}, expected {expected} ± {tolerance:.0}");
     assert!(
         (observed - expected).abs() <= tolerance,
         "{observed} vs {expected}"
     );
-    // Before the crash and after detection nothing else fails: only in-flight work at the crash.
-    assert!(
-        run.counters.failed as f64 - observed <= 4.0,
-        "{:?}",
-        run.counters
+    assert_eq!(
+        run.counters.balancer_retries, run.counters.requests_to_dead_server,
+        "each refused try is retried once, elsewhere"
     );
+    assert!(run.counters.failed <= 4, "{:?}", run.counters);
+}
+
+/// The probe phase is uniform: a server's first probe goes at a random point of the interval,
+/// so the time to detect a crash is uniform on [(threshold - 1) · interval, threshold ·
+/// interval] (a refused probe fails at once), with mean (threshold - 1/2) · interval; a hung
+/// server's probes fail only at their timeout, which adds it. Over R replications the sample
+/// mean's standard deviation is interval / sqrt(12 R): the tolerance is 4 of them.
+#[test]
+fn detection_time_is_uniform_over_a_probe_interval() {
+    for (kind, timeout_s) in [("crash", 0.0), ("hang", 2.0)] {
+        let text = format!(
+            r#"name = "phase"
+duration = "60s"
+replications = 200
+[workload]
+sessions_per_second = 20
+service_time = "1ms"
+[client]
+timeout = "5s"
+[servers]
+count = 4
+[balancer.health_check]
+interval = "10s"
+unhealthy_threshold = 3
+timeout = "2s"
+[[topology]]
+name = "rr"
+state = "none"
+[[fault]]
+kind = "{kind}"
+at = "10s"
+server = 1
+"#
+        );
+        let runs = simulate_text(&text);
+        let (interval, threshold) = (10.0, 3.0);
+        let (low, high) = ((threshold - 1.0) * interval, threshold * interval);
+        let detections: Vec<f64> = runs.iter().map(|r| metric(r, "time_to_detect_s")).collect();
+        for d in &detections {
+            assert!(
+                (low + timeout_s..=high + timeout_s).contains(d),
+                "{kind}: detected after {d} s, outside [{low}, {high}] + {timeout_s}"
+            );
+        }
+        let mean = detections.iter().sum::<f64>() / detections.len() as f64;
+        let expected = (threshold - 0.5) * interval + timeout_s;
+        let tolerance = 4.0 * interval / (12.0 * detections.len() as f64).sqrt();
+        assert!(
+            (mean - expected).abs() <= tolerance,
+            "{kind}: mean detection {mean:.2} s, expected {expected} ± {tolerance:.2}"
+        );
+        // Uniform, not bunched: each third of the interval holds about a third of the runs.
+        let thirds: Vec<usize> = (0..3)
+            .map(|third| {
+                let from = low + timeout_s + interval * third as f64 / 3.0;
+                detections
+                    .iter()
+                    .filter(|d| (from..from + interval / 3.0).contains(*d))
+                    .count()
+            })
+            .collect();
+        assert!(
+            thirds.iter().all(|&n| n >= 40),
+            "{kind}: detections per third of the interval {thirds:?}"
+        );
+    }
 }
 
 /// Common random numbers: topologies that model the same system see the identical workload and

@@ -16,6 +16,34 @@ const DEFAULT_HEALTH_CHECK: HealthCheck = HealthCheck {
     timeout: SimTime::from_secs(1),
 };
 
+/// What a balancer does out of the box when a try fails, as NGINX does by default
+/// (`proxy_next_upstream error timeout`: a connection error or a reset goes to the next server;
+/// since 1.9.13 a request that may have had effects is not sent twice) with HAProxy's `retries 3`
+/// and its one-second pause before retrying the same server (`option redispatch` sends the last
+/// retry of a sticky request elsewhere).
+const DEFAULT_RETRY: BalancerRetry = BalancerRetry {
+    retries: 3,
+    redispatch: true,
+    on: RetryOn {
+        connect_failure: true,
+        reset: true,
+        status_5xx: false,
+    },
+    pause: SimTime::from_secs(1),
+};
+
+fn retry_conditions(conditions: &[RetryCondition]) -> RetryOn {
+    let mut on = RetryOn::default();
+    for condition in conditions {
+        match condition {
+            RetryCondition::ConnectFailure => on.connect_failure = true,
+            RetryCondition::Reset => on.reset = true,
+            RetryCondition::Status5xx => on.status_5xx = true,
+        }
+    }
+    on
+}
+
 /// The shortest period of anything that repeats on its own (probes, the autoscaler's loop).
 pub(super) const MIN_PERIOD: SimTime = SimTime::from_millis(1);
 
@@ -90,6 +118,7 @@ impl Resolver<'_> {
                 .or(global_check.timeout)
                 .map_or(DEFAULT_HEALTH_CHECK.timeout, |d| d.0),
         };
+        let retry_on = local.retry_on.clone().or(global.retry_on.clone());
         let balancer = Balancer {
             policy: local.policy.or(global.policy).unwrap_or(Policy::RoundRobin),
             fallback: local
@@ -97,8 +126,33 @@ impl Resolver<'_> {
                 .or(global.fallback)
                 .unwrap_or(Policy::LeastConnections),
             health_check,
+            retry: BalancerRetry {
+                retries: local
+                    .retries
+                    .or(global.retries)
+                    .unwrap_or(DEFAULT_RETRY.retries),
+                redispatch: local
+                    .redispatch
+                    .or(global.redispatch)
+                    .unwrap_or(DEFAULT_RETRY.redispatch),
+                on: retry_on
+                    .as_deref()
+                    .map_or(DEFAULT_RETRY.on, retry_conditions),
+                pause: local
+                    .retry_pause
+                    .or(global.retry_pause)
+                    .map_or(DEFAULT_RETRY.pause, |d| d.0),
+            },
         };
         let origin = |key: &str, set_locally: bool| merged_key(path, "balancer", key, set_locally);
+        self.check(
+            balancer.retry.retries <= 10,
+            origin("retries", local.retries.is_some()),
+            format!(
+                "at most 10 retries (HAProxy's default is 3), got {}",
+                balancer.retry.retries
+            ),
+        );
         self.check(
             balancer.fallback != Policy::Sticky,
             origin("fallback", local.fallback.is_some()),

@@ -184,6 +184,7 @@ pub fn resolve(
             Dist::zero(),
         ),
         on_session_lost: w.on_session_lost.unwrap_or(OnSessionLost::Abandon),
+        idempotent: w.idempotent.unwrap_or(false),
     };
 
     let client = r.client(&raw.client);
