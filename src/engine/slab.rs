@@ -43,6 +43,9 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Always inlined: with a second caller (the balancer's retries) the compiler stopped
+    /// inlining it into the client's send path, +2.5% instructions on the M/M/c benchmark.
+    #[inline(always)]
     pub fn insert(&mut self, value: T) -> Handle {
         self.len += 1;
         if let Some(index) = self.free.pop() {

@@ -120,6 +120,13 @@ impl Balancer {
         }
     }
 
+    /// Whether the policy routes anything by affinity (decides whether `routes_by_affinity` is
+    /// worth asking on the request path).
+    #[inline]
+    pub fn has_affinity(&self) -> bool {
+        matches!(self.policy, Policy::Sticky | Policy::ConsistentHash)
+    }
+
     /// Whether a request with this home goes where it goes by affinity (its sticky cookie names
     /// a server the balancer routes to, or consistent hashing places it), rather than by a pick.
     pub fn routes_by_affinity(&self, home: Option<u32>) -> bool {
@@ -135,6 +142,8 @@ impl Balancer {
     /// Another server for a failed try, chosen as the policy (a sticky balancer's fallback)
     /// chooses, but not `failed` unless it is the only one. Each pick counts as one: a round
     /// robin that lands on the failed server again moves on to the next.
+    #[cold]
+    #[inline(never)]
     pub fn redispatch(&mut self, affinity_key: u64, failed: u32) -> u32 {
         if self.candidates_stale {
             self.rebuild_candidates();
@@ -176,6 +185,9 @@ impl Balancer {
             .unwrap_or(failed)
     }
 
+    /// Always inlined into `route`, as it was before `redispatch` called it too (measured: as a
+    /// call, +2% instructions on the M/M/c benchmark).
+    #[inline(always)]
     fn pick(&mut self, policy: Policy, affinity_key: u64) -> u32 {
         if self.candidates_stale {
             self.rebuild_candidates();

@@ -37,6 +37,8 @@ impl World<'_> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn retry_at_balancer(&mut self, handle: Handle, failure: TryFailure) -> bool {
         let retry = &self.topology.balancer.retry;
         let idempotent = self.scenario.workload.idempotent;

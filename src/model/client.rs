@@ -1,6 +1,7 @@
 //! The client side: session arrivals, sending requests and their retries, receiving outcomes,
 //! think time, timeouts, and what a user does when the session is gone.
 
+use super::limits::GUARD_INTERVAL;
 use super::{Event, Outcome, Phase, Request, Session, World};
 use crate::engine::rng::keyed;
 use crate::engine::{Handle, SimTime};
@@ -101,6 +102,9 @@ impl World<'_> {
         session.last_backoff = SimTime::ZERO;
         let redone = index < session.redo_until;
         self.requests_simulated += 1;
+        if self.requests_simulated.is_multiple_of(GUARD_INTERVAL) {
+            self.check_limits();
+        }
         self.recorder.series.counts().requests += 1;
         if in_window {
             let counters = &mut self.recorder.counters;

@@ -356,6 +356,11 @@ pub struct World<'s> {
     autoscale_areas: (i128, i128),
     events: u64,
     requests_simulated: u64,
+    /// What the run may use, and the state of its checks (model/limits.rs).
+    limits: &'s Limits,
+    guard: limits::Guard,
+    /// Why the run stopped early, if it did.
+    stopped: Option<Stopped>,
 }
 
 /// Runs one topology of a scenario for one replication, with no limit.
@@ -374,8 +379,8 @@ pub fn simulate_within(
     replication: u32,
     limits: &Limits,
 ) -> Result<RunResult, Stopped> {
-    let mut world = World::new(scenario, topology, replication);
-    world.run(limits)?;
+    let mut world = World::new(scenario, topology, replication, limits);
+    world.run()?;
     Ok(world.finish())
 }
 
@@ -387,9 +392,9 @@ pub fn latency_per_second(
     replication: u32,
     limits: &Limits,
 ) -> Result<Vec<f64>, Stopped> {
-    let mut world = World::new(scenario, topology, replication);
+    let mut world = World::new(scenario, topology, replication, limits);
     world.recorder.per_second = Some(Vec::new());
-    world.run(limits)?;
+    world.run()?;
     let seconds = world.recorder.per_second.take().unwrap_or_default();
     Ok(seconds
         .into_iter()
@@ -399,7 +404,12 @@ pub fn latency_per_second(
 }
 
 impl<'s> World<'s> {
-    fn new(scenario: &'s Scenario, topology: &'s Topology, replication: u32) -> World<'s> {
+    fn new(
+        scenario: &'s Scenario,
+        topology: &'s Topology,
+        replication: u32,
+        limits: &'s Limits,
+    ) -> World<'s> {
         let seed = scenario.seed;
         let servers = topology.servers.count;
         let store = match &topology.state {
@@ -493,6 +503,9 @@ impl<'s> World<'s> {
             store_wipes_on_return: false,
             events: 0,
             requests_simulated: 0,
+            limits,
+            guard: limits::Guard::new(),
+            stopped: None,
         };
         let up = i64::from(servers);
         let recorder = &mut world.recorder;
@@ -533,9 +546,8 @@ impl<'s> World<'s> {
         }
     }
 
-    fn run(&mut self, limits: &Limits) -> Result<(), Stopped> {
+    fn run(&mut self) -> Result<(), Stopped> {
         self.schedule_initial_events();
-        let mut guard = limits::Guard::new();
         while let Some((time, event)) = self.queue.pop() {
             if time > self.end {
                 break;
@@ -546,9 +558,9 @@ impl<'s> World<'s> {
             self.now = time;
             self.events += 1;
             self.handle(event);
-            if self.events.is_multiple_of(GUARD_INTERVAL) {
-                self.check_limits(limits, &mut guard)?;
-            }
+        }
+        if let Some(stopped) = self.stopped.take() {
+            return Err(stopped);
         }
         self.now = self.end;
         self.close_buckets_before(self.end);

@@ -160,7 +160,9 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(request.session) else {
             return;
         };
-        request.by_affinity = self.balancer.routes_by_affinity(session.home);
+        if self.balancer.has_affinity() {
+            request.by_affinity = self.balancer.routes_by_affinity(session.home);
+        }
         let server = self.balancer.route(session_key(session), session.home);
         session.home = Some(server);
         self.balancer.dispatched(server);
@@ -669,13 +671,9 @@ impl World<'_> {
     }
 
     /// The worker is done with the request: hand the worker to the next queued request, respond.
+    /// The worker moves on to the next queued request (or goes idle) and the outcome goes back;
+    /// a failure (the store's, a 5xx) through the balancer, which may try again.
     pub(super) fn finish_work(&mut self, handle: Handle, outcome: Outcome) {
-        self.release_worker(handle);
-        self.respond(handle, outcome);
-    }
-
-    /// The request's worker moves on to the next queued request, or goes idle.
-    pub(super) fn release_worker(&mut self, handle: Handle) {
         let server_index = self.requests.get(handle).expect("live request").server as usize;
         match self.servers[server_index].queue.pop_front() {
             Some(next) => self.start_work(next),
@@ -683,6 +681,11 @@ impl World<'_> {
                 self.servers[server_index].busy -= 1;
                 self.recorder.busy_workers.add(self.now, -1);
             }
+        }
+        if outcome == Outcome::Ok {
+            self.respond(handle, outcome);
+        } else {
+            self.try_failed(handle, outcome, TryFailure::Status5xx);
         }
     }
 

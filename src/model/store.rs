@@ -2,7 +2,6 @@
 //! waiting room. Every server's requests meet here, which is how it becomes the bottleneck, and
 //! an outage here fails every request that needs it.
 
-use super::balancer_retry::TryFailure;
 use super::server::session_key;
 use super::{Event, Outcome, Phase, Recovery, World};
 use crate::engine::{Handle, SimTime};
@@ -137,8 +136,7 @@ impl World<'_> {
                 session.recovery = Some(Recovery::Store);
             }
         }
-        self.release_worker(handle);
-        self.try_failed(handle, outcome, TryFailure::Status5xx);
+        self.finish_work(handle, outcome);
     }
 
     pub(super) fn on_store_op_done(&mut self, handle: Handle, epoch: u32) {
