@@ -6,6 +6,7 @@
 //! after it.
 
 use crate::report::{self, Exporter, Report};
+use crate::scenario::folder_of;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -38,8 +39,7 @@ pub fn check_file(file: &Path) -> io::Result<()> {
             "it is a folder",
         ));
     }
-    let parent = file.parent().unwrap_or(Path::new("."));
-    check_writable(nearest_existing(parent)?.as_path())
+    check_writable(nearest_existing(folder_of(file))?.as_path())
 }
 
 /// The folder itself if it exists, else the closest ancestor that does (which must be a folder).
@@ -74,10 +74,7 @@ fn check_writable(dir: &Path) -> io::Result<()> {
 
 /// A folder beside `target` that no other process picks: `.NAME.staging-PID-N`.
 fn staging_dir(target: &Path) -> io::Result<PathBuf> {
-    let parent = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let parent = folder_of(target);
     std::fs::create_dir_all(parent)?;
     let name = target
         .file_name()
@@ -165,10 +162,7 @@ fn move_into_place(
 
 /// Writes `text` to `path` through a temporary file beside it and a rename.
 pub fn write_file(path: &Path, text: &str) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let parent = folder_of(path);
     std::fs::create_dir_all(parent)?;
     let name = path
         .file_name()
@@ -193,11 +187,7 @@ pub fn same_place(a: &Path, b: &Path) -> bool {
         if let Ok(path) = path.canonicalize() {
             return Some(path);
         }
-        let parent = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        Some(parent.canonicalize().ok()?.join(path.file_name()?))
+        Some(folder_of(path).canonicalize().ok()?.join(path.file_name()?))
     }
     match (resolved(a), resolved(b)) {
         (Some(a), Some(b)) => a == b,

@@ -120,16 +120,9 @@ impl World<'_> {
         } else {
             request.server
         };
-        self.balancer.dispatched(server);
-        self.servers[server as usize].dispatched += 1;
         request.server = server;
         request.phase = Phase::ToServer;
-        let hop = Self::draw_time(
-            &self.topology.network.balancer_server,
-            self.seeds.net_to_server,
-            request.session_id,
-            request.draw_key,
-        );
-        self.after(hop, Event::AtServer(handle));
+        let (session_id, draw_key) = (request.session_id, request.draw_key);
+        self.forward(handle, server, session_id, draw_key);
     }
 }

@@ -165,15 +165,23 @@ impl World<'_> {
         }
         let server = self.balancer.route(session_key(session), session.home);
         session.home = Some(server);
-        self.balancer.dispatched(server);
-        self.servers[server as usize].dispatched += 1;
         request.server = server;
         request.phase = Phase::ToServer;
+        let (session_id, draw_key) = (session.id, request.draw_key);
+        self.forward(handle, server, session_id, draw_key);
+    }
+
+    /// The balancer sends a try on to `server` (a first try or its retry): one more
+    /// outstanding there, then the hop.
+    #[inline(always)]
+    pub(super) fn forward(&mut self, handle: Handle, server: u32, session_id: u64, draw_key: u64) {
+        self.balancer.dispatched(server);
+        self.servers[server as usize].dispatched += 1;
         let hop = Self::draw_time(
             &self.topology.network.balancer_server,
             self.seeds.net_to_server,
-            session.id,
-            request.draw_key,
+            session_id,
+            draw_key,
         );
         self.after(hop, Event::AtServer(handle));
     }

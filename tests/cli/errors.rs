@@ -6,7 +6,7 @@ use statesim::scenario::load_str;
 use std::path::Path;
 use tempfile::TempDir;
 
-const VALID: &str = r#"name = "t"
+pub const VALID: &str = r#"name = "t"
 duration = "10s"
 
 [workload]

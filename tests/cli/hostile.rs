@@ -9,25 +9,13 @@ use super::support::{project_path, statesim};
 use std::path::Path;
 use tempfile::TempDir;
 
-const VALID: &str = r#"name = "t"
-duration = "10s"
-
-[workload]
-sessions_per_second = 10
-service_time = "5ms"
-
-[servers]
-count = 2
-
-[[topology]]
-name = "a"
-state = "server"
-balancer = { policy = "sticky" }
-
-[[topology]]
-name = "b"
-state = "store"
-"#;
+/// The error tests' valid scenario with a second topology that has a store.
+fn valid() -> String {
+    format!(
+        "{}\n[[topology]]\nname = \"b\"\nstate = \"store\"\n",
+        super::errors::VALID
+    )
+}
 
 /// One bad input: the scenario written as `s.toml`, other files beside it, the command line
 /// (run in the scenario's folder), the exit code, and what its message must contain.
@@ -60,9 +48,9 @@ fn case(
 /// The valid scenario with `extra`: a table after it, a top-level key before its first table.
 fn with(extra: &str) -> String {
     if extra.starts_with('[') {
-        format!("{VALID}\n{extra}\n")
+        format!("{}\n{extra}\n", valid())
     } else {
-        format!("{extra}\n{VALID}")
+        format!("{extra}\n{}", valid())
     }
 }
 
@@ -77,7 +65,7 @@ fn run_with(extra: &[&str]) -> Vec<&'static str> {
 }
 
 fn empirical(file: &str) -> String {
-    VALID.replace(
+    valid().replace(
         "service_time = \"5ms\"",
         &format!("service_time = {{ dist = \"empirical\", file = \"{file}\", column = \"ms\" }}"),
     )
@@ -136,72 +124,72 @@ fn catalogue(dir: &Path) -> Vec<Case> {
         case("empirical file: larger than 64 MiB", empirical("big.csv"), RUN, 2, &["larger than 64 MiB"]),
         case("empirical file: missing", empirical("missing.csv"), RUN, 2, &["cannot read \"missing.csv\""]),
         // Work that would never finish.
-        case("probe interval of 1ns", VALID.to_string(), &run_with(&["--set", "balancer.health_check.interval=1ns"]), 2, &["`balancer.health_check.interval`", "at least 1ms"]),
+        case("probe interval of 1ns", valid().to_string(), &run_with(&["--set", "balancer.health_check.interval=1ns"]), 2, &["`balancer.health_check.interval`", "at least 1ms"]),
         case("autoscaler period of 1ns", with("[autoscale]\ntarget_utilization = 0.5\nmin = 1\nmax = 4\nsync_period = \"1ns\""), RUN, 2, &["`autoscale.sync_period`", "at least 1ms"]),
-        case("a run of 4,000,000 hours", VALID.to_string(), &run_with(&["--set", "duration=4000000h", "--set", "bucket=4000h"]), 2, &["--max-events"]),
-        case("a billion requests per session", VALID.replace("service_time = \"5ms\"", "service_time = \"0s\"\nrequests_per_session = 1000000000"), RUN, 2, &["--max-events"]),
+        case("a run of 4,000,000 hours", valid().to_string(), &run_with(&["--set", "duration=4000000h", "--set", "bucket=4000h"]), 2, &["--max-events"]),
+        case("a billion requests per session", valid().replace("service_time = \"5ms\"", "service_time = \"0s\"\nrequests_per_session = 1000000000"), RUN, 2, &["--max-events"]),
         case("100,000 replications", with("replications = 100000").replace("duration = \"10s\"", "duration = \"10m\""), RUN, 2, &["200000 runs", "--max-events"]),
-        case("--jobs 100000", VALID.to_string(), &run_with(&["--jobs", "100000"]), 2, &["1..=1024"]),
-        case("--replications beyond the cap", VALID.to_string(), &run_with(&["--replications", "1000000"]), 2, &["--replications"]),
-        case("time standing still", VALID.replace("service_time = \"5ms\"", "service_time = \"0s\"\nrequests_per_session = 10000000").replace("sessions_per_second = 10", "sessions_per_second = 0.2"), &run_with(&["--set", "topology.b.state=none"]), 2, &["simulated time stood still"]),
-        case("--time-limit", VALID.replace("duration = \"10s\"", "duration = \"1h\""), &run_with(&["--time-limit", "1ms"]), 3, &["--time-limit"]),
+        case("--jobs 100000", valid().to_string(), &run_with(&["--jobs", "100000"]), 2, &["1..=1024"]),
+        case("--replications beyond the cap", valid().to_string(), &run_with(&["--replications", "1000000"]), 2, &["--replications"]),
+        case("time standing still", valid().replace("service_time = \"5ms\"", "service_time = \"0s\"\nrequests_per_session = 10000000").replace("sessions_per_second = 10", "sessions_per_second = 0.2"), &run_with(&["--set", "topology.b.state=none"]), 2, &["simulated time stood still"]),
+        case("--time-limit", valid().replace("duration = \"10s\"", "duration = \"1h\""), &run_with(&["--time-limit", "1ms"]), 3, &["--time-limit"]),
         // Memory.
-        case("an unbounded queue at run time", VALID.replace("sessions_per_second = 10", "sessions_per_second = 1000000").replace("duration = \"10s\"", "duration = \"60s\""), &run_with(&["--max-memory", "64MiB", "--set", "topology.b.state=none"]), 2, &["overloaded at this load", "--max-memory"]),
+        case("an unbounded queue at run time", valid().replace("sessions_per_second = 10", "sessions_per_second = 1000000").replace("duration = \"10s\"", "duration = \"60s\""), &run_with(&["--max-memory", "64MiB", "--set", "topology.b.state=none"]), 2, &["overloaded at this load", "--max-memory"]),
         case("a sweep of 10^5 points in the file", with("[sweep]\n\"workload.sessions_per_second\" = \"1..100000:1\""), RUN, 2, &["more than 10000 values"]),
-        case("two --sweep of 1000 points", VALID.to_string(), &run_with(&["--sweep", "servers.count=1..1000:1", "--sweep", "workload.sessions_per_second=1..1000:1"]), 2, &["--sweep workload.sessions_per_second=1..1000:1", "1000 x 1000"]),
-        case("1ms buckets over 40 replications", VALID.replace("duration = \"10s\"", "duration = \"10m\""), &run_with(&["--bucket", "1ms", "--replications", "40"]), 2, &["timeseries rows", "--max-memory"]),
+        case("two --sweep of 1000 points", valid().to_string(), &run_with(&["--sweep", "servers.count=1..1000:1", "--sweep", "workload.sessions_per_second=1..1000:1"]), 2, &["--sweep workload.sessions_per_second=1..1000:1", "1000 x 1000"]),
+        case("1ms buckets over 40 replications", valid().replace("duration = \"10s\"", "duration = \"10m\""), &run_with(&["--bucket", "1ms", "--replications", "40"]), 2, &["timeseries rows", "--max-memory"]),
         case("random crashes every millisecond", with("[[fault]]\nkind = \"random_crashes\"\nmtbf = \"1ms\"\nmttr = \"1ms\""), RUN, 2, &["`fault[0].mtbf`", "at least 1s"]),
-        case("20,000 topologies", format!("{VALID}{}", (0..20_000).map(|i| format!("[[topology]]\nname = \"x{i}\"\nstate = \"none\"\n")).collect::<String>()), RUN, 2, &["at most 1000"]),
-        case("a scenario file larger than 16 MiB", VALID.to_string(), &["run", "huge.toml", "--out", "out"], 2, &["larger than 16 MiB"]),
+        case("20,000 topologies", format!("{}{}", valid(), (0..20_000).map(|i| format!("[[topology]]\nname = \"x{i}\"\nstate = \"none\"\n")).collect::<String>()), RUN, 2, &["at most 1000"]),
+        case("a scenario file larger than 16 MiB", valid().to_string(), &["run", "huge.toml", "--out", "out"], 2, &["larger than 16 MiB"]),
         // Results and outputs.
-        case("--out is a file", VALID.to_string(), &["run", "s.toml", "--out", "afile"], 2, &["cannot write results to afile", "not a folder"]),
-        case("--out below a file", VALID.to_string(), &["run", "s.toml", "--out", "afile/out"], 2, &["cannot write results to afile/out"]),
+        case("--out is a file", valid().to_string(), &["run", "s.toml", "--out", "afile"], 2, &["cannot write results to afile", "not a folder"]),
+        case("--out below a file", valid().to_string(), &["run", "s.toml", "--out", "afile/out"], 2, &["cannot write results to afile/out"]),
         case("--junit where it cannot be written", with("[[expect]]\ntopology = \"*\"\nmetric = \"requests\"\nmin = 0"), &["check", "s.toml", "--out", "out", "--junit", "/proc/junit.xml"], 2, &["/proc/junit.xml"]),
         case("--markdown is a folder", with("[[expect]]\ntopology = \"*\"\nmetric = \"requests\"\nmin = 0"), &["check", "s.toml", "--out", "out", "--markdown", "data"], 2, &["cannot write results to data"]),
         case("--tolerance without --baseline", with("[[expect]]\ntopology = \"*\"\nmetric = \"requests\"\nmin = 0"), &["check", "s.toml", "--out", "out", "--tolerance", "*=0.1"], 2, &["--baseline"]),
-        case("a truncated baseline", VALID.to_string(), &["check", "s.toml", "--out", "out", "--baseline", "cut"], 2, &["cut short"]),
-        case("a baseline without a topology column", VALID.to_string(), &["check", "s.toml", "--out", "out", "--baseline", "nocolumn"], 2, &["no column topology"]),
+        case("a truncated baseline", valid().to_string(), &["check", "s.toml", "--out", "out", "--baseline", "cut"], 2, &["cut short"]),
+        case("a baseline without a topology column", valid().to_string(), &["check", "s.toml", "--out", "out", "--baseline", "nocolumn"], 2, &["no column topology"]),
         // Panics and gate bypass.
-        case("merge: a shard of 2^64 - 1", VALID.to_string(), &["merge", "forged-count.shard", "--out", "out"], 2, &["each of 0..18446744073709551615 is needed"]),
-        case("merge: a histogram claiming 4 GB", VALID.to_string(), &["merge", "forged-histogram.shard", "--out", "out"], 2, &["not a histogram statesim writes"]),
-        case("merge: a run with too few figures", VALID.to_string(), &["merge", "forged-run.shard", "--out", "out"], 2, &["figures"]),
-        case("merge: not a shard file", VALID.to_string(), &["merge", "s.toml", "--out", "out"], 2, &["not a statesim shard file"]),
+        case("merge: a shard of 2^64 - 1", valid().to_string(), &["merge", "forged-count.shard", "--out", "out"], 2, &["each of 0..18446744073709551615 is needed"]),
+        case("merge: a histogram claiming 4 GB", valid().to_string(), &["merge", "forged-histogram.shard", "--out", "out"], 2, &["not a histogram statesim writes"]),
+        case("merge: a run with too few figures", valid().to_string(), &["merge", "forged-run.shard", "--out", "out"], 2, &["figures"]),
+        case("merge: not a shard file", valid().to_string(), &["merge", "s.toml", "--out", "out"], 2, &["not a statesim shard file"]),
         case("[[expect]] max = nan", with("[[expect]]\ntopology = \"*\"\nmetric = \"requests\"\nmax = nan"), RUN, 2, &["`expect[0].max`", "NaN bound never fails"]),
         case("[[expect]] min = inf", with("[[expect]]\ntopology = \"*\"\nmetric = \"requests\"\nmin = -inf"), RUN, 2, &["`expect[0].min`", "finite number, got -inf"]),
         case("[slo] equals = nan", with("[slo]\nsessions_lost = { equals = nan }"), RUN, 2, &["`slo.sessions_lost.equals`"]),
-        case("a NaN rate", VALID.replace("sessions_per_second = 10", "sessions_per_second = nan"), RUN, 2, &["`workload.sessions_per_second`"]),
-        case("a NaN memory limit", VALID.replace("count = 2", "count = 2\nmemory_mb = nan"), RUN, 2, &["`servers.memory_mb`"]),
+        case("a NaN rate", valid().replace("sessions_per_second = 10", "sessions_per_second = nan"), RUN, 2, &["`workload.sessions_per_second`"]),
+        case("a NaN memory limit", valid().replace("count = 2", "count = 2\nmemory_mb = nan"), RUN, 2, &["`servers.memory_mb`"]),
         // Silent nonsense.
-        case("a geometric service time", VALID.replace("service_time = \"5ms\"", "service_time = { dist = \"geometric\", mean = 3 }"), RUN, 2, &["`workload.service_time.dist`", "geometric counts trials"]),
-        case("half a request per session", VALID.replace("service_time = \"5ms\"", "service_time = \"5ms\"\nrequests_per_session = 0.5"), RUN, 2, &["`workload.requests_per_session`", "whole number"]),
-        case("zero requests per session", VALID.replace("service_time = \"5ms\"", "service_time = \"5ms\"\nrequests_per_session = 0"), RUN, 2, &["`workload.requests_per_session`"]),
-        case("sessions of 1e308 bytes", VALID.replace("state = \"store\"", "state = \"store\"\nsession_bytes = 1e308"), RUN, 2, &["`topology[1].session_bytes`", "1 TiB"]),
-        case("a store outage without a store", VALID.replace("state = \"store\"", "state = \"none\"") + "\n[[fault]]\nkind = \"store_outage\"\nat = \"1s\"\nduration = \"1s\"\n", RUN, 2, &["`fault[0].kind`", "no topology has a store"]),
-        case("a topology name with a newline and a workflow command", VALID.replace("name = \"a\"", "name = \"a\\n::error title=pwned::x\""), RUN, 2, &["`topology[0].name`", "control character", "\\n::error"]),
-        case("a topology name with an ANSI escape", VALID.replace("name = \"a\"", "name = \"\\u001b[2Ja\""), RUN, 2, &["\\u{1b}[2Ja"]),
-        case("a scenario name with a carriage return", VALID.replace("name = \"t\"", "name = \"t\\rX\""), RUN, 2, &["`name`", "\\r"]),
-        case("a topology name of 500 characters", VALID.replace("name = \"a\"", &format!("name = \"{}\"", "a".repeat(500))), RUN, 2, &["at most 100 characters"]),
-        case("eleven balancer retries", VALID.replace("[servers]", "[balancer]\nretries = 11\n[servers]"), RUN, 2, &["`balancer.retries`", "at most 10"]),
-        case("a misspelt retry condition", VALID.replace("[servers]", "[balancer]\nretry_on = [\"conect_failure\"]\n[servers]"), RUN, 2, &["`balancer.retry_on[0]`", "did you mean `connect_failure`"]),
-        case("a duplicated topology name", VALID.replace("name = \"b\"", "name = \"a\""), RUN, 2, &["`topology[1].name`", "used twice"]),
+        case("a geometric service time", valid().replace("service_time = \"5ms\"", "service_time = { dist = \"geometric\", mean = 3 }"), RUN, 2, &["`workload.service_time.dist`", "geometric counts trials"]),
+        case("half a request per session", valid().replace("service_time = \"5ms\"", "service_time = \"5ms\"\nrequests_per_session = 0.5"), RUN, 2, &["`workload.requests_per_session`", "whole number"]),
+        case("zero requests per session", valid().replace("service_time = \"5ms\"", "service_time = \"5ms\"\nrequests_per_session = 0"), RUN, 2, &["`workload.requests_per_session`"]),
+        case("sessions of 1e308 bytes", valid().replace("state = \"store\"", "state = \"store\"\nsession_bytes = 1e308"), RUN, 2, &["`topology[1].session_bytes`", "1 TiB"]),
+        case("a store outage without a store", valid().replace("state = \"store\"", "state = \"none\"") + "\n[[fault]]\nkind = \"store_outage\"\nat = \"1s\"\nduration = \"1s\"\n", RUN, 2, &["`fault[0].kind`", "no topology has a store"]),
+        case("a topology name with a newline and a workflow command", valid().replace("name = \"a\"", "name = \"a\\n::error title=pwned::x\""), RUN, 2, &["`topology[0].name`", "control character", "\\n::error"]),
+        case("a topology name with an ANSI escape", valid().replace("name = \"a\"", "name = \"\\u001b[2Ja\""), RUN, 2, &["\\u{1b}[2Ja"]),
+        case("a scenario name with a carriage return", valid().replace("name = \"t\"", "name = \"t\\rX\""), RUN, 2, &["`name`", "\\r"]),
+        case("a topology name of 500 characters", valid().replace("name = \"a\"", &format!("name = \"{}\"", "a".repeat(500))), RUN, 2, &["at most 100 characters"]),
+        case("eleven balancer retries", valid().replace("[servers]", "[balancer]\nretries = 11\n[servers]"), RUN, 2, &["`balancer.retries`", "at most 10"]),
+        case("a misspelt retry condition", valid().replace("[servers]", "[balancer]\nretry_on = [\"conect_failure\"]\n[servers]"), RUN, 2, &["`balancer.retry_on[0]`", "did you mean `connect_failure`"]),
+        case("a duplicated topology name", valid().replace("name = \"b\"", "name = \"a\""), RUN, 2, &["`topology[1].name`", "used twice"]),
         // Messages that keep their place.
         case("an unknown key in [[fault]]", with("[[fault]]\nkind = \"crash\"\nat = \"1s\"\nserver = 0\nrestrt_after = \"2s\""), RUN, 2, &["s.toml:24:1", "`fault[0].restrt_after`", "did you mean `restart_after`"]),
         case("a wrong type in [[fault]]", with("[[fault]]\nkind = \"crash\"\nat = 5\nserver = 0"), RUN, 2, &["s.toml:22:1", "`fault[0].at`", "needs a unit"]),
         case("an unknown fault kind", with("[[fault]]\nkind = \"crsh\""), RUN, 2, &["`fault[0].kind`", "did you mean `crash`"]),
         case("a [[fault]] without a kind", with("[[fault]]\nat = \"1s\""), RUN, 2, &["`fault[0]`", "needs a `kind`"]),
-        case("--set of an unknown section", VALID.to_string(), &run_with(&["--set", "nosuch.key=1"]), 2, &["--set nosuch.key=1", "unknown field `nosuch`"]),
-        case("--set of a fault that does not exist", VALID.to_string(), &run_with(&["--set", "fault[3].at=1s"]), 2, &["--set fault[3].at=1s", "array of tables"]),
+        case("--set of an unknown section", valid().to_string(), &run_with(&["--set", "nosuch.key=1"]), 2, &["--set nosuch.key=1", "unknown field `nosuch`"]),
+        case("--set of a fault that does not exist", valid().to_string(), &run_with(&["--set", "fault[3].at=1s"]), 2, &["--set fault[3].at=1s", "array of tables"]),
         case("fault written as a table", with("[fault]\nkind = \"crash\""), RUN, 2, &["`fault`", "array of tables"]),
-        case("--set of a topology that does not exist", VALID.to_string(), &run_with(&["--set", "topology.aa.state=none"]), 2, &["--set topology.aa.state=none", "did you mean `a`"]),
-        case("--set nested too deep", VALID.to_string(), &run_with(&["--set", &format!("{}=1", vec!["k"; 40].join("."))]), 2, &["segments"]),
-        case("--sweep of an unknown key", VALID.to_string(), &run_with(&["--sweep", "servers.cuont=1,2"]), 2, &["sweep point servers.cuont=1", "did you mean `count`"]),
+        case("--set of a topology that does not exist", valid().to_string(), &run_with(&["--set", "topology.aa.state=none"]), 2, &["--set topology.aa.state=none", "did you mean `a`"]),
+        case("--set nested too deep", valid().to_string(), &run_with(&["--set", &format!("{}=1", vec!["k"; 40].join("."))]), 2, &["segments"]),
+        case("--sweep of an unknown key", valid().to_string(), &run_with(&["--sweep", "servers.cuont=1,2"]), 2, &["sweep point servers.cuont=1", "did you mean `count`"]),
         case("a file that is not UTF-8", "name = \"t\"\ndescription = \"caf\u{e9}\"\n".to_string(), &["run", "latin1.toml", "--out", "out"], 2, &["latin1.toml:2:19", "byte offset 29"]),
-        case("an unknown key", VALID.replace("count = 2", "cuont = 2"), RUN, 2, &["s.toml:9:1", "did you mean `count`"]),
-        case("an unknown policy", VALID.replace("\"sticky\"", "\"stiky\""), RUN, 2, &["`topology[0].balancer.policy`", "did you mean `sticky`"]),
+        case("an unknown key", valid().replace("count = 2", "cuont = 2"), RUN, 2, &["s.toml:9:1", "did you mean `count`"]),
+        case("an unknown policy", valid().replace("\"sticky\"", "\"stiky\""), RUN, 2, &["`topology[0].balancer.policy`", "did you mean `sticky`"]),
         case("an unknown topology in [[expect]]", with("[[expect]]\ntopology = \"bb\"\nmetric = \"requests\"\nmin = 0"), RUN, 2, &["`expect[0].topology`", "did you mean `b`"]),
         case("an unknown metric in [[expect]]", with("[[expect]]\ntopology = \"*\"\nmetric = \"latency_p99_sm\"\nmax = 1"), RUN, 2, &["`expect[0].metric`", "did you mean `latency_p99_ms`"]),
-        case("an unknown distribution", VALID.replace("service_time = \"5ms\"", "service_time = { dist = \"exponentail\", mean = \"5ms\" }"), RUN, 2, &["did you mean `exponential`"]),
-        case("an unknown distribution parameter", VALID.replace("service_time = \"5ms\"", "service_time = { dist = \"exponential\", maen = \"5ms\" }"), RUN, 2, &["`workload.service_time.maen`", "did you mean `mean`"]),
+        case("an unknown distribution", valid().replace("service_time = \"5ms\"", "service_time = { dist = \"exponentail\", mean = \"5ms\" }"), RUN, 2, &["did you mean `exponential`"]),
+        case("an unknown distribution parameter", valid().replace("service_time = \"5ms\"", "service_time = { dist = \"exponential\", maen = \"5ms\" }"), RUN, 2, &["`workload.service_time.maen`", "did you mean `mean`"]),
         case("every type error in one pass, in file order", "name = \"t\"\nduration = 10\n[workload]\nsessions_per_second = \"x\"\nservice_time = \"5ms\"\n[servers]\nworkers = \"two\"\n[[topology]]\nname = \"a\"\nstate = \"server\"\nbalancer = { policy = \"stiky\" }\n".to_string(), RUN, 2, &["s.toml:2:1", "s.toml:4:1", "s.toml:7:1", "s.toml:11:14"]),
         case("a syntax error", "name = \"t\"\nduration = \n".to_string(), RUN, 2, &["s.toml:2:", "invalid TOML"]),
         case("an empty file", String::new(), RUN, 2, &["missing field `name`"]),
@@ -312,7 +300,7 @@ fn run_case(case: &Case) -> String {
 #[test]
 fn every_hostile_input_is_refused_with_its_place_and_nothing_written() {
     let scratch = TempDir::new().unwrap();
-    std::fs::write(scratch.path().join("s.toml"), VALID).unwrap();
+    std::fs::write(scratch.path().join("s.toml"), valid()).unwrap();
     let cases = catalogue(scratch.path());
     assert!(cases.len() >= 60, "the catalogue has {} cases", cases.len());
     let mut snapshot = String::new();
@@ -334,6 +322,28 @@ fn every_hostile_input_is_refused_with_its_place_and_nothing_written() {
         ));
     }
     insta::assert_snapshot!("hostile_inputs", snapshot);
+}
+
+/// The folder holds the results folder `out` and nothing else (no staging folder, no partial
+/// file).
+fn assert_only_results_in(dir: &Path) {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["out".to_string()],
+        "stray files beside the results"
+    );
+}
+
+fn succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A run of a second or so.
@@ -410,11 +420,7 @@ fn allow_path_lets_a_scenario_read_a_folder_it_names() {
         "outside its folder without the flag"
     );
     let allowed = validate(&["--allow-path", data.to_str().unwrap()]);
-    assert!(
-        allowed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&allowed.stderr)
-    );
+    succeeded(&allowed);
 }
 
 #[test]
@@ -429,11 +435,7 @@ fn check_never_overwrites_the_baseline_it_judges() {
         .arg(&scenario)
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeded(&run);
     let before = std::fs::read(baseline.join("summary.csv")).unwrap();
     // A different load: the check fails, and must not write its run over the baseline (the
     // default --out of this scenario is results/mm1, the baseline itself).
@@ -474,11 +476,7 @@ fn a_new_run_replaces_every_file_of_the_last_and_leaves_no_stray() {
             .arg(project_path(scenario))
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        succeeded(&output);
     };
     run("scenarios/crash.toml");
     assert!(out.join("faults.csv").exists());
@@ -488,15 +486,7 @@ fn a_new_run_replaces_every_file_of_the_last_and_leaves_no_stray() {
         !out.join("faults.csv").exists(),
         "a file of the earlier run was left"
     );
-    let names: Vec<String> = std::fs::read_dir(temp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["out".to_string()],
-        "stray files beside the results"
-    );
+    assert_only_results_in(temp.path());
     // A folder that holds the user's own files keeps them.
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
     run("scenarios/crash.toml");
@@ -517,11 +507,7 @@ fn a_run_killed_while_simulating_leaves_the_earlier_results_untouched() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    succeeded(&first);
     let before = std::fs::read(out.join("summary.csv")).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_statesim"))
         .args([
@@ -541,13 +527,5 @@ fn a_run_killed_while_simulating_leaves_the_earlier_results_untouched() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(std::fs::read(out.join("summary.csv")).unwrap(), before);
-    let names: Vec<String> = std::fs::read_dir(temp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["out".to_string()],
-        "stray files beside the results"
-    );
+    assert_only_results_in(temp.path());
 }
