@@ -322,6 +322,7 @@ mod tests {
                 redispatch: false,
                 on: RetryOn::default(),
                 pause: SimTime::ZERO,
+                server_timeout: None,
             },
         };
         Balancer::new(&config, servers, stream(1, 0, "balancer"))

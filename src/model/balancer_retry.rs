@@ -26,6 +26,8 @@ pub(super) enum TryFailure {
     Reset,
     /// The server answered 5xx.
     Status5xx,
+    /// The server did not answer within the balancer's `server_timeout` (a hung server).
+    Timeout,
 }
 
 impl World<'_> {
@@ -46,6 +48,7 @@ impl World<'_> {
             TryFailure::Refused => retry.on.connect_failure,
             TryFailure::Reset => retry.on.reset && idempotent,
             TryFailure::Status5xx => retry.on.status_5xx && idempotent,
+            TryFailure::Timeout => retry.on.timeout && idempotent,
         };
         let Some(request) = self.requests.get(handle) else {
             return false;
@@ -93,6 +96,29 @@ impl World<'_> {
             },
         );
         true
+    }
+
+    /// A try is black-holed (on a hung server): the balancer gives up on it `server_timeout`
+    /// after the attempt was sent, if it has a timeout.
+    pub(super) fn start_server_timeout(&mut self, handle: Handle) {
+        let (Some(timeout), Some(request)) = (
+            self.topology.balancer.retry.server_timeout,
+            self.requests.get(handle),
+        ) else {
+            return;
+        };
+        let at = request.sent_at.saturating_add(timeout).max(self.now);
+        self.queue.push(at, Event::ServerTimeout(handle));
+    }
+
+    /// The balancer stops waiting for a hung server: a 504 for the client, or a retry.
+    pub(super) fn on_server_timeout(&mut self, handle: Handle) {
+        let Some(request) = self.requests.get(handle) else {
+            return; // answered, or the client gave up and closed the connection
+        };
+        if request.phase == Phase::BlackHoled {
+            self.try_failed(handle, Outcome::Failed, TryFailure::Timeout);
+        }
     }
 
     /// The retry leaves the balancer: for the same server, or for another one chosen by the

@@ -106,6 +106,7 @@ impl World<'_> {
         for handle in held {
             if let Some(request) = self.requests.get_mut(handle) {
                 request.phase = Phase::BlackHoled;
+                self.start_server_timeout(handle);
             }
         }
     }

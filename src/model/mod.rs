@@ -44,6 +44,8 @@ enum Event {
         redispatch: bool,
     },
     AtServer(Handle),
+    /// The balancer's `server_timeout` for a try on a hung server.
+    ServerTimeout(Handle),
     /// The request's compute step (verification + service demand) finished on its worker.
     ComputeDone(Handle),
     AtStore(Handle),
@@ -581,6 +583,7 @@ impl<'s> World<'s> {
                 redispatch,
             } => self.on_balancer_retry(request, redispatch),
             Event::AtServer(request) => self.on_server(request),
+            Event::ServerTimeout(request) => self.on_server_timeout(request),
             Event::ComputeDone(request) => self.on_compute_done(request),
             Event::AtStore(request) => self.on_store(request),
             Event::StoreOpDone { request, epoch } => self.on_store_op_done(request, epoch),

@@ -241,6 +241,7 @@ impl World<'_> {
         let request = self.requests.get_mut(handle).expect("live request");
         if self.servers[request.server as usize].condition == Condition::Hung {
             request.phase = Phase::BlackHoled;
+            self.start_server_timeout(handle);
         } else {
             self.try_failed(handle, Outcome::Failed, TryFailure::Refused);
         }

@@ -243,6 +243,10 @@ pub struct BalancerRetry {
     /// The wait before retrying the same server (HAProxy's one-second turn-around); a retry
     /// redispatched to another server goes at once.
     pub pause: SimTime,
+    /// How long the balancer waits for a server's answer before it gives up on the try (HAProxy
+    /// `timeout server`, NGINX `proxy_read_timeout`): a 504, or a retry with `timeout` in
+    /// `retry_on`. `None`: it waits as long as the client does.
+    pub server_timeout: Option<SimTime>,
 }
 
 /// The failures a balancer retries (`balancer.retry_on`).
@@ -255,6 +259,8 @@ pub struct RetryOn {
     /// The server answered 5xx: its queue or memory was full, or the store was down (only for
     /// idempotent requests).
     pub status_5xx: bool,
+    /// The server did not answer within `server_timeout` (only for idempotent requests).
+    pub timeout: bool,
 }
 
 /// One value of `balancer.retry_on`.
@@ -263,6 +269,7 @@ pub struct RetryOn {
 pub enum RetryCondition {
     ConnectFailure,
     Reset,
+    Timeout,
     #[serde(rename = "5xx")]
     Status5xx,
 }

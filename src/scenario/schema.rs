@@ -219,6 +219,7 @@ pub struct BalancerFile {
     pub redispatch: Option<bool>,
     pub retry_on: Option<Vec<RetryCondition>>,
     pub retry_pause: Option<HumanDuration>,
+    pub server_timeout: Option<HumanDuration>,
 }
 
 #[derive(Clone, Default, Deserialize)]

@@ -566,3 +566,47 @@ server = 0
         &simulate_text(&impatient.replace("retry_pause = \"1s\"", "retry_pause = \"100ms\""))[0];
     assert_eq!(short.counters.timed_out, 0, "{:?}", short.counters);
 }
+
+/// A hung server accepts connections and answers nothing. A balancer with a `server_timeout`
+/// gives up on it first: a 504, or with `timeout` in `retry_on` (idempotent requests) a retry
+/// elsewhere, so the clients see no failure at all; without one, every request sent there waits
+/// for the client's own timeout.
+#[test]
+fn a_balancer_timeout_turns_a_hang_into_a_504_or_a_retry() {
+    let topologies = r#"[[topology]]
+name = "store"
+state = "store"
+[[fault]]
+kind = "hang"
+at = "60s"
+server = 2
+restart_after = "60s"
+"#;
+    let text = fleet("180s", 40.0, topologies)
+        .replace("service_time = {", "idempotent = true\nservice_time = {")
+        .replace("[servers]", "[client]\ntimeout = \"5s\"\n[servers]");
+    let with = |balancer: &str| {
+        let text = text.replace(
+            "[balancer.health_check]",
+            &format!("[balancer]\n{balancer}\n[balancer.health_check]"),
+        );
+        simulate_text(&text).remove(0).counters
+    };
+    // What was sent there, plus the few it held when it hung (2 workers, a short queue).
+    let sent_there = |c: &statesim::metrics::Counters, n: u64| {
+        (c.requests_to_dead_server..=c.requests_to_dead_server + 4).contains(&n)
+    };
+    let waits = with("");
+    assert!(waits.requests_to_dead_server > 20, "{waits:?}");
+    assert!(sent_there(&waits, waits.timed_out), "{waits:?}");
+    let gives_up = with("server_timeout = \"1s\"");
+    assert_eq!(gives_up.timed_out, 0, "{gives_up:?}");
+    assert!(sent_there(&gives_up, gives_up.failed), "{gives_up:?}");
+    let retries =
+        with("server_timeout = \"1s\"\nretry_on = [\"connect_failure\", \"reset\", \"timeout\"]");
+    assert_eq!(retries.timed_out + retries.failed, 0, "{retries:?}");
+    assert!(
+        retries.balancer_retries >= retries.requests_to_dead_server,
+        "{retries:?}"
+    );
+}

@@ -28,8 +28,10 @@ const DEFAULT_RETRY: BalancerRetry = BalancerRetry {
         connect_failure: true,
         reset: true,
         status_5xx: false,
+        timeout: false,
     },
     pause: SimTime::from_secs(1),
+    server_timeout: None,
 };
 
 fn retry_conditions(conditions: &[RetryCondition]) -> RetryOn {
@@ -39,6 +41,7 @@ fn retry_conditions(conditions: &[RetryCondition]) -> RetryOn {
             RetryCondition::ConnectFailure => on.connect_failure = true,
             RetryCondition::Reset => on.reset = true,
             RetryCondition::Status5xx => on.status_5xx = true,
+            RetryCondition::Timeout => on.timeout = true,
         }
     }
     on
@@ -142,6 +145,7 @@ impl Resolver<'_> {
                     .retry_pause
                     .or(global.retry_pause)
                     .map_or(DEFAULT_RETRY.pause, |d| d.0),
+                server_timeout: local.server_timeout.or(global.server_timeout).map(|d| d.0),
             },
         };
         let origin = |key: &str, set_locally: bool| merged_key(path, "balancer", key, set_locally);
@@ -152,6 +156,16 @@ impl Resolver<'_> {
                 "at most 10 retries (HAProxy's default is 3), got {}",
                 balancer.retry.retries
             ),
+        );
+        self.check(
+            balancer.retry.server_timeout != Some(SimTime::ZERO),
+            origin("server_timeout", local.server_timeout.is_some()),
+            "must be greater than zero (leave it out to wait as long as the client)",
+        );
+        self.check(
+            !balancer.retry.on.timeout || balancer.retry.server_timeout.is_some(),
+            origin("retry_on", local.retry_on.is_some()),
+            "retrying on `timeout` needs balancer.server_timeout: how long the balancer waits",
         );
         self.check(
             balancer.fallback != Policy::Sticky,
