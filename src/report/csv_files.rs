@@ -138,7 +138,8 @@ impl Exporter for LatencyCsv {
 /// varies fastest, with any keys zipped to it; other swept keys split the rows into separate
 /// series), its efficiency
 /// (throughput per server relative to the series' first point) and whether the `[slo]` holds;
-/// `knee` marks the last point of a series before the first one that breaks the SLO.
+/// `knee` marks the last point of a series before the first one that breaks the SLO (none when
+/// the series never breaks it).
 pub struct ScalabilityCsv;
 
 /// The rows of one series: a topology at fixed values of the swept keys that do not vary along it.
@@ -188,7 +189,12 @@ impl Exporter for ScalabilityCsv {
                     .iter()
                     .take_while(|s| slo_met(report, s) == Some(true))
                     .count();
-                let knee = holding.checked_sub(1).map(|last| series[last]);
+                // A series that never breaks its SLO (or breaks it at once) has no knee.
+                let breaks = holding < series.len();
+                let knee = holding
+                    .checked_sub(1)
+                    .filter(|_| breaks)
+                    .map(|last| series[last]);
                 knee.is_some_and(|k| std::ptr::eq(k, summary)).to_string()
             };
             let identity = [summary.topology.clone(), summary.servers.to_string()];

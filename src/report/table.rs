@@ -176,7 +176,35 @@ pub fn render_table(report: &Report) -> String {
     }
     out.push_str(&paired_p99_lines(report));
     out.push_str(&fault_lines(report));
+    out.push_str(&loss_causes_line(report));
     out
+}
+
+/// Why sessions were lost, for the topologies that lost any (the table shows only the total):
+/// `sessions lost by cause: stateful 936 crash; hybrid 12 eviction, 3 misrouted`.
+fn loss_causes_line(report: &Report) -> String {
+    let parts: Vec<String> = report
+        .summaries
+        .iter()
+        .filter_map(|summary| {
+            let causes: Vec<String> = crate::metrics::LossCause::ALL
+                .iter()
+                .filter_map(|cause| {
+                    let lost = summary.get(&format!("sessions_lost_{}", cause.name()));
+                    (lost > 0.0).then(|| format!("{} {}", count(lost), cause.name()))
+                })
+                .collect();
+            (!causes.is_empty()).then(|| {
+                let at: String = summary.params.iter().map(|p| format!(" {p}")).collect();
+                format!("{}{at} {}", summary.topology, causes.join(", "))
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("sessions lost by cause: {}\n", parts.join("; "))
+    }
 }
 
 /// Without a sweep: for each fault of the scenario, how often it struck per run, how long the

@@ -64,7 +64,7 @@ fn quickstart_runs_without_arguments_and_shows_the_crash() {
     ] {
         assert!(table.contains(name), "table lacks {name}:\n{table}");
     }
-    // The crash at a glance: three failed 10 s probes (staggered) take 20-30 s to notice it.
+    // The crash at a glance: three failed 10 s probes (at a random phase) take 20-30 s.
     let crash = table
         .lines()
         .find(|line| line.starts_with("fault 0 (crash): 1.0 per run, detected after "))
@@ -80,6 +80,16 @@ fn quickstart_runs_without_arguments_and_shows_the_crash() {
         crash.contains("stateless-token ") && crash.contains("/0"),
         "{crash}"
     );
+    // The table's total of sessions lost, with its causes below it.
+    let causes = table
+        .lines()
+        .find(|line| line.starts_with("sessions lost by cause: "))
+        .unwrap_or_else(|| panic!("no causes line:\n{table}"));
+    assert!(
+        causes.contains("stateful ") && causes.contains(" crash"),
+        "{causes}"
+    );
+    assert!(!causes.contains("stateless"), "{causes}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("wrote results/quickstart/summary.csv"),

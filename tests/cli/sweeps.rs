@@ -150,6 +150,18 @@ latency_p99_ms = { max = 60 }
     // later 100/s meets it again but the knee is the last point before the first break.
     assert_eq!(column("slo_met"), ["true", "true", "true", "false", "true"]);
     assert_eq!(column("knee"), ["false", "false", "true", "false", "false"]);
+    // A series that never breaks its SLO has no knee (not its last point).
+    let generous = text.replace("max = 60", "max = 1000");
+    let run = run_in(
+        folder_with(&[("s.toml", &generous)]),
+        &["s.toml", "--quiet"],
+    );
+    let rows = read_csv(&run.out("scalability.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r["slo_met"] == "true" && r["knee"] == "false"),
+        "{rows:?}"
+    );
     let efficiency: Vec<f64> = column("efficiency")
         .iter()
         .map(|v| v.parse().unwrap())
