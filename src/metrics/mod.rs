@@ -321,6 +321,8 @@ pub struct RunResult {
     pub session_duration_sum_secs: f64,
     pub peak_session_bytes: f64,
     pub bytes_total: f64,
+    /// What the topology cost an hour over the window (`[cost]`).
+    pub cost_per_hour: f64,
     pub events: u64,
     /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
     pub requests_simulated: u64,
@@ -421,6 +423,11 @@ pub const METRICS: &[Metric] = &[
         r.counters.requests as f64
     )),
     metric!("balancer_retries", |r| r.counters.balancer_retries as f64),
+    metric!("cost_per_hour", |r| r.cost_per_hour),
+    metric!("cost_per_million_requests", |r| ratio(
+        r.cost_per_hour * 1e6,
+        r.ok_in_window as f64 / r.window_secs * 3600.0
+    )),
     metric!("attempt_latency_p50_ms", |r| histogram_percentile_ms(
         &r.attempt_latency,
         50.0

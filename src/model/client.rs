@@ -14,6 +14,8 @@ struct RequestDraws {
     demand: SimTime,
     /// Bytes this request puts on the wire: payloads plus what the state placement adds.
     bytes: f64,
+    /// The part of `bytes` the state placement adds (store, replica, token traffic).
+    state_bytes: f64,
     writes_state: bool,
 }
 
@@ -139,6 +141,7 @@ impl World<'_> {
         if in_window {
             self.recorder.counters.attempts += 1;
             self.recorder.bytes_total += draws.bytes;
+            self.recorder.state_bytes_total += draws.state_bytes;
         }
         // A first attempt keys its draws exactly as before retries existed; a retry's differ.
         let draw_key = ((u64::from(life) << 32) | u64::from(index)) ^ (u64::from(attempt) << 48);
@@ -224,6 +227,7 @@ impl World<'_> {
         RequestDraws {
             demand,
             bytes: payload + state_bytes,
+            state_bytes,
             writes_state,
         }
     }

@@ -263,6 +263,8 @@ struct Recorder {
     session_duration_sum_secs: f64,
     peak_session_bytes: f64,
     bytes_total: f64,
+    /// The state placement's share of `bytes_total` (priced by `transfer_per_gb`).
+    state_bytes_total: f64,
     /// (latency sum in ns, count) of ok requests per second of simulated time, when a warm-up
     /// pilot asks for it.
     per_second: Option<Vec<(f64, u64)>>,
@@ -469,6 +471,7 @@ impl<'s> World<'s> {
                 session_duration_sum_secs: 0.0,
                 peak_session_bytes: 0.0,
                 bytes_total: 0.0,
+                state_bytes_total: 0.0,
                 per_second: None,
                 series: SeriesRecorder::new(scenario.bucket, scenario.duration),
                 faults: Vec::new(),
@@ -764,7 +767,8 @@ impl<'s> World<'s> {
             })
             .collect();
         let series = std::mem::replace(&mut rec.series, SeriesRecorder::new(end, SimTime::ZERO));
-        RunResult {
+        let state_bytes_total = rec.state_bytes_total;
+        let mut result = RunResult {
             topology: topology.name.clone(),
             replication: self.replication,
             counters: rec.counters.clone(),
@@ -791,10 +795,20 @@ impl<'s> World<'s> {
             session_duration_sum_secs: rec.session_duration_sum_secs,
             peak_session_bytes: rec.peak_session_bytes,
             bytes_total: rec.bytes_total,
+            cost_per_hour: f64::NAN,
             events: self.events,
             requests_simulated: self.requests_simulated,
             series: series.into_rows(),
             faults,
-        }
+        };
+        // Servers as provisioned (a scaled fleet pays for what it ran), a store node per store
+        // worker (a Redis node serves one operation at a time), and the state traffic moved.
+        let hours = result.window_secs / 3600.0;
+        result.cost_per_hour = topology.cost.per_hour(
+            result.mean_servers_provisioned,
+            result.store_capacity,
+            state_bytes_total / 1e9 / hours,
+        );
+        result
     }
 }

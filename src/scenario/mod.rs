@@ -290,6 +290,28 @@ pub struct Topology {
     pub servers: Servers,
     pub balancer: Balancer,
     pub network: Network,
+    pub cost: Cost,
+}
+
+/// Prices (`[cost]`, which a topology may override), in any one currency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cost {
+    /// Per running server and hour.
+    pub server_per_hour: f64,
+    /// Per store node and hour.
+    pub store_per_hour: f64,
+    /// Per gigabyte (10^9 bytes) of state traffic: store reads and writes, replicas, tokens.
+    pub transfer_per_gb: f64,
+}
+
+impl Cost {
+    /// The cost of an hour of `servers` servers and `store_nodes` store nodes moving
+    /// `state_gigabytes_per_hour` of state.
+    pub fn per_hour(&self, servers: f64, store_nodes: f64, state_gigabytes_per_hour: f64) -> f64 {
+        servers * self.server_per_hour
+            + store_nodes * self.store_per_hour
+            + state_gigabytes_per_hour * self.transfer_per_gb
+    }
 }
 
 impl Topology {

@@ -117,6 +117,8 @@ pub struct ScenarioFile {
     /// Width of a timeseries.csv bucket.
     pub bucket: Option<HumanDuration>,
     #[serde(default)]
+    pub cost: CostFile,
+    #[serde(default)]
     pub expect: Vec<ExpectFile>,
     /// `[slo]`: `latency_p99_ms = { max = 200 }`, `sessions_lost = { equals = 0 }`.
     #[serde(default)]
@@ -190,6 +192,15 @@ pub struct AutoscaleFile {
     pub drain: Option<HumanDuration>,
 }
 
+/// `[cost]`: prices per server hour, store node hour and gigabyte of state traffic.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostFile {
+    pub server_per_hour: Option<f64>,
+    pub store_per_hour: Option<f64>,
+    pub transfer_per_gb: Option<f64>,
+}
+
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
@@ -258,6 +269,7 @@ pub struct TopologyFile {
     pub servers: Option<ServersFile>,
     pub balancer: Option<BalancerFile>,
     pub network: Option<NetworkFile>,
+    pub cost: Option<CostFile>,
 }
 
 #[derive(Clone, Copy, Deserialize, PartialEq, Eq)]

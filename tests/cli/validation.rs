@@ -457,3 +457,56 @@ verify_time = "60us"
         }
     }
 }
+
+/// Cost is arithmetic on measured quantities: servers as provisioned × their price, store nodes
+/// (one per store worker) × theirs, and state traffic × the price of a gigabyte. A fixed fleet
+/// whose requests each read a 10 KB session from the store (and never write it) moves exactly
+/// 10 KB of state per request; a fleet scaled from 4 to 8 servers halfway through pays for 6.
+#[test]
+fn cost_is_what_the_fleet_ran_and_the_state_it_moved() {
+    let text = r#"name = "cost"
+duration = "100s"
+[workload]
+sessions_per_second = 50
+service_time = "2ms"
+[servers]
+count = 4
+[cost]
+server_per_hour = 1.0
+store_per_hour = 10.0
+transfer_per_gb = 100.0
+[[topology]]
+name = "store"
+state = "store"
+session_bytes = 10000
+store = { workers = 2, write_fraction = 0.0 }
+"#;
+    let run = &simulate_text(text)[0];
+    let hours = run.window_secs / 3600.0;
+    let gigabytes_per_hour = run.counters.attempts as f64 * 10_000.0 / 1e9 / hours;
+    let expected = 4.0 * 1.0 + 2.0 * 10.0 + gigabytes_per_hour * 100.0;
+    let cost = metric(run, "cost_per_hour");
+    assert!(
+        (cost - expected).abs() < 1e-9 * expected,
+        "{cost} vs {expected}"
+    );
+    let per_million = metric(run, "cost_per_million_requests");
+    let requests_per_hour = run.ok_in_window as f64 / run.window_secs * 3600.0;
+    assert!((per_million - expected / requests_per_hour * 1e6).abs() < 1e-9 * per_million);
+
+    // A topology's own prices override the scenario's; a fleet that grows pays for what ran.
+    let scaled = text
+        .replace(
+            "state = \"store\"",
+            "state = \"none\"\ncost = { server_per_hour = 3.0 }",
+        )
+        .replace("session_bytes = 10000\n", "")
+        .replace("store = { workers = 2, write_fraction = 0.0 }\n", "")
+        + "[[fault]]\nkind = \"scale\"\nat = \"50s\"\ncount = 8\n";
+    let run = &simulate_text(&scaled)[0];
+    let cost = metric(run, "cost_per_hour");
+    assert!(
+        (cost - 6.0 * 3.0).abs() < 1e-6,
+        "4 servers for 50 s, 8 for 50 s: {cost}"
+    );
+}

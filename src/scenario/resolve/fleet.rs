@@ -16,6 +16,17 @@ const DEFAULT_HEALTH_CHECK: HealthCheck = HealthCheck {
     timeout: SimTime::from_secs(1),
 };
 
+/// Prices of one major cloud by default (AWS us-east-1 on-demand list prices, as published in
+/// 2024; replace them with your own): an m6i.large server (2 vCPU, 8 GiB) at $0.096 an hour, an
+/// ElastiCache cache.m6g.large Redis node at $0.149 an hour, and traffic between availability
+/// zones at $0.01 per GB in each direction (traffic within a zone is free: set 0 when the store
+/// sits beside the servers).
+const DEFAULT_COST: Cost = Cost {
+    server_per_hour: 0.096,
+    store_per_hour: 0.149,
+    transfer_per_gb: 0.01,
+};
+
 /// What a balancer does out of the box when a try fails, as NGINX does by default
 /// (`proxy_next_upstream error timeout`: a connection error or a reset goes to the next server;
 /// since 1.9.13 a request that may have had effects is not sent twice) with HAProxy's `retries 3`
@@ -201,6 +212,40 @@ impl Resolver<'_> {
             "must be at least 1",
         );
         balancer
+    }
+
+    /// The topology's prices, each from its own `cost`, else the scenario's, else the default.
+    pub(super) fn cost(&mut self, global: &CostFile, local: Option<&CostFile>, path: &str) -> Cost {
+        let local = local.cloned().unwrap_or_default();
+        let mut price = |local: Option<f64>, global: Option<f64>, default: f64, key: &str| {
+            let value = local.or(global).unwrap_or(default);
+            self.check(
+                value.is_finite() && value >= 0.0,
+                merged_key(path, "cost", key, local.is_some()),
+                format!("must be a finite, non-negative price, got {value}"),
+            );
+            value
+        };
+        Cost {
+            server_per_hour: price(
+                local.server_per_hour,
+                global.server_per_hour,
+                DEFAULT_COST.server_per_hour,
+                "server_per_hour",
+            ),
+            store_per_hour: price(
+                local.store_per_hour,
+                global.store_per_hour,
+                DEFAULT_COST.store_per_hour,
+                "store_per_hour",
+            ),
+            transfer_per_gb: price(
+                local.transfer_per_gb,
+                global.transfer_per_gb,
+                DEFAULT_COST.transfer_per_gb,
+                "transfer_per_gb",
+            ),
+        }
     }
 
     /// Each hop's latency: the topology's own value, else the scenario's, else zero.

@@ -222,6 +222,7 @@ pub fn resolve(
         let servers = r.servers(&raw.servers, file.servers.as_ref(), &path);
         let balancer = r.balancer(&raw.balancer, file.balancer.as_ref(), &path);
         let network = r.network(&raw.network, file.network.as_ref(), &path);
+        let cost = r.cost(&raw.cost, file.cost.as_ref(), &path);
         if let State::Server {
             replication: Replication::Sync { peers },
             ..
@@ -243,6 +244,7 @@ pub fn resolve(
             servers,
             balancer,
             network,
+            cost,
         });
     }
 
