@@ -179,6 +179,29 @@ pub struct Counters {
     pub requests_redone: u64,
 }
 
+/// Bytes moved by the requests of the window, by what moved them. The state's share (store,
+/// replication, token) is what differs between topologies; payloads are the workload's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Traffic {
+    /// Request and response payloads: the same in every topology.
+    pub payload: f64,
+    /// Sessions read from and written to the store (a cache hit moves none; the hybrid's
+    /// write-through copies and failover reads are store traffic too).
+    pub store: f64,
+    /// Session copies sent to replicas when a session is created or changes: to every replica
+    /// (sync) or the one (async).
+    pub replication: f64,
+    /// Tokens carried by requests.
+    pub token: f64,
+}
+
+impl Traffic {
+    /// The bytes the state placement moves: what `bytes_per_request` counts.
+    pub fn state(&self) -> f64 {
+        self.store + self.replication + self.token
+    }
+}
+
 impl Counters {
     /// The conservation laws every run obeys: each request ends in exactly one outcome or is
     /// still in flight, each session is completed, lost or still active, and losses add up by
@@ -320,7 +343,8 @@ pub struct RunResult {
     pub mean_active_sessions: f64,
     pub session_duration_sum_secs: f64,
     pub peak_session_bytes: f64,
-    pub bytes_total: f64,
+    /// Bytes moved by requests of the window, by what moved them.
+    pub traffic: Traffic,
     /// What the topology cost an hour over the window (`[cost]`).
     pub cost_per_hour: f64,
     pub events: u64,
@@ -469,8 +493,20 @@ pub const METRICS: &[Metric] = &[
     )),
     metric!("peak_session_memory_mb", |r| r.peak_session_bytes
         / (1024.0 * 1024.0)),
+    metric!("store_bytes_per_request", |r| ratio(
+        r.traffic.store,
+        r.counters.requests as f64
+    )),
+    metric!("replication_bytes_per_request", |r| ratio(
+        r.traffic.replication,
+        r.counters.requests as f64
+    )),
+    metric!("token_bytes_per_request", |r| ratio(
+        r.traffic.token,
+        r.counters.requests as f64
+    )),
     metric!("bytes_per_request", |r| ratio(
-        r.bytes_total,
+        r.traffic.state(),
         r.counters.requests as f64
     )),
     metric!("events", |r| r.events as f64),

@@ -12,10 +12,10 @@ use rand_distr::Exp1;
 
 struct RequestDraws {
     demand: SimTime,
-    /// Bytes this request puts on the wire: payloads plus what the state placement adds.
-    bytes: f64,
-    /// The part of `bytes` the state placement adds (store, replica, token traffic).
-    state_bytes: f64,
+    /// Request and response payloads.
+    payload: f64,
+    /// The token the request carries (`state = "token"`).
+    token_bytes: f64,
     writes_state: bool,
 }
 
@@ -140,8 +140,8 @@ impl World<'_> {
         let draws = self.draw_request(session_id, index);
         if in_window {
             self.recorder.counters.attempts += 1;
-            self.recorder.bytes_total += draws.bytes;
-            self.recorder.state_bytes_total += draws.state_bytes;
+            self.recorder.traffic.payload += draws.payload;
+            self.recorder.traffic.token += draws.token_bytes;
         }
         // A first attempt keys its draws exactly as before retries existed; a retry's differ.
         let draw_key = ((u64::from(life) << 32) | u64::from(index)) ^ (u64::from(attempt) << 48);
@@ -200,34 +200,25 @@ impl World<'_> {
             f if f <= 0.0 => false,
             f => keyed(seeds.state_write, session_id, key).random::<f64>() < f,
         };
-        let (writes_state, state_bytes) = match &self.topology.state {
+        // Store and replication traffic is counted where it happens (store.rs, server.rs): a
+        // cache hit moves no bytes, a request that never reaches a server copies nothing.
+        let (writes_state, token_bytes) = match &self.topology.state {
             State::Token { token_bytes, .. } => (false, *token_bytes),
-            State::Store {
-                session_bytes,
-                store,
-                ..
-            } => {
-                let writes = writes(store.write_fraction);
-                (writes, session_bytes * if writes { 2.0 } else { 1.0 })
-            }
-            // Replication copies a session when it changes; its first request creates it. A
-            // store backup's copy is store traffic: the session goes to the store with it.
+            State::Store { store, .. } => (writes(store.write_fraction), 0.0),
+            // Replication copies a session when it changes; its first request creates it.
             State::Server {
                 replication,
                 write_fraction,
-                session_bytes,
                 ..
             } if !matches!(replication, Replication::None) => {
-                let copied = index == 0 || writes(*write_fraction);
-                let to_store = matches!(replication, Replication::StoreBackup(_)) && copied;
-                (copied, if to_store { *session_bytes } else { 0.0 })
+                (index == 0 || writes(*write_fraction), 0.0)
             }
             State::Stateless | State::Server { .. } => (false, 0.0),
         };
         RequestDraws {
             demand,
-            bytes: payload + state_bytes,
-            state_bytes,
+            payload,
+            token_bytes,
             writes_state,
         }
     }

@@ -20,7 +20,7 @@ mod store;
 use crate::engine::rng::{self, StreamRng};
 use crate::engine::{EventQueue, Handle, SimTime, Slab};
 use crate::metrics::series::{Levels, SeriesRecorder};
-use crate::metrics::{Counters, LatencyRecorder, RunResult, TimeAverage};
+use crate::metrics::{Counters, LatencyRecorder, RunResult, TimeAverage, Traffic};
 use crate::scenario::{Dist, Fault, Replication, Scenario, State, Topology};
 use balancer::Balancer;
 pub use limits::{GUARD_INTERVAL, Limits, Stopped};
@@ -262,9 +262,7 @@ struct Recorder {
     areas_at_warmup: [i128; 6],
     session_duration_sum_secs: f64,
     peak_session_bytes: f64,
-    bytes_total: f64,
-    /// The state placement's share of `bytes_total` (priced by `transfer_per_gb`).
-    state_bytes_total: f64,
+    traffic: Traffic,
     /// (latency sum in ns, count) of ok requests per second of simulated time, when a warm-up
     /// pilot asks for it.
     per_second: Option<Vec<(f64, u64)>>,
@@ -470,8 +468,7 @@ impl<'s> World<'s> {
                 areas_at_warmup: [0; 6],
                 session_duration_sum_secs: 0.0,
                 peak_session_bytes: 0.0,
-                bytes_total: 0.0,
-                state_bytes_total: 0.0,
+                traffic: Traffic::default(),
                 per_second: None,
                 series: SeriesRecorder::new(scenario.bucket, scenario.duration),
                 faults: Vec::new(),
@@ -767,7 +764,6 @@ impl<'s> World<'s> {
             })
             .collect();
         let series = std::mem::replace(&mut rec.series, SeriesRecorder::new(end, SimTime::ZERO));
-        let state_bytes_total = rec.state_bytes_total;
         let mut result = RunResult {
             topology: topology.name.clone(),
             replication: self.replication,
@@ -794,7 +790,7 @@ impl<'s> World<'s> {
             mean_active_sessions: rec.active_sessions.average_since(warmup, sessions, end),
             session_duration_sum_secs: rec.session_duration_sum_secs,
             peak_session_bytes: rec.peak_session_bytes,
-            bytes_total: rec.bytes_total,
+            traffic: rec.traffic.clone(),
             cost_per_hour: f64::NAN,
             events: self.events,
             requests_simulated: self.requests_simulated,
@@ -807,7 +803,7 @@ impl<'s> World<'s> {
         result.cost_per_hour = topology.cost.per_hour(
             result.mean_servers_provisioned,
             result.store_capacity,
-            state_bytes_total / 1e9 / hours,
+            result.traffic.state() / 1e9 / hours,
         );
         result
     }

@@ -664,10 +664,31 @@ impl World<'_> {
                 self.send_to_store(handle);
                 return;
             }
-            let session = request.session;
+            let (session, in_window) = (request.session, request.in_window);
             self.state_written(session);
+            if in_window {
+                self.recorder.traffic.replication += self.replica_copy_bytes();
+            }
         }
         self.finish_work(handle, Outcome::Ok);
+    }
+
+    /// Bytes a change of a session sends to its replicas: one copy per sync replica, one for
+    /// the async replica.
+    fn replica_copy_bytes(&self) -> f64 {
+        match &self.topology.state {
+            State::Server {
+                replication: Replication::Sync { peers },
+                session_bytes,
+                ..
+            } => session_bytes * f64::from(*peers),
+            State::Server {
+                replication: Replication::Async { .. },
+                session_bytes,
+                ..
+            } => *session_bytes,
+            _ => 0.0,
+        }
     }
 
     /// The session's state changed now (async replicas lag behind this; caches of older versions

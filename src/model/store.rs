@@ -61,6 +61,10 @@ impl World<'_> {
     /// Sends the request's current store operation (read or write) over the network.
     pub(super) fn send_to_store(&mut self, handle: Handle) {
         let request = self.requests.get(handle).expect("live request");
+        // The session crosses the network once per operation: read back, or written.
+        if request.in_window {
+            self.recorder.traffic.store += self.topology.state.session_bytes();
+        }
         let seed = match request.phase {
             Phase::StoreWrite => self.seeds.net_to_store_write,
             _ => self.seeds.net_to_store_read,

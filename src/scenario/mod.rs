@@ -353,6 +353,17 @@ pub enum State {
 }
 
 impl State {
+    /// The size of one session's state where it is kept (server memory or a store); 0 for none
+    /// and for tokens.
+    pub fn session_bytes(&self) -> f64 {
+        match self {
+            State::Server { session_bytes, .. } | State::Store { session_bytes, .. } => {
+                *session_bytes
+            }
+            State::Stateless | State::Token { .. } => 0.0,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             State::Stateless => "none",

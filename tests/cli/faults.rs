@@ -143,7 +143,7 @@ fn sync_replication_and_the_hybrid_lose_no_session_to_a_single_server_loss() {
 /// `bytes_per_request` counts store traffic: the hybrid's write-through copy goes to the store
 /// (every request writes here), a replica on a peer server is not store traffic.
 #[test]
-fn the_hybrids_write_through_is_store_traffic() {
+fn the_hybrids_write_through_is_store_traffic_and_a_replica_copy_replication_traffic() {
     let text = fleet(
         "60s",
         20.0,
@@ -164,11 +164,14 @@ write_fraction = 1.0
 balancer = { policy = "sticky", fallback = "round_robin" }"#,
     );
     let runs = simulate_text(&text);
-    assert_eq!(
-        metric(by_name(&runs, "hybrid"), "bytes_per_request"),
-        4000.0
-    );
-    assert_eq!(metric(by_name(&runs, "sync"), "bytes_per_request"), 0.0);
+    // Every request changes its session: the hybrid writes it through to the store, sync
+    // replication copies it to its one replica.
+    let (hybrid, sync) = (by_name(&runs, "hybrid"), by_name(&runs, "sync"));
+    assert_eq!(metric(hybrid, "store_bytes_per_request"), 4000.0);
+    assert_eq!(metric(hybrid, "replication_bytes_per_request"), 0.0);
+    assert_eq!(metric(sync, "replication_bytes_per_request"), 4000.0);
+    assert_eq!(metric(sync, "store_bytes_per_request"), 0.0);
+    assert_eq!(metric(sync, "bytes_per_request"), 4000.0);
 }
 
 #[test]

@@ -360,7 +360,7 @@ balancer = { policy = "sticky" }
     let (plain, token, sticky) = (&runs[0], &runs[1], &runs[2]);
     assert_eq!(plain.counters, token.counters);
     assert_eq!(plain.latency_sum_ns, token.latency_sum_ns);
-    assert_eq!(plain.bytes_total, token.bytes_total);
+    assert_eq!(plain.traffic, token.traffic);
     // A different routing changes latencies, not the workload: the same sessions arrive, and the
     // same requests are sent, give or take the few that latency moves across the window's edges.
     assert_eq!(
@@ -509,4 +509,74 @@ store = { workers = 2, write_fraction = 0.0 }
         (cost - 6.0 * 3.0).abs() < 1e-6,
         "4 servers for 50 s, 8 for 50 s: {cost}"
     );
+}
+
+/// Traffic is counted where it happens. A store read crosses the network only on a cache miss,
+/// so with no writes a cached topology's store bytes are its misses × the session size, and per
+/// request (1 − hit ratio) × the uncached figure. Sync replication sends a copy to each replica
+/// when a session is created and whenever it changes: per request, replicas × session bytes ×
+/// (the share of first requests + write_fraction × the rest).
+#[test]
+fn store_and_replication_bytes_follow_from_hits_and_writes() {
+    let text = r#"name = "traffic"
+duration = "300s"
+[workload]
+sessions_per_second = 40
+requests_per_session = 8
+think_time = { dist = "exponential", mean = "2s" }
+service_time = "1ms"
+[servers]
+count = 4
+workers = 4
+[[topology]]
+name = "uncached"
+state = "store"
+session_bytes = 5000
+store = { workers = 4, write_fraction = 0.0 }
+[[topology]]
+name = "cached"
+state = "store"
+session_bytes = 5000
+store = { workers = 4, write_fraction = 0.0 }
+cache = { capacity = 100000 }
+balancer = { policy = "sticky" }
+[[topology]]
+name = "sync"
+state = "server"
+session_bytes = 5000
+replication = "sync"
+replicas = 2
+write_fraction = 0.3
+balancer = { policy = "sticky" }
+"#;
+    let runs = simulate_text(text);
+    let (uncached, cached, sync) = (&runs[0], &runs[1], &runs[2]);
+    let c = &cached.counters;
+    assert_eq!(cached.traffic.store, c.cache_misses as f64 * 5000.0);
+    let hit_ratio = c.cache_hits as f64 / (c.cache_hits + c.cache_misses) as f64;
+    assert!(
+        hit_ratio > 0.5,
+        "sticky routing keeps sessions in the cache: {hit_ratio}"
+    );
+    let expected = (1.0 - hit_ratio) * metric(uncached, "store_bytes_per_request");
+    let measured = metric(cached, "store_bytes_per_request");
+    // Lookups and requests differ only by the few requests in flight at the window's edges.
+    assert!(
+        (measured - expected).abs() < 0.01 * expected,
+        "{measured} vs {expected}"
+    );
+    assert_eq!(metric(uncached, "store_bytes_per_request"), 5000.0);
+    assert_eq!(metric(cached, "bytes_per_request"), measured);
+
+    let requests = sync.counters.requests as f64;
+    let first = (sync.counters.sessions_started as f64 / requests).min(1.0);
+    let expected = 2.0 * 5000.0 * (first + 0.3 * (1.0 - first));
+    let measured = metric(sync, "replication_bytes_per_request");
+    // The writes are Bernoulli(0.3) draws: 4 standard deviations of their share.
+    let tolerance = 2.0 * 5000.0 * 4.0 * (0.3 * 0.7 / requests).sqrt() + 0.01 * expected;
+    assert!(
+        (measured - expected).abs() < tolerance,
+        "{measured} vs {expected} ± {tolerance}"
+    );
+    assert_eq!(metric(sync, "store_bytes_per_request"), 0.0);
 }
