@@ -347,6 +347,8 @@ pub struct RunResult {
     pub traffic: Traffic,
     /// What the topology cost an hour over the window (`[cost]`).
     pub cost_per_hour: f64,
+    /// The busiest server's tries in the window over the mean server's.
+    pub load_imbalance: f64,
     pub events: u64,
     /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
     pub requests_simulated: u64,
@@ -447,6 +449,7 @@ pub const METRICS: &[Metric] = &[
         r.counters.requests as f64
     )),
     metric!("balancer_retries", |r| r.counters.balancer_retries as f64),
+    metric!("load_imbalance", |r| r.load_imbalance),
     metric!("cost_per_hour", |r| r.cost_per_hour),
     metric!("cost_per_million_requests", |r| ratio(
         r.cost_per_hour * 1e6,

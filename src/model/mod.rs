@@ -263,6 +263,9 @@ struct Recorder {
     session_duration_sum_secs: f64,
     peak_session_bytes: f64,
     traffic: Traffic,
+    /// Each server's tries in the window, added up bucket by bucket (a bucket that ends after
+    /// the warm-up counts).
+    dispatched_in_window: Vec<u64>,
     /// (latency sum in ns, count) of ok requests per second of simulated time, when a warm-up
     /// pilot asks for it.
     per_second: Option<Vec<(f64, u64)>>,
@@ -469,6 +472,7 @@ impl<'s> World<'s> {
                 session_duration_sum_secs: 0.0,
                 peak_session_bytes: 0.0,
                 traffic: Traffic::default(),
+                dispatched_in_window: Vec::new(),
                 per_second: None,
                 series: SeriesRecorder::new(scenario.bucket, scenario.duration),
                 faults: Vec::new(),
@@ -667,7 +671,13 @@ impl<'s> World<'s> {
         };
         self.recorder.series.close(at, &levels);
         self.next_bucket = self.recorder.series.boundary();
-        for server in &mut self.servers {
+        let counts = &mut self.recorder.dispatched_in_window;
+        counts.resize(self.servers.len(), 0);
+        let in_window = at > self.warmup;
+        for (server, count) in self.servers.iter_mut().zip(counts.iter_mut()) {
+            if in_window {
+                *count += u64::from(server.dispatched);
+            }
             server.dispatched = 0;
         }
     }
@@ -712,6 +722,16 @@ impl<'s> World<'s> {
             entry.recovered = Some(self.now);
             self.recorder.open_faults -= 1;
         }
+    }
+
+    /// The busiest server's tries in the window over the mean server's: 1 is an even spread.
+    /// Every server that existed counts (one added late by a scale-out brings the mean down, as
+    /// it should: it did less).
+    fn window_load_imbalance(&self) -> f64 {
+        let counts = &self.recorder.dispatched_in_window;
+        let mean = counts.iter().sum::<u64>() as f64 / counts.len().max(1) as f64;
+        let busiest = counts.iter().copied().max().unwrap_or(0) as f64;
+        if mean > 0.0 { busiest / mean } else { f64::NAN }
     }
 
     fn finish(mut self) -> RunResult {
@@ -791,6 +811,7 @@ impl<'s> World<'s> {
             session_duration_sum_secs: rec.session_duration_sum_secs,
             peak_session_bytes: rec.peak_session_bytes,
             traffic: rec.traffic.clone(),
+            load_imbalance: self.window_load_imbalance(),
             cost_per_hour: f64::NAN,
             events: self.events,
             requests_simulated: self.requests_simulated,

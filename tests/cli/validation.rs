@@ -580,3 +580,40 @@ balancer = { policy = "sticky" }
     );
     assert_eq!(metric(sync, "store_bytes_per_request"), 0.0);
 }
+
+/// `load_imbalance` is the busiest server's tries in the window over the mean server's. Round
+/// robin deals requests one by one, so no server gets more than one above the mean's floor:
+/// the figure is at most 1 + servers / requests. Sticky placement deals whole sessions, so a
+/// server can be ahead by whole sessions.
+#[test]
+fn round_robin_spreads_requests_evenly_and_sticky_sessions_do_not() {
+    let text = r#"name = "spread"
+duration = "120s"
+warmup = "20s"
+[workload]
+sessions_per_second = 30
+requests_per_session = { dist = "geometric", mean = 10 }
+think_time = { dist = "exponential", mean = "1s" }
+service_time = "1ms"
+[servers]
+count = 4
+workers = 4
+[[topology]]
+name = "rr"
+state = "none"
+[[topology]]
+name = "sticky"
+state = "server"
+balancer = { policy = "sticky", fallback = "round_robin" }
+"#;
+    let runs = simulate_text(text);
+    let (rr, sticky) = (&runs[0], &runs[1]);
+    let bound = 1.0 + 4.0 / rr.counters.requests as f64;
+    let spread = metric(rr, "load_imbalance");
+    assert!((1.0..=bound).contains(&spread), "{spread} above {bound}");
+    assert!(
+        metric(sticky, "load_imbalance") > bound,
+        "{}",
+        metric(sticky, "load_imbalance")
+    );
+}
