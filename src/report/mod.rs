@@ -3,6 +3,7 @@
 
 mod csv_files;
 mod table;
+pub mod verdict;
 
 use crate::metrics::TopologySummary;
 use crate::scenario::Expectation;
@@ -75,6 +76,7 @@ pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(DifferencesCsv),
         Box::new(TimeseriesCsv),
         Box::new(FaultsCsv),
+        Box::new(verdict::ComparisonCsv),
     ]
 }
 

@@ -177,6 +177,7 @@ pub fn render_table(report: &Report) -> String {
     out.push_str(&paired_p99_lines(report));
     out.push_str(&fault_lines(report));
     out.push_str(&loss_causes_line(report));
+    out.push_str(&super::verdict::render_verdict(report));
     out
 }
 

@@ -7,7 +7,7 @@
 //! stable). Longer runs shrink s, and with it the tolerance, as 1/sqrt(run length). Percentiles
 //! add the HDR histogram's quantisation (3 significant digits: 0.1% of the value).
 
-use super::support::{load, metric, simulate, simulate_text};
+use super::support::{folder_with, load, metric, read_csv, run_in, simulate, simulate_text};
 use statesim::metrics::RunResult;
 
 /// 0.9995 quantiles of Student's t for 1..=30 degrees of freedom.
@@ -616,4 +616,68 @@ balancer = { policy = "sticky", fallback = "round_robin" }
         "{}",
         metric(sticky, "load_imbalance")
     );
+}
+
+/// The verdict names a winner only where the figures make it certain, and calls two identical
+/// topologies a tie ("no significant difference": their paired differences are all zero).
+#[test]
+fn the_verdict_names_certain_winners_and_ties_identical_topologies() {
+    let text = r#"name = "verdict"
+duration = "120s"
+warmup = "10s"
+replications = 4
+[workload]
+sessions_per_second = 20
+requests_per_session = 5
+think_time = { dist = "exponential", mean = "2s" }
+service_time = { dist = "exponential", mean = "2ms" }
+[network]
+server_store = "2ms"
+[servers]
+count = 4
+workers = 2
+[[topology]]
+name = "sticky"
+state = "server"
+session_ttl = "5m"
+balancer = { policy = "sticky" }
+network = { balancer_server = "1ms" }
+[[topology]]
+name = "store"
+state = "store"
+[[topology]]
+name = "token"
+state = "token"
+[[topology]]
+name = "token-again"
+state = "token"
+[[fault]]
+kind = "crash"
+at = "60s"
+server = 1
+"#;
+    let run = run_in(folder_with(&[("v.toml", text)]), &["v.toml", "--quiet"]);
+    let rows = read_csv(&run.out("comparison.csv"));
+    let best = |metric: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r["metric"] == metric && r["best"] == "true")
+            .map(|r| r["topology"].clone())
+            .collect()
+    };
+    // Only the sticky fleet keeps sessions in a server's memory: it alone loses any.
+    assert_eq!(best("sessions_lost"), ["store", "token", "token-again"]);
+    // A 4 ms store round trip, or 2 ms more on the sticky fleet's network, is far beyond the
+    // 60 µs of a token's verification: the tokens answer first, and the two identical token
+    // topologies cannot be told apart.
+    assert_eq!(best("latency_p50_ms"), ["token", "token-again"]);
+    assert!(
+        run.stdout
+            .contains("no significant difference between the starred"),
+        "{}",
+        run.stdout
+    );
+    // The most server memory per session is the sticky fleet's; a store costs a node.
+    assert!(!best("peak_session_memory_mb").contains(&"sticky".to_string()));
+    assert!(!best("cost_per_hour").contains(&"store".to_string()));
+    assert!(run.stdout.contains("lost 0 sessions"), "{}", run.stdout);
 }
