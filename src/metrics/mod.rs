@@ -349,6 +349,8 @@ pub struct RunResult {
     pub cost_per_hour: f64,
     /// The busiest server's tries in the window over the mean server's.
     pub load_imbalance: f64,
+    /// Session memory per server at steady state, projected by Little's law (bytes).
+    pub session_memory_steady_bytes: f64,
     pub events: u64,
     /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
     pub requests_simulated: u64,
@@ -495,6 +497,9 @@ pub const METRICS: &[Metric] = &[
         r.counters.sessions_completed as f64
     )),
     metric!("peak_session_memory_mb", |r| r.peak_session_bytes
+        / (1024.0 * 1024.0)),
+    metric!("session_memory_steady_mb", |r| r
+        .session_memory_steady_bytes
         / (1024.0 * 1024.0)),
     metric!("store_bytes_per_request", |r| ratio(
         r.traffic.store,

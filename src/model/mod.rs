@@ -368,6 +368,33 @@ pub struct World<'s> {
     stopped: Option<Stopped>,
 }
 
+/// The session memory a server holds at steady state, by Little's law: sessions arrive at the
+/// measured rate and each keeps its state for its life plus `session_ttl`, in as many copies as
+/// replication makes (1 + replicas for sync, 2 for async), spread over the servers up. What a
+/// run shows at its end is less when the run is shorter than a session's state lives; this is
+/// what a server must hold after hours. Zero where servers keep no sessions.
+fn steady_session_memory(topology: &Topology, run: &RunResult) -> f64 {
+    let State::Server {
+        session_bytes,
+        session_ttl,
+        replication,
+        ..
+    } = &topology.state
+    else {
+        return 0.0;
+    };
+    let copies = match replication {
+        Replication::Sync { peers } => 1.0 + f64::from(*peers),
+        Replication::Async { .. } => 2.0,
+        Replication::None | Replication::StoreBackup(_) => 1.0,
+    };
+    let c = &run.counters;
+    let arrival_rate = c.sessions_started as f64 / run.window_secs;
+    let life = run.session_duration_sum_secs / c.sessions_completed.max(1) as f64;
+    let held = arrival_rate * (life + session_ttl.as_secs_f64());
+    held * session_bytes * copies / run.mean_servers_up.max(1.0)
+}
+
 /// Runs one topology of a scenario for one replication, with no limit.
 pub fn simulate(scenario: &Scenario, topology: &Topology, replication: u32) -> RunResult {
     let unlimited = Limits::unlimited();
@@ -812,6 +839,7 @@ impl<'s> World<'s> {
             peak_session_bytes: rec.peak_session_bytes,
             traffic: rec.traffic.clone(),
             load_imbalance: self.window_load_imbalance(),
+            session_memory_steady_bytes: f64::NAN,
             cost_per_hour: f64::NAN,
             events: self.events,
             requests_simulated: self.requests_simulated,
@@ -820,6 +848,7 @@ impl<'s> World<'s> {
         };
         // Servers as provisioned (a scaled fleet pays for what it ran), a store node per store
         // worker (a Redis node serves one operation at a time), and the state traffic moved.
+        result.session_memory_steady_bytes = steady_session_memory(topology, &result);
         let hours = result.window_secs / 3600.0;
         result.cost_per_hour = topology.cost.per_hour(
             result.mean_servers_provisioned,

@@ -177,7 +177,31 @@ pub fn render_table(report: &Report) -> String {
     out.push_str(&paired_p99_lines(report));
     out.push_str(&fault_lines(report));
     out.push_str(&loss_causes_line(report));
+    out.push_str(&steady_memory_lines(report));
     out.push_str(&super::verdict::render_verdict(report));
+    out
+}
+
+/// The peak session memory of a run that ended before its sessions' state filled the servers
+/// (below 90% of the steady state) is not what a server must hold: say so, with the figure.
+fn steady_memory_lines(report: &Report) -> String {
+    let mut out = String::new();
+    for summary in &report.summaries {
+        let (peak, steady) = (
+            summary.get("peak_session_memory_mb"),
+            summary.get("session_memory_steady_mb"),
+        );
+        if steady > 0.0 && peak < 0.9 * steady {
+            let at: String = summary.params.iter().map(|p| format!(" {p}")).collect();
+            out.push_str(&format!(
+                "{}{at}: peak session memory {peak:.1} MiB per server is {:.0}% of the steady \
+                 state, {steady:.1} MiB (Little's law: arrival rate x (session life + \
+                 session_ttl) x session bytes x copies / servers)\n",
+                summary.topology,
+                100.0 * peak / steady
+            ));
+        }
+    }
     out
 }
 

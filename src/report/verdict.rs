@@ -48,7 +48,10 @@ const CHARACTERISTICS: &[Characteristic] = &[
     },
     Characteristic {
         name: "resource utilisation",
-        figures: &[("peak_session_memory_mb", Better::Lower)],
+        figures: &[
+            ("session_memory_steady_mb", Better::Lower),
+            ("peak_session_memory_mb", Better::Lower),
+        ],
     },
     Characteristic {
         name: "data redundancy",

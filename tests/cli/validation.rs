@@ -681,3 +681,62 @@ server = 1
     assert!(!best("cost_per_hour").contains(&"store".to_string()));
     assert!(run.stdout.contains("lost 0 sessions"), "{}", run.stdout);
 }
+
+/// `session_memory_steady_mb` is Little's law: arrival rate × (session life + session_ttl) ×
+/// session bytes × copies / servers. A run long beside the state's life reaches it: the
+/// busiest server's peak sits above the mean M sessions it projects by the fluctuation of a
+/// count around M, a few standard deviations (4 √M) at the most. Sync replication holds one copy
+/// more of every session.
+#[test]
+fn steady_session_memory_is_what_a_long_run_reaches() {
+    let text = r#"name = "steady"
+duration = "600s"
+[workload]
+sessions_per_second = 100
+requests_per_session = 5
+think_time = { dist = "exponential", mean = "1s" }
+service_time = "1ms"
+[servers]
+count = 4
+workers = 4
+[[topology]]
+name = "sticky"
+state = "server"
+session_bytes = 10000
+session_ttl = "30s"
+balancer = { policy = "sticky", fallback = "round_robin" }
+[[topology]]
+name = "sync"
+state = "server"
+session_bytes = 10000
+session_ttl = "30s"
+replication = "sync"
+replicas = 1
+balancer = { policy = "sticky", fallback = "round_robin" }
+"#;
+    let runs = simulate_text(text);
+    let (plain, sync) = (&runs[0], &runs[1]);
+    let steady = metric(plain, "session_memory_steady_mb");
+    let peak = metric(plain, "peak_session_memory_mb");
+    let sessions = steady * 1024.0 * 1024.0 / 10_000.0;
+    let high = 1.0 + 4.0 / sessions.sqrt();
+    assert!(
+        (1.0..=high).contains(&(peak / steady)),
+        "peak {peak:.2} MiB against a steady state of {steady:.2} MiB ({sessions:.0} sessions, at most x{high:.3})"
+    );
+    let ratio = metric(sync, "session_memory_steady_mb") / steady;
+    assert!(
+        (ratio - 2.0).abs() < 0.02,
+        "one replica doubles it: x{ratio:.3}"
+    );
+    // A short run's peak is far below; the table says so.
+    let short = run_in(
+        folder_with(&[("s.toml", &text.replace("600s", "15s"))]),
+        &["s.toml", "--quiet"],
+    );
+    assert!(
+        short.stdout.contains("sticky: peak session memory"),
+        "{}",
+        short.stdout
+    );
+}
