@@ -137,7 +137,10 @@ fn move_into_place(
         }
     }
     if !foreign {
-        let old = staging.with_extension("old");
+        let staging_name = staging
+            .file_name()
+            .map_or("staging".into(), |n| n.to_string_lossy().into_owned());
+        let old = staging.with_file_name(format!("{staging_name}.old"));
         std::fs::rename(target, &old)?;
         if let Err(error) = std::fs::rename(staging, target) {
             // Put the earlier results back rather than leave nothing.
