@@ -333,3 +333,51 @@ impl Exporter for ComparisonCsv {
         writer.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{METRICS, RunFigures, new_latency_histogram, summarize};
+
+    /// A topology whose replications give `values` for figure `index` (0 for the others).
+    fn topology(name: &str, index: usize, values: &[f64]) -> TopologySummary {
+        let runs = values
+            .iter()
+            .map(|value| {
+                let mut figures = vec![0.0; METRICS.len()];
+                figures[index] = *value;
+                RunFigures {
+                    values: figures,
+                    series: Vec::new(),
+                    faults: Vec::new(),
+                }
+            })
+            .collect();
+        summarize(name, "none", runs, new_latency_histogram())
+    }
+
+    #[test]
+    fn a_difference_whose_interval_holds_zero_is_a_tie_and_a_clear_one_is_not() {
+        let index = metric_index("latency_p50_ms").unwrap();
+        let summaries = vec![
+            topology("best", index, &[1.0, 2.0, 3.0, 2.0]),
+            // Paired differences 0.5, -0.2, 0.1, -0.1: the interval straddles zero.
+            topology("close", index, &[1.5, 1.8, 3.1, 1.9]),
+            // Paired differences 1.0, 1.1, 0.9, 1.0: clearly worse.
+            topology("slow", index, &[2.0, 3.1, 3.9, 3.0]),
+        ];
+        assert_eq!(
+            best_of(&summaries, index, Better::Lower),
+            [true, true, false]
+        );
+        assert_eq!(
+            best_of(&summaries, index, Better::Higher),
+            [false, false, true],
+            "higher is better: the slow one wins, clearly"
+        );
+        assert_eq!(
+            best_of(&summaries, index, Better::Neither),
+            [false, false, false]
+        );
+    }
+}
