@@ -235,10 +235,7 @@ impl World<'_> {
 
     // ---- health checks ----
 
-    /// Starts a server's probe chain. The initial fleet's probes are staggered across the
-    /// interval, as independent probers would be; a new server is first probed one interval
-    /// after it starts.
-    /// A server's first probe goes at a uniformly random point of the interval (its own keyed
+    /// Starts a server's probe chain. Its first probe goes at a uniformly random point of the interval (its own keyed
     /// draw, the same in every topology): a real balancer's probe phase has nothing to do with
     /// when a server will fail, so the time to detect a crash varies from run to run.
     pub(super) fn schedule_first_health_check(&mut self, server: u32) {

@@ -172,6 +172,7 @@ fn catalogue(dir: &Path) -> Vec<Case> {
         case("eleven balancer retries", valid().replace("[servers]", "[balancer]\nretries = 11\n[servers]"), RUN, 2, &["`balancer.retries`", "at most 10"]),
         case("a misspelt retry condition", valid().replace("[servers]", "[balancer]\nretry_on = [\"conect_failure\"]\n[servers]"), RUN, 2, &["`balancer.retry_on[0]`", "did you mean `connect_failure`"]),
         case("retrying on timeout without a server timeout", valid().replace("[servers]", "[balancer]\nretry_on = [\"timeout\"]\n[servers]"), RUN, 2, &["`balancer.retry_on`", "needs balancer.server_timeout"]),
+        case("a price of 1e308 an hour", valid().replace("[servers]", "[cost]\nserver_per_hour = 1e308\n[servers]"), RUN, 2, &["`cost.server_per_hour`", "between 0 and 1e9"]),
         case("a duplicated topology name", valid().replace("name = \"b\"", "name = \"a\""), RUN, 2, &["`topology[1].name`", "used twice"]),
         // Messages that keep their place.
         case("an unknown key in [[fault]]", with("[[fault]]\nkind = \"crash\"\nat = \"1s\"\nserver = 0\nrestrt_after = \"2s\""), RUN, 2, &["s.toml:24:1", "`fault[0].restrt_after`", "did you mean `restart_after`"]),

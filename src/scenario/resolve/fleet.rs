@@ -27,6 +27,9 @@ const DEFAULT_COST: Cost = Cost {
     transfer_per_gb: 0.01,
 };
 
+/// The largest price a `[cost]` key takes.
+const MAX_PRICE: f64 = 1e9;
+
 /// What a balancer does out of the box when a try fails, as NGINX does by default
 /// (`proxy_next_upstream error timeout`: a connection error or a reset goes to the next server;
 /// since 1.9.13 a request that may have had effects is not sent twice) with HAProxy's `retries 3`
@@ -219,10 +222,18 @@ impl Resolver<'_> {
         let local = local.cloned().unwrap_or_default();
         let mut price = |local: Option<f64>, global: Option<f64>, default: f64, key: &str| {
             let value = local.or(global).unwrap_or(default);
+            // Bounded so that a fleet's hourly cost stays finite in summary.csv.
             self.check(
-                value.is_finite() && value >= 0.0,
+                (0.0..=MAX_PRICE).contains(&value),
                 merged_key(path, "cost", key, local.is_some()),
-                format!("must be a finite, non-negative price, got {value}"),
+                format!(
+                    "must be a price between 0 and {MAX_PRICE:e}, got {}",
+                    if value.abs() >= 1e15 {
+                        format!("{value:e}")
+                    } else {
+                        value.to_string()
+                    }
+                ),
             );
             value
         };
