@@ -13,7 +13,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &str = "statesim-shard 2";
+const MAGIC: &str = "statesim-shard 3";
 
 /// What was run: enough to load the same scenario and sweep again.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +89,9 @@ pub fn write(path: &Path, file: &ShardFile) -> io::Result<()> {
         }
         for row in &figures.faults {
             write_numbers(&mut out, &format!("fault {key}"), row)?;
+        }
+        for row in &figures.servers {
+            write_numbers(&mut out, &format!("server {key}"), row)?;
         }
     }
     for ((point, topology), histogram) in &file.results.histograms {
@@ -179,7 +182,7 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
                 let replications = next()?.parse().map_err(|_| malformed("bad count"))?;
                 invocation.replications = Some(replications);
             }
-            "run" | "series" | "fault" => {
+            "run" | "series" | "fault" | "server" => {
                 let point = next()?.parse().map_err(|_| malformed("bad point"))?;
                 let topology = next()?.parse().map_err(|_| malformed("bad topology"))?;
                 let replication = next()?.parse().map_err(|_| malformed("bad replication"))?;
@@ -200,6 +203,7 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
                         values,
                         series: Vec::new(),
                         faults: Vec::new(),
+                        servers: Vec::new(),
                     };
                     runs.push((key, figures));
                     continue;
@@ -208,12 +212,19 @@ pub fn read(path: &Path) -> Result<ShardFile, ShardFileError> {
                 let Some((_, figures)) = runs.last_mut().filter(|(k, _)| *k == key) else {
                     return Err(malformed("a row before its run"));
                 };
-                if kind == "series" {
-                    let row = parse_row(words).ok_or_else(|| malformed("bad series row"))?;
-                    figures.series.push(row);
-                } else {
-                    let row = parse_row(words).ok_or_else(|| malformed("bad fault row"))?;
-                    figures.faults.push(row);
+                match kind {
+                    "series" => {
+                        let row = parse_row(words).ok_or_else(|| malformed("bad series row"))?;
+                        figures.series.push(row);
+                    }
+                    "fault" => {
+                        let row = parse_row(words).ok_or_else(|| malformed("bad fault row"))?;
+                        figures.faults.push(row);
+                    }
+                    _ => {
+                        let row = parse_row(words).ok_or_else(|| malformed("bad server row"))?;
+                        figures.servers.push(row);
+                    }
                 }
             }
             "histogram" => {

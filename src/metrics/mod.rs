@@ -311,6 +311,19 @@ pub const FAULT_COLUMNS: [&str; 7] = [
 
 pub type FaultRow = [f64; FAULT_COLUMNS.len()];
 
+/// The columns of servers.csv after the identifying ones: one row per server that existed in a
+/// run (averaged over replications in the file). Utilisation is over the whole window, so a
+/// server that ran for part of it shows less.
+pub const SERVER_COLUMNS: [&str; 5] = [
+    "server",
+    "requests",
+    "utilization",
+    "peak_session_memory_mb",
+    "sessions_lost",
+];
+
+pub type ServerRow = [f64; SERVER_COLUMNS.len()];
+
 /// Everything one simulation run (one topology, one replication) measured.
 #[derive(Clone, Debug)]
 pub struct RunResult {
@@ -358,6 +371,8 @@ pub struct RunResult {
     pub series: Vec<SeriesRow>,
     /// faults.csv rows.
     pub faults: Vec<FaultRow>,
+    /// servers.csv rows.
+    pub servers: Vec<ServerRow>,
 }
 
 fn ratio(numerator: f64, denominator: f64) -> f64 {
@@ -562,6 +577,8 @@ pub struct TopologySummary {
     pub series: Vec<Vec<SeriesRow>>,
     /// Each replication's faults.csv rows, in replication order.
     pub faults: Vec<Vec<FaultRow>>,
+    /// Each replication's servers.csv rows, in replication order.
+    pub per_server: Vec<Vec<ServerRow>>,
     /// All replications' latencies pooled, for the distribution in latency.csv.
     pub pooled_latency: Histogram<u64>,
 }
@@ -591,6 +608,7 @@ pub struct RunFigures {
     pub values: Vec<f64>,
     pub series: Vec<SeriesRow>,
     pub faults: Vec<FaultRow>,
+    pub servers: Vec<ServerRow>,
 }
 
 impl RunResult {
@@ -600,6 +618,7 @@ impl RunResult {
             values: self.metric_values(),
             series: std::mem::take(&mut self.series),
             faults: std::mem::take(&mut self.faults),
+            servers: std::mem::take(&mut self.servers),
         }
     }
 }
@@ -616,10 +635,12 @@ pub fn summarize(
     let mut replications = Vec::with_capacity(runs.len());
     let mut series = Vec::with_capacity(runs.len());
     let mut faults = Vec::with_capacity(runs.len());
+    let mut per_server = Vec::with_capacity(runs.len());
     for run in runs {
         replications.push(run.values);
         series.push(run.series);
         faults.push(run.faults);
+        per_server.push(run.servers);
     }
     let (values, ci95) = (0..METRICS.len())
         .map(|column| {
@@ -642,6 +663,7 @@ pub fn summarize(
         per_replication: replications,
         series,
         faults,
+        per_server,
         pooled_latency,
     }
 }

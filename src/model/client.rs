@@ -9,6 +9,7 @@ use crate::metrics::LossCause;
 use crate::scenario::{Backoff, BackoffKind, Dist, Jitter, OnSessionLost, Replication, State};
 use rand::RngExt;
 use rand_distr::Exp1;
+use std::num::NonZeroU32;
 
 struct RequestDraws {
     demand: SimTime,
@@ -61,6 +62,7 @@ impl World<'_> {
             state_at: None,
             recovery: None,
             lost: false,
+            lost_in: None,
             retry_pending: false,
             attempts: 0,
             request_sent_at: self.now,
@@ -76,6 +78,9 @@ impl World<'_> {
     pub(super) fn on_warmup_end(&mut self) {
         let now = self.now;
         self.recorder.areas_at_warmup = self.recorder.levels().map(|level| level.area(now));
+        for server in &mut self.servers {
+            server.busy_area_at_warmup = server.busy_workers.area(now);
+        }
         let carried: Vec<Handle> = self
             .sessions
             .iter()
@@ -410,10 +415,14 @@ impl World<'_> {
 
     /// Marks a session's state as gone, for `cause`, charged to the fault record `record` if
     /// any. Counted once, when it happens; the client finds out with its next response.
+    /// The session's state is gone for good, to `cause`: from `home`'s memory (none for the
+    /// store), during the fault of faults.csv row `record` (if any), which is charged with it
+    /// and with the requests that fail for it.
     pub(super) fn mark_session_lost(
         &mut self,
         handle: Handle,
         cause: LossCause,
+        home: Option<u32>,
         record: Option<u32>,
     ) {
         let Some(session) = self.sessions.get_mut(handle) else {
@@ -423,10 +432,14 @@ impl World<'_> {
             return;
         }
         session.lost = true;
+        session.lost_in = record.and_then(|row| NonZeroU32::new(row + 1));
         if session.in_window {
             let counters = &mut self.recorder.counters;
             counters.sessions_lost += 1;
             counters.sessions_lost_by[cause as usize] += 1;
+            if let Some(home) = home {
+                self.servers[home as usize].sessions_lost += 1;
+            }
         }
         self.recorder.series.counts().sessions_lost += 1;
         if let Some(record) = record {

@@ -144,6 +144,7 @@ impl World<'_> {
         let target = &mut self.servers[server as usize];
         target.queue.clear();
         let busy = std::mem::take(&mut target.busy);
+        target.busy_workers.add(self.now, -i64::from(busy));
         let rec = &mut self.recorder;
         rec.busy_workers.add(self.now, -i64::from(busy));
         rec.worker_capacity.add(self.now, -workers);

@@ -20,7 +20,7 @@ mod store;
 use crate::engine::rng::{self, StreamRng};
 use crate::engine::{EventQueue, Handle, SimTime, Slab};
 use crate::metrics::series::{Levels, SeriesRecorder};
-use crate::metrics::{Counters, LatencyRecorder, RunResult, TimeAverage, Traffic};
+use crate::metrics::{Counters, LatencyRecorder, RunResult, ServerRow, TimeAverage, Traffic};
 use crate::scenario::{Dist, Fault, Replication, Scenario, State, Topology};
 use balancer::Balancer;
 pub use limits::{GUARD_INTERVAL, Limits, Stopped};
@@ -171,6 +171,10 @@ struct Session {
     /// Set when the home was lost but the state survives elsewhere.
     recovery: Option<Recovery>,
     lost: bool,
+    /// The faults.csv row of the fault that lost it, charged with the requests that fail for
+    /// it, plus one (a non-zero u32 fits the struct's padding; an `Option<u32>` grew it to two
+    /// cache lines).
+    lost_in: Option<std::num::NonZeroU32>,
     /// A failed attempt of the current request waits for its retry.
     retry_pending: bool,
     /// The current request: its attempts so far, first send, whether it is in the window.
@@ -261,7 +265,6 @@ struct Recorder {
     /// Each level's area when the measurement window opened, in the order of [`Recorder::levels`].
     areas_at_warmup: [i128; 6],
     session_duration_sum_secs: f64,
-    peak_session_bytes: f64,
     traffic: Traffic,
     /// Each server's tries in the window, added up bucket by bucket (a bucket that ends after
     /// the warm-up counts).
@@ -347,6 +350,8 @@ pub struct World<'s> {
     next_bucket: SimTime,
     /// Sessions a server's memory holds (`memory_mb / session_bytes`), when it is limited.
     memory_capacity: Option<u64>,
+    /// Copies of each session kept in other servers' memory (replication's replicas).
+    replica_copies: u32,
     /// The servers each rolling restart replaces, in order (filled at its first batch).
     rollouts: Vec<Vec<u32>>,
     /// The autoscaler's recent recommendations (time, servers), for the scale-down window.
@@ -383,11 +388,7 @@ fn steady_session_memory(topology: &Topology, run: &RunResult) -> f64 {
     else {
         return 0.0;
     };
-    let copies = match replication {
-        Replication::Sync { peers } => 1.0 + f64::from(*peers),
-        Replication::Async { .. } => 2.0,
-        Replication::None | Replication::StoreBackup(_) => 1.0,
-    };
+    let copies = 1.0 + f64::from(replication.peer_copies());
     let c = &run.counters;
     let arrival_rate = c.sessions_started as f64 / run.window_secs;
     let life = run.session_duration_sum_secs / c.sessions_completed.max(1) as f64;
@@ -497,7 +498,6 @@ impl<'s> World<'s> {
                 servers_provisioned: TimeAverage::new(),
                 areas_at_warmup: [0; 6],
                 session_duration_sum_secs: 0.0,
-                peak_session_bytes: 0.0,
                 traffic: Traffic::default(),
                 dispatched_in_window: Vec::new(),
                 per_second: None,
@@ -528,6 +528,10 @@ impl<'s> World<'s> {
             },
             next_bucket: scenario.bucket,
             memory_capacity,
+            replica_copies: match &topology.state {
+                State::Server { replication, .. } => replication.peer_copies(),
+                _ => 0,
+            },
             rollouts: vec![Vec::new(); scenario.faults.len()],
             recommendations: std::collections::VecDeque::new(),
             autoscale_areas: (0, 0),
@@ -761,6 +765,31 @@ impl<'s> World<'s> {
         if mean > 0.0 { busiest / mean } else { f64::NAN }
     }
 
+    /// servers.csv's rows of this run: each server that existed, with its tries and
+    /// utilisation over the window, the peak of its session memory and the sessions it lost.
+    fn server_rows(&self, session_bytes: f64) -> Vec<ServerRow> {
+        let workers = f64::from(self.topology.servers.workers);
+        let dispatched = &self.recorder.dispatched_in_window;
+        self.servers
+            .iter()
+            .enumerate()
+            .map(|(index, server)| {
+                let busy = server.busy_workers.average_since(
+                    self.warmup,
+                    server.busy_area_at_warmup,
+                    self.end,
+                );
+                [
+                    index as f64,
+                    dispatched.get(index).copied().unwrap_or(0) as f64,
+                    busy / workers,
+                    server.peak_states as f64 * session_bytes / (1024.0 * 1024.0),
+                    server.sessions_lost as f64,
+                ]
+            })
+            .collect()
+    }
+
     fn finish(mut self) -> RunResult {
         let end = self.end;
         let in_flight_attempts = self
@@ -811,6 +840,10 @@ impl<'s> World<'s> {
             })
             .collect();
         let series = std::mem::replace(&mut rec.series, SeriesRecorder::new(end, SimTime::ZERO));
+        let session_bytes = match topology.state {
+            State::Server { session_bytes, .. } => session_bytes,
+            _ => 0.0,
+        };
         let mut result = RunResult {
             topology: topology.name.clone(),
             replication: self.replication,
@@ -836,7 +869,13 @@ impl<'s> World<'s> {
             ),
             mean_active_sessions: rec.active_sessions.average_since(warmup, sessions, end),
             session_duration_sum_secs: rec.session_duration_sum_secs,
-            peak_session_bytes: rec.peak_session_bytes,
+            peak_session_bytes: self
+                .servers
+                .iter()
+                .map(|s| s.peak_states)
+                .max()
+                .unwrap_or(0) as f64
+                * session_bytes,
             traffic: rec.traffic.clone(),
             load_imbalance: self.window_load_imbalance(),
             session_memory_steady_bytes: f64::NAN,
@@ -845,6 +884,7 @@ impl<'s> World<'s> {
             requests_simulated: self.requests_simulated,
             series: series.into_rows(),
             faults,
+            servers: self.server_rows(session_bytes),
         };
         // Servers as provisioned (a scaled fleet pays for what it ran), a store node per store
         // worker (a Redis node serves one operation at a time), and the state traffic moved.

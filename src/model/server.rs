@@ -5,7 +5,7 @@
 use super::balancer_retry::TryFailure;
 use super::{Event, Outcome, Phase, Recovery, Session, World};
 use crate::engine::{Handle, SimTime};
-use crate::metrics::LossCause;
+use crate::metrics::{LossCause, TimeAverage};
 use crate::scenario::{Cache, MemoryFull, Replication, State};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -49,6 +49,14 @@ pub struct Server {
     pub replaces: Option<u32>,
     /// Set when the server is draining: what its remaining sessions are lost to at the end.
     pub drain_cause: Option<LossCause>,
+    /// The most session states its memory held at once, replicas of its peers' included.
+    pub peak_states: u64,
+    /// Sessions of the window lost from its memory.
+    pub sessions_lost: u64,
+    /// Its busy workers over time (servers.csv's utilisation), and the area when the
+    /// measurement window opened.
+    pub busy_workers: TimeAverage,
+    pub busy_area_at_warmup: i128,
 }
 
 impl Server {
@@ -68,6 +76,10 @@ impl Server {
             failures: 0,
             replaces: None,
             drain_cause: None,
+            peak_states: 0,
+            sessions_lost: 0,
+            busy_workers: TimeAverage::new(),
+            busy_area_at_warmup: 0,
         }
     }
 
@@ -147,6 +159,15 @@ impl SessionCache {
     }
 }
 
+/// Which way round the servers (in index order) a walk to replica peers goes.
+#[derive(Clone, Copy)]
+enum Ring {
+    /// Towards the servers that hold a server's replicas.
+    After,
+    /// Towards the servers whose replicas a server holds.
+    Before,
+}
+
 /// The key a session is known by at the balancer and in caches (a new login is a new session).
 pub fn session_key(session: &Session) -> u64 {
     session.id ^ (u64::from(session.life) << 48)
@@ -199,9 +220,7 @@ impl World<'_> {
         if self.needs.server_state
             && !self.session_state_available(session_handle, server_index as u32)
         {
-            let record = self.servers[server_index].open_fault;
-            self.mark_session_lost(session_handle, LossCause::Misrouted, record);
-            self.respond(handle, Outcome::Failed); // "session expired": the state is not here
+            self.misrouted(handle, session_handle, server_index as u32);
             return;
         }
         let workers = self.topology.servers.workers;
@@ -222,12 +241,38 @@ impl World<'_> {
         let server = &mut self.servers[server_index];
         if admit {
             server.busy += 1;
+            server.busy_workers.add(self.now, 1);
             self.recorder.busy_workers.add(self.now, 1);
             self.start_work(handle);
         } else {
             server.queue.push_back(handle);
             self.requests.get_mut(handle).expect("checked above").phase = Phase::Queued;
         }
+    }
+
+    /// A request reaches a server without its session's state: "session expired". A session
+    /// still alive is lost here (non-sticky routing: its state is on its home); the failure is
+    /// charged to the fault that lost the session, or to the one this server is going through.
+    #[cold]
+    #[inline(never)]
+    fn misrouted(&mut self, handle: Handle, session_handle: Handle, server: u32) {
+        let open_fault = self.servers[server as usize].open_fault;
+        let home = self
+            .sessions
+            .get(session_handle)
+            .and_then(|s| s.state_at)
+            .map_or(server, |(home, _)| home);
+        self.mark_session_lost(session_handle, LossCause::Misrouted, Some(home), open_fault);
+        let charged = self
+            .sessions
+            .get(session_handle)
+            .and_then(|s| s.lost_in)
+            .map(|row| row.get() - 1)
+            .or(open_fault);
+        if let Some(record) = charged {
+            self.recorder.faults[record as usize].requests_failed += 1;
+        }
+        self.send_back(handle, Outcome::Failed);
     }
 
     /// A request reaches a server that is not serving: a hung one swallows it (only the client's
@@ -266,17 +311,18 @@ impl World<'_> {
     }
 
     /// Puts the session's state on `server` if it is not there yet (its first request, or the
-    /// first after a failover, which must fetch it). Returns false when the server has no memory
-    /// for it and refuses new sessions.
+    /// first after a failover, which must fetch it), and its replicas on the server's replica
+    /// peers. Returns false when the server, or a peer for its replica, has no memory for it and
+    /// refuses new sessions.
     fn place_session_state(
         &mut self,
         session_handle: Handle,
         request: Handle,
         server: u32,
     ) -> bool {
-        let State::Server { session_bytes, .. } = self.topology.state else {
+        if !matches!(self.topology.state, State::Server { .. }) {
             return true;
-        };
+        }
         let Some(session) = self.sessions.get(session_handle) else {
             return true;
         };
@@ -284,25 +330,16 @@ impl World<'_> {
             self.touch(session_handle, server);
             return true;
         }
-        let now = self.now;
-        let target = &mut self.servers[server as usize];
-        while target
-            .lingering
-            .front()
-            .is_some_and(|expiry| *expiry <= now)
-        {
-            target.lingering.pop_front();
-        }
+        self.drop_expired_states(server);
         if let Some(capacity) = self.memory_capacity
-            && !self.make_room(server, capacity)
+            && !self.make_room_with_replicas(server, capacity)
         {
             return false;
         }
         let target = &mut self.servers[server as usize];
         target.homed += 1;
-        let held = (target.homed + target.lingering.len() as u64) as f64 * session_bytes;
         let incarnation = target.incarnation;
-        self.recorder.peak_session_bytes = self.recorder.peak_session_bytes.max(held);
+        self.note_peak_memory(server);
         let session = self
             .sessions
             .get_mut(session_handle)
@@ -317,6 +354,101 @@ impl World<'_> {
         }
         self.touch(session_handle, server);
         true
+    }
+
+    /// Forgets the idle states on `server` whose timeout has passed.
+    fn drop_expired_states(&mut self, server: u32) {
+        let now = self.now;
+        let target = &mut self.servers[server as usize];
+        while target
+            .lingering
+            .front()
+            .is_some_and(|expiry| *expiry <= now)
+        {
+            target.lingering.pop_front();
+        }
+    }
+
+    /// The states of its own sessions a server holds: homed, and idle ones not yet expired.
+    fn own_states(&self, server: u32) -> u64 {
+        let target = &self.servers[server as usize];
+        let expired = target
+            .lingering
+            .partition_point(|expiry| *expiry <= self.now);
+        target.homed + (target.lingering.len() - expired) as u64
+    }
+
+    /// The session states a server's memory holds: its own, and the replicas of the sessions of
+    /// the servers whose replica peer it is (their own states, idle ones included: a replica
+    /// lives as long as its original).
+    fn states_held(&self, server: u32) -> u64 {
+        let mut held = self.own_states(server);
+        let mut source = server;
+        for _ in 0..self.replica_copies {
+            let Some(previous) = self.ring_neighbour(source, server, Ring::Before) else {
+                break;
+            };
+            held += self.own_states(previous);
+            source = previous;
+        }
+        held
+    }
+
+    /// The next server from `from` in index order (or the previous one) that is not retired,
+    /// unless that is `origin` (the walk has gone round). The `replica_copies` servers after a
+    /// server hold its sessions' replicas.
+    fn ring_neighbour(&self, from: u32, origin: u32, direction: Ring) -> Option<u32> {
+        let n = self.servers.len() as u32;
+        let mut at = from;
+        loop {
+            at = match direction {
+                Ring::After => (at + 1) % n,
+                Ring::Before => (at + n - 1) % n,
+            };
+            if at == origin {
+                return None;
+            }
+            if self.servers[at as usize].condition != Condition::Retired {
+                return Some(at);
+            }
+        }
+    }
+
+    /// Frees room on `server` for one more session and on each of its replica peers for its
+    /// replica. A replica is a write like any other: a peer that refuses new sessions refuses
+    /// it too, and the session is refused.
+    fn make_room_with_replicas(&mut self, server: u32, capacity: u64) -> bool {
+        if !self.make_room(server, capacity) {
+            return false;
+        }
+        let mut peer = server;
+        for _ in 0..self.replica_copies {
+            let Some(next) = self.ring_neighbour(peer, server, Ring::After) else {
+                break;
+            };
+            if !self.make_room(next, capacity) {
+                return false;
+            }
+            peer = next;
+        }
+        true
+    }
+
+    /// Records the memory `server` and its replica peers now hold, for their peaks.
+    fn note_peak_memory(&mut self, server: u32) {
+        let held = self.states_held(server);
+        let target = &mut self.servers[server as usize];
+        target.peak_states = target.peak_states.max(held);
+        let mut peer = server;
+        for _ in 0..self.replica_copies {
+            let Some(next) = self.ring_neighbour(peer, server, Ring::After) else {
+                break;
+            };
+            let held = self.states_held(next);
+            let target = &mut self.servers[next as usize];
+            target.peak_states = target.peak_states.max(held);
+            peer = next;
+        }
     }
 
     /// Takes the session's state off `server` again (its placement did not happen after all).
@@ -336,29 +468,26 @@ impl World<'_> {
         }
     }
 
-    /// Frees room for one more session on a full server: the oldest idle state goes first, then
-    /// the least recently used live session (lost), unless the server refuses new sessions.
+    /// Frees room for one more state on a full server: the oldest idle state goes first, then
+    /// the least recently used live session (lost, unless a replica or the backup store holds
+    /// it), unless the server refuses new sessions. The replicas it holds for its peers are
+    /// never evicted: a server full of them refuses new sessions.
     fn make_room(&mut self, server: u32, capacity: u64) -> bool {
-        let target = &mut self.servers[server as usize];
-        if target.homed + (target.lingering.len() as u64) < capacity {
-            return true;
+        while self.states_held(server) >= capacity {
+            let target = &mut self.servers[server as usize];
+            if target.lingering.pop_front().is_some() {
+                continue;
+            }
+            if self.topology.servers.on_memory_full == MemoryFull::Refuse {
+                return false;
+            }
+            let Some(victim) = target.least_recent else {
+                return false; // nothing of its own left to evict
+            };
+            target.homed = target.homed.saturating_sub(1);
+            self.unlink(victim, server);
+            self.state_gone(victim, server, LossCause::Eviction);
         }
-        if target.lingering.pop_front().is_some() {
-            return true;
-        }
-        if self.topology.servers.on_memory_full == MemoryFull::Refuse {
-            return false;
-        }
-        let Some(victim) = target.least_recent else {
-            return false; // capacity 0: nothing fits
-        };
-        target.homed = target.homed.saturating_sub(1);
-        let record = target.open_fault;
-        self.unlink(victim, server);
-        if let Some(session) = self.sessions.get_mut(victim) {
-            session.state_at = None;
-        }
-        self.mark_session_lost(victim, LossCause::Eviction, record);
         true
     }
 
@@ -459,17 +588,29 @@ impl World<'_> {
             .filter(|(_, s)| !s.lost && s.state_at.is_some_and(|(home, _)| home == server))
             .map(|(handle, _)| handle)
             .collect();
-        let record = self.servers[server as usize].open_fault;
         for handle in homed {
-            let survives = self.surviving_copy(handle, server, cause);
-            let session = self.sessions.get_mut(handle).expect("listed above");
-            session.state_at = None;
-            // The server's recency list goes with its memory.
-            session.older = None;
-            session.newer = None;
-            match survives {
-                Ok(recovery) => session.recovery = Some(recovery),
-                Err(lost_to) => self.mark_session_lost(handle, lost_to, record),
+            if let Some(session) = self.sessions.get_mut(handle) {
+                // The server's recency list goes with its memory.
+                session.older = None;
+                session.newer = None;
+            }
+            self.state_gone(handle, server, cause);
+        }
+    }
+
+    /// A session's state is gone from its home `server` (to `cause`: a crash, an eviction…):
+    /// its next server fetches it from where it survives, or the session is lost.
+    fn state_gone(&mut self, handle: Handle, server: u32, cause: LossCause) {
+        let survives = self.surviving_copy(handle, server, cause);
+        let Some(session) = self.sessions.get_mut(handle) else {
+            return;
+        };
+        session.state_at = None;
+        match survives {
+            Ok(recovery) => session.recovery = Some(recovery),
+            Err(lost_to) => {
+                let record = self.servers[server as usize].open_fault;
+                self.mark_session_lost(handle, lost_to, Some(server), record);
             }
         }
     }
@@ -517,12 +658,17 @@ impl World<'_> {
     /// Whether one of the `peers` servers after `server` (in index order, skipping retired ones),
     /// which hold its sessions' replicas, is up.
     fn replica_alive(&self, server: u32, peers: u32) -> bool {
-        let n = self.servers.len();
-        (1..n)
-            .map(|step| (server as usize + step) % n)
-            .filter(|&peer| self.servers[peer].condition != Condition::Retired)
-            .take(peers as usize)
-            .any(|peer| self.servers[peer].condition == Condition::Up)
+        let mut peer = server;
+        for _ in 0..peers {
+            let Some(next) = self.ring_neighbour(peer, server, Ring::After) else {
+                return false;
+            };
+            if self.servers[next as usize].condition == Condition::Up {
+                return true;
+            }
+            peer = next;
+        }
+        false
     }
 
     /// A worker has been assigned: begin with a store read (a store topology's session, on a cache
@@ -678,15 +824,10 @@ impl World<'_> {
     fn replica_copy_bytes(&self) -> f64 {
         match &self.topology.state {
             State::Server {
-                replication: Replication::Sync { peers },
+                replication,
                 session_bytes,
                 ..
-            } => session_bytes * f64::from(*peers),
-            State::Server {
-                replication: Replication::Async { .. },
-                session_bytes,
-                ..
-            } => *session_bytes,
+            } => session_bytes * f64::from(replication.peer_copies()),
             _ => 0.0,
         }
     }
@@ -708,7 +849,9 @@ impl World<'_> {
         match self.servers[server_index].queue.pop_front() {
             Some(next) => self.start_work(next),
             None => {
-                self.servers[server_index].busy -= 1;
+                let server = &mut self.servers[server_index];
+                server.busy -= 1;
+                server.busy_workers.add(self.now, -1);
                 self.recorder.busy_workers.add(self.now, -1);
             }
         }
@@ -719,9 +862,21 @@ impl World<'_> {
         }
     }
 
-    /// Sends the outcome back through the balancer to the client.
+    /// Sends the outcome back through the balancer to the client; a failure is charged to the
+    /// fault its server is going through.
     #[inline(always)] // measured: see start_compute
     pub(super) fn respond(&mut self, handle: Handle, outcome: Outcome) {
+        if outcome == Outcome::Failed
+            && let Some(request) = self.requests.get(handle)
+        {
+            self.count_failure_on_server(request.server);
+        }
+        self.send_back(handle, outcome);
+    }
+
+    /// Sends the outcome back through the balancer to the client.
+    #[inline(always)] // measured: see start_compute
+    fn send_back(&mut self, handle: Handle, outcome: Outcome) {
         let Some(request) = self.requests.get_mut(handle) else {
             return;
         };
@@ -729,9 +884,6 @@ impl World<'_> {
         request.outcome = outcome;
         let (server, id, key) = (request.server, request.session_id, request.draw_key);
         self.balancer.answered(server);
-        if outcome == Outcome::Failed {
-            self.count_failure_on_server(server);
-        }
         let network = &self.topology.network;
         let seeds = &self.seeds;
         let to_balancer = Self::draw_time(

@@ -298,7 +298,7 @@ impl World<'_> {
             .map(|(handle, _)| handle)
             .collect();
         for handle in lost {
-            self.mark_session_lost(handle, LossCause::StoreOutage, record);
+            self.mark_session_lost(handle, LossCause::StoreOutage, None, record);
         }
     }
 }

@@ -1,10 +1,13 @@
 //! summary.csv (one row per topology), replications.csv (one row per topology and replication),
 //! latency.csv (the latency distribution, long format), scalability.csv (sweeps),
 //! differences.csv (replications: paired differences between topologies), timeseries.csv (one row
-//! per time bucket of each run) and faults.csv (one row per fault occurrence of each run).
+//! per time bucket of each run), faults.csv (one row per fault occurrence of each run) and
+//! servers.csv (one row per topology and server).
 
 use super::{Exporter, PROVENANCE_COLUMNS, Report, format_number};
-use crate::metrics::{FAULT_COLUMNS, METRICS, SERIES_COLUMNS, TopologySummary};
+use crate::metrics::{
+    FAULT_COLUMNS, METRICS, SERIES_COLUMNS, SERVER_COLUMNS, ServerRow, TopologySummary,
+};
 use std::io::{self, Write};
 
 /// The columns every file starts with: `scenario`, a sweep's `param_<key>` columns, the file's
@@ -364,4 +367,52 @@ impl Exporter for FaultsCsv {
         }
         writer.flush()
     }
+}
+
+/// Each server of each topology: the tries it was sent, its utilisation, the peak of its session
+/// memory (replicas it holds for its peers included) and the sessions it lost, averaged over
+/// replications (a server a replication never launched counts as zero there). Sessions lost
+/// with the store are no server's, so the column can add up to less than summary.csv's.
+pub struct ServersCsv;
+
+impl Exporter for ServersCsv {
+    fn file_name(&self) -> &'static str {
+        "servers.csv"
+    }
+
+    fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header = leading_columns(report, &["topology"]);
+        header.extend(SERVER_COLUMNS.map(String::from));
+        writer.write_record(&header)?;
+        for summary in &report.summaries {
+            for row in mean_server_rows(&summary.per_server) {
+                let mut cells = leading_cells(report, summary, [summary.topology.clone()]);
+                cells.extend(row.iter().map(|v| format_number(*v)));
+                writer.write_record(&cells)?;
+            }
+        }
+        writer.flush()
+    }
+}
+
+/// Each server's figures averaged over the replications, by server index.
+pub fn mean_server_rows(replications: &[Vec<ServerRow>]) -> Vec<ServerRow> {
+    let servers = replications.iter().map(Vec::len).max().unwrap_or(0);
+    let count = replications.len().max(1) as f64;
+    (0..servers)
+        .map(|index| {
+            let mut row = [0.0; SERVER_COLUMNS.len()];
+            for figures in replications.iter().filter_map(|rows| rows.get(index)) {
+                for (sum, value) in row.iter_mut().zip(figures).skip(1) {
+                    *sum += value;
+                }
+            }
+            row[0] = index as f64;
+            for value in &mut row[1..] {
+                *value /= count;
+            }
+            row
+        })
+        .collect()
 }

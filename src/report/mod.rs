@@ -8,8 +8,8 @@ pub mod verdict;
 use crate::metrics::TopologySummary;
 use crate::scenario::Expectation;
 pub use csv_files::{
-    DifferencesCsv, FaultsCsv, LatencyCsv, ReplicationsCsv, ScalabilityCsv, SummaryCsv,
-    TimeseriesCsv, paired_difference, paired_rows,
+    DifferencesCsv, FaultsCsv, LatencyCsv, ReplicationsCsv, ScalabilityCsv, ServersCsv, SummaryCsv,
+    TimeseriesCsv, mean_server_rows, paired_difference, paired_rows,
 };
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -76,6 +76,7 @@ pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(DifferencesCsv),
         Box::new(TimeseriesCsv),
         Box::new(FaultsCsv),
+        Box::new(ServersCsv),
         Box::new(verdict::ComparisonCsv),
     ]
 }

@@ -350,6 +350,7 @@ mod tests {
                     values: figures,
                     series: Vec::new(),
                     faults: Vec::new(),
+                    servers: Vec::new(),
                 }
             })
             .collect();

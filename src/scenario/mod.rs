@@ -402,6 +402,16 @@ impl Replication {
             Replication::StoreBackup(_) => "store_backup",
         }
     }
+
+    /// The copies of each session kept on other servers' memory: one per sync replica, one for
+    /// async, none for a store backup (its copy is in the store).
+    pub fn peer_copies(&self) -> u32 {
+        match self {
+            Replication::Sync { peers } => *peers,
+            Replication::Async { .. } => 1,
+            Replication::None | Replication::StoreBackup(_) => 0,
+        }
+    }
 }
 
 /// A per-server cache of store sessions: a hit skips the store read.

@@ -7,7 +7,9 @@
 //! stable). Longer runs shrink s, and with it the tolerance, as 1/sqrt(run length). Percentiles
 //! add the HDR histogram's quantisation (3 significant digits: 0.1% of the value).
 
-use super::support::{folder_with, load, metric, read_csv, run_in, simulate, simulate_text};
+use super::support::{
+    folder_with, load, metric, number, read_csv, run_in, simulate, simulate_text,
+};
 use statesim::metrics::RunResult;
 
 /// 0.9995 quantiles of Student's t for 1..=30 degrees of freedom.
@@ -729,6 +731,21 @@ balancer = { policy = "sticky", fallback = "round_robin" }
         (ratio - 2.0).abs() < 0.02,
         "one replica doubles it: x{ratio:.3}"
     );
+    // The replicas live in the peers' memory: each server holds its own M sessions and its
+    // neighbour's, a count of mean 2M, so its peak is within 1 + 4/sqrt(2M) of twice the
+    // projection, and twice the unreplicated peak within both intervals.
+    let sync_steady = metric(sync, "session_memory_steady_mb");
+    let sync_peak = metric(sync, "peak_session_memory_mb");
+    let sync_high = 1.0 + 4.0 / (2.0 * sessions).sqrt();
+    assert!(
+        (1.0..=sync_high).contains(&(sync_peak / sync_steady)),
+        "sync peak {sync_peak:.2} MiB against a steady state of {sync_steady:.2} MiB"
+    );
+    let doubled = sync_peak / peak;
+    assert!(
+        (2.0 / high..=2.0 * sync_high).contains(&doubled),
+        "one replica doubles the peak: x{doubled:.3}"
+    );
     // A short run's peak is far below; the table says so.
     let short = run_in(
         folder_with(&[("s.toml", &text.replace("600s", "15s"))]),
@@ -738,5 +755,141 @@ balancer = { policy = "sticky", fallback = "round_robin" }
         short.stdout.contains("sticky: peak session memory"),
         "{}",
         short.stdout
+    );
+}
+
+/// A replica takes memory on its peer like the session itself, so under a memory limit the
+/// replicated fleet fills up with (1 + replicas) copies; but a session its home evicts is not
+/// lost while a replica holds it: its next server fetches it, as after a crash. No server ever
+/// holds more than its limit.
+#[test]
+fn replicas_fill_peers_memory_and_save_evicted_sessions() {
+    let text = r#"name = "evictions"
+duration = "120s"
+warmup = "10s"
+[workload]
+sessions_per_second = 50
+requests_per_session = 10
+think_time = { dist = "exponential", mean = "1s" }
+service_time = "1ms"
+[servers]
+count = 4
+workers = 4
+memory_mb = 1
+[[topology]]
+name = "plain"
+state = "server"
+session_bytes = 20000
+balancer = { policy = "sticky", fallback = "round_robin" }
+[[topology]]
+name = "sync"
+state = "server"
+session_bytes = 20000
+replication = "sync"
+replicas = 1
+balancer = { policy = "sticky", fallback = "round_robin" }
+"#;
+    let runs = simulate_text(text);
+    let (plain, sync) = (&runs[0], &runs[1]);
+    // 1 MiB holds 52 states of 20 kB; each server is offered 50/4 × 10 s ≈ 125 sessions.
+    let limit_mb = (1024.0 * 1024.0 / 20_000.0f64).floor() * 20_000.0 / (1024.0 * 1024.0);
+    for run in [plain, sync] {
+        let peak = metric(run, "peak_session_memory_mb");
+        assert!(peak <= limit_mb + 1e-9, "{}: {peak} MiB", run.topology);
+        assert!(peak > 0.9 * limit_mb, "{}: {peak} MiB", run.topology);
+    }
+    assert!(
+        metric(plain, "sessions_lost_eviction") > 100.0,
+        "{}",
+        metric(plain, "sessions_lost_eviction")
+    );
+    assert_eq!(metric(sync, "sessions_lost_eviction"), 0.0);
+    assert!(metric(sync, "sessions_failed_over") > 100.0);
+    for row in &sync.servers {
+        assert!(
+            row[3] <= limit_mb + 1e-9,
+            "server {}: {} MiB",
+            row[0],
+            row[3]
+        );
+    }
+}
+
+/// servers.csv adds up to the summary: the servers' tries are the tries the balancer sent in the
+/// window, their mean utilisation is the fleet's (a fixed fleet), the busiest one's peak memory
+/// is the topology's peak, and the sessions they lost are the topology's.
+#[test]
+fn servers_csv_adds_up_to_the_summary() {
+    let text = r#"name = "per-server"
+duration = "120s"
+warmup = "10s"
+[workload]
+sessions_per_second = 30
+requests_per_session = 6
+think_time = { dist = "exponential", mean = "1s" }
+service_time = { dist = "exponential", mean = "20ms" }
+[servers]
+count = 5
+workers = 2
+[[topology]]
+name = "sticky"
+state = "server"
+session_ttl = "10s"
+balancer = { policy = "sticky", fallback = "least_connections" }
+[[topology]]
+name = "store"
+state = "store"
+[[fault]]
+kind = "crash"
+server = 2
+at = "60s"
+"#;
+    let run = run_in(folder_with(&[("s.toml", text)]), &["s.toml", "--quiet"]);
+    let servers = read_csv(&run.out("servers.csv"));
+    for topology in ["sticky", "store"] {
+        let rows: Vec<_> = servers
+            .iter()
+            .filter(|r| r["topology"] == topology)
+            .collect();
+        assert_eq!(rows.len(), 5, "{topology}: one row per server");
+        let summary = run.topology(topology);
+        let sum = |column: &str| -> f64 { rows.iter().map(|r| number(r, column)).sum() };
+        let max =
+            |column: &str| -> f64 { rows.iter().map(|r| number(r, column)).fold(0.0, f64::max) };
+        let tries = number(&summary, "attempts") + number(&summary, "balancer_retries");
+        let requests = sum("requests");
+        // Tries are counted by the bucket they were sent in, requests by when the client sent
+        // them: the two windows differ by the tries in flight at its edges.
+        assert!(
+            (requests - tries).abs() < 0.005 * tries,
+            "{topology}: {requests} tries on the servers, {tries} sent"
+        );
+        assert_eq!(sum("sessions_lost"), number(&summary, "sessions_lost"));
+        assert_eq!(
+            max("peak_session_memory_mb"),
+            number(&summary, "peak_session_memory_mb")
+        );
+        // Busy worker-time adds up. The fleet's utilisation is over the capacity running (the
+        // crashed server's workers are missing while it is down), each server's over its whole
+        // window: Σ utilisation = fleet utilisation × servers × the share of them up.
+        let each = sum("utilization");
+        let fleet =
+            number(&summary, "server_utilization") * 5.0 * number(&summary, "server_availability");
+        assert!(
+            (each - fleet).abs() < 1e-4 * fleet,
+            "{topology}: {each} against {fleet}"
+        );
+    }
+    let sticky: Vec<_> = servers
+        .iter()
+        .filter(|r| r["topology"] == "sticky")
+        .collect();
+    assert!(number(sticky[2], "sessions_lost") > 0.0);
+    assert!(
+        sticky
+            .iter()
+            .enumerate()
+            .all(|(i, r)| i == 2 || number(r, "sessions_lost") == 0.0),
+        "only the crashed server loses sessions"
     );
 }
