@@ -34,7 +34,13 @@ fn output_is_byte_identical_for_any_number_of_jobs() {
     let two = outputs(&["--jobs", "2"]);
     let again = outputs(&["--jobs", "2"]);
     let names: Vec<&str> = one.0.iter().map(|(name, _)| name.as_str()).collect();
-    for expected in ["summary.csv", "latency.csv", "timeseries.csv", "faults.csv"] {
+    for expected in [
+        "summary.csv",
+        "latency.csv",
+        "timeseries.csv",
+        "faults.csv",
+        "servers.csv",
+    ] {
         assert!(names.contains(&expected), "{expected} missing: {names:?}");
     }
     for ((name, a), (_, b)) in one.0.iter().zip(&two.0) {

@@ -247,6 +247,7 @@ fn shards_merge_into_the_files_one_run_writes() {
         "differences.csv",
         "timeseries.csv",
         "faults.csv",
+        "servers.csv",
     ] {
         let whole = std::fs::read(dir.path().join("whole").join(file)).unwrap();
         let parts = std::fs::read(dir.path().join("merged").join(file)).unwrap();
