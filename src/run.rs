@@ -418,6 +418,7 @@ fn assemble(points: &[SweepPoint], collected: Collected) -> Report {
             let mut summary = summarize(&topology.name, topology.state.name(), runs, histogram);
             summary.params = params.clone();
             summary.servers = topology.servers.count;
+            summary.placement = topology.state.placement();
             summaries.push(summary);
         }
     }

@@ -364,6 +364,9 @@ pub struct RunResult {
     pub load_imbalance: f64,
     /// Session memory per server at steady state, projected by Little's law (bytes).
     pub session_memory_steady_bytes: f64,
+    /// The size of one session's state (or token), and how many copies of it exist.
+    pub session_state_bytes: f64,
+    pub state_copies: f64,
     pub events: u64,
     /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
     pub requests_simulated: u64,
@@ -488,6 +491,8 @@ pub const METRICS: &[Metric] = &[
         &r.latency_after_faults,
         99.0
     )),
+    metric!("sessions_lost_per_fault", |r| per_fault(r, 6)),
+    metric!("failed_per_fault", |r| per_fault(r, 5)),
     metric!("time_to_detect_s", |r| mean_fault_delay(r, 3)),
     metric!("time_to_recover_s", |r| mean_fault_delay(r, 4)),
     metric!("cache_hit_ratio", |r| ratio(
@@ -532,6 +537,8 @@ pub const METRICS: &[Metric] = &[
         r.traffic.state(),
         r.counters.requests as f64
     )),
+    metric!("session_state_bytes", |r| r.session_state_bytes),
+    metric!("state_copies", |r| r.state_copies),
     metric!("events", |r| r.events as f64),
 ];
 
@@ -545,6 +552,13 @@ fn mean_fault_delay(result: &RunResult, column: usize) -> f64 {
         .map(|row| row[column] - row[2])
         .collect();
     ratio(delays.iter().sum(), delays.len() as f64)
+}
+
+/// The mean over the run's fault occurrences (faults.csv rows, warm-up included) of their
+/// `column` of [`FAULT_COLUMNS`] (requests failed, sessions lost); NaN without faults.
+fn per_fault(result: &RunResult, column: usize) -> f64 {
+    let total: f64 = result.faults.iter().map(|row| row[column]).sum();
+    ratio(total, result.faults.len() as f64)
 }
 
 fn lost_by(result: &RunResult, cause: usize) -> f64 {
@@ -564,6 +578,8 @@ pub struct TopologySummary {
     /// Servers in this topology at this point (for efficiency per server).
     pub servers: u32,
     pub state: &'static str,
+    /// Where the state lives, in words ([`crate::scenario::State::placement`]).
+    pub placement: String,
     pub replications: u32,
     /// Mean over replications of each [`METRICS`] entry, in the same order. NaN where undefined
     /// in every replication (e.g. latency when nothing completed).
@@ -657,6 +673,7 @@ pub fn summarize(
         params: Vec::new(),
         servers: 0,
         state,
+        placement: String::new(),
         replications: replications.len() as u32,
         values,
         ci95,

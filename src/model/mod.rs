@@ -445,14 +445,7 @@ impl<'s> World<'s> {
     ) -> World<'s> {
         let seed = scenario.seed;
         let servers = topology.servers.count;
-        let store = match &topology.state {
-            State::Store { store, .. } => Some(StoreStation::new(store)),
-            State::Server {
-                replication: Replication::StoreBackup(store),
-                ..
-            } => Some(StoreStation::new(store)),
-            _ => None,
-        };
+        let store = topology.store().map(StoreStation::new);
         let memory_capacity = match (&topology.state, topology.servers.memory_mb) {
             (State::Server { session_bytes, .. }, Some(memory_mb)) if *session_bytes > 0.0 => {
                 Some((memory_mb * 1024.0 * 1024.0 / session_bytes).floor() as u64)
@@ -879,6 +872,8 @@ impl<'s> World<'s> {
             traffic: rec.traffic.clone(),
             load_imbalance: self.window_load_imbalance(),
             session_memory_steady_bytes: f64::NAN,
+            session_state_bytes: topology.state.state_bytes(),
+            state_copies: topology.state.copies(),
             cost_per_hour: f64::NAN,
             events: self.events,
             requests_simulated: self.requests_simulated,
@@ -886,13 +881,13 @@ impl<'s> World<'s> {
             faults,
             servers: self.server_rows(session_bytes),
         };
-        // Servers as provisioned (a scaled fleet pays for what it ran), a store node per store
-        // worker (a Redis node serves one operation at a time), and the state traffic moved.
+        // Servers as provisioned (a scaled fleet pays for what it ran), the store's nodes, and
+        // the state traffic moved.
         result.session_memory_steady_bytes = steady_session_memory(topology, &result);
         let hours = result.window_secs / 3600.0;
         result.cost_per_hour = topology.cost.per_hour(
             result.mean_servers_provisioned,
-            result.store_capacity,
+            topology.store().map_or(0.0, |store| f64::from(store.nodes)),
             result.traffic.state() / 1e9 / hours,
         );
         result

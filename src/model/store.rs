@@ -6,7 +6,7 @@ use super::server::session_key;
 use super::{Event, Outcome, Phase, Recovery, World};
 use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
-use crate::scenario::{Replication, State, Store};
+use crate::scenario::{State, Store};
 use std::collections::VecDeque;
 
 pub struct StoreStation {
@@ -48,14 +48,9 @@ impl StoreStation {
 
 impl World<'_> {
     fn store_config(&self) -> &Store {
-        match &self.topology.state {
-            State::Store { store, .. } => store,
-            State::Server {
-                replication: Replication::StoreBackup(store),
-                ..
-            } => store,
-            _ => unreachable!("store events only occur in topologies with a store"),
-        }
+        self.topology
+            .store()
+            .expect("store events only occur in topologies with a store")
     }
 
     /// Sends the request's current store operation (read or write) over the network.

@@ -179,26 +179,14 @@ impl Exporter for ScalabilityCsv {
             .map(String::from),
         );
         writer.write_record(&header)?;
-        let per_server =
-            |s: &TopologySummary| s.get("throughput_rps") / f64::from(s.servers.max(1));
         for summary in &report.summaries {
-            let series = series_of(report, summary);
-            let efficiency = per_server(summary) / per_server(series[0]);
             let met = slo_met(report, summary);
             let knee = if report.slo.is_empty() {
                 String::new()
             } else {
-                let holding = series
-                    .iter()
-                    .take_while(|s| slo_met(report, s) == Some(true))
-                    .count();
-                // A series that never breaks its SLO (or breaks it at once) has no knee.
-                let breaks = holding < series.len();
-                let knee = holding
-                    .checked_sub(1)
-                    .filter(|_| breaks)
-                    .map(|last| series[last]);
-                knee.is_some_and(|k| std::ptr::eq(k, summary)).to_string()
+                knee_of(report, summary)
+                    .is_some_and(|k| std::ptr::eq(k, summary))
+                    .to_string()
             };
             let identity = [summary.topology.clone(), summary.servers.to_string()];
             let mut row = leading_cells(report, summary, identity);
@@ -206,7 +194,7 @@ impl Exporter for ScalabilityCsv {
                 format_number(summary.get("throughput_rps")),
                 format_number(summary.get("latency_p50_ms")),
                 format_number(summary.get("latency_p99_ms")),
-                format_number(efficiency),
+                format_number(efficiency(report, summary)),
                 met.map_or(String::new(), |m| m.to_string()),
                 knee,
             ]);
@@ -216,8 +204,33 @@ impl Exporter for ScalabilityCsv {
     }
 }
 
+/// Throughput per server relative to the first point of the summary's series: 1 while adding
+/// load (or servers) adds throughput in proportion.
+pub fn efficiency(report: &Report, summary: &TopologySummary) -> f64 {
+    let per_server = |s: &TopologySummary| s.get("throughput_rps") / f64::from(s.servers.max(1));
+    per_server(summary) / per_server(series_of(report, summary)[0])
+}
+
+/// The knee of the summary's series: its last point before the first that breaks the `[slo]`.
+/// None without an SLO, and for a series that never breaks it (or breaks it at once).
+pub fn knee_of<'r>(report: &'r Report, summary: &TopologySummary) -> Option<&'r TopologySummary> {
+    if report.slo.is_empty() {
+        return None;
+    }
+    let series = series_of(report, summary);
+    let holding = series
+        .iter()
+        .take_while(|s| slo_met(report, s) == Some(true))
+        .count();
+    let breaks = holding < series.len();
+    holding
+        .checked_sub(1)
+        .filter(|_| breaks)
+        .map(|last| series[last])
+}
+
 /// Whether every `[slo]` bound holds for this row; `None` without an SLO.
-fn slo_met(report: &Report, summary: &TopologySummary) -> Option<bool> {
+pub fn slo_met(report: &Report, summary: &TopologySummary) -> Option<bool> {
     if report.slo.is_empty() {
         return None;
     }

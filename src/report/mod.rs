@@ -9,7 +9,7 @@ use crate::metrics::TopologySummary;
 use crate::scenario::Expectation;
 pub use csv_files::{
     DifferencesCsv, FaultsCsv, LatencyCsv, ReplicationsCsv, ScalabilityCsv, ServersCsv, SummaryCsv,
-    TimeseriesCsv, mean_server_rows, paired_difference, paired_rows,
+    TimeseriesCsv, efficiency, knee_of, mean_server_rows, paired_difference, paired_rows, slo_met,
 };
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

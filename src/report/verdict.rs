@@ -7,7 +7,10 @@
 //! paired 95% interval of the difference to the best includes zero ties with it ("no
 //! significant difference"); with one run, only equal values tie.
 
-use super::{Exporter, PROVENANCE_COLUMNS, Report, format_number, paired_difference};
+use super::{
+    Exporter, PROVENANCE_COLUMNS, Report, efficiency, format_number, knee_of, paired_difference,
+    slo_met,
+};
 use crate::metrics::{TopologySummary, metric_index};
 use std::io::{self, Write};
 
@@ -20,63 +23,115 @@ enum Better {
     Neither,
 }
 
-/// A characteristic of the comparison and the summary figures that measure it.
+/// How a figure of the comparison is read off a topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The summary.csv figure of the same name.
+    Summary,
+    /// The summary figure, then a `<name>_vs_best` row: the paired difference to the best.
+    SummaryAndDifference,
+    /// Throughput per server relative to the first point of the sweep series (sweeps only).
+    Efficiency,
+    /// 1 when every `[slo]` bound holds, 0 when one breaks (sweeps with an SLO only).
+    SloMet,
+}
+
+struct Figure {
+    name: &'static str,
+    better: Better,
+    source: Source,
+}
+
+const fn figure(name: &'static str, better: Better) -> Figure {
+    Figure {
+        name,
+        better,
+        source: Source::Summary,
+    }
+}
+
+/// A characteristic of the comparison and the figures that measure it.
 struct Characteristic {
     name: &'static str,
-    figures: &'static [(&'static str, Better)],
+    figures: &'static [Figure],
 }
 
 const CHARACTERISTICS: &[Characteristic] = &[
     Characteristic {
         name: "state management",
-        figures: &[("bytes_per_request", Better::Lower)],
+        figures: &[
+            figure("session_state_bytes", Better::Neither),
+            figure("bytes_per_request", Better::Lower),
+        ],
     },
     Characteristic {
         name: "fault tolerance",
         figures: &[
-            ("sessions_lost", Better::Lower),
-            ("failed", Better::Lower),
-            ("availability", Better::Higher),
+            figure("sessions_lost", Better::Lower),
+            figure("sessions_lost_per_fault", Better::Lower),
+            figure("failed", Better::Lower),
+            figure("failed_per_fault", Better::Lower),
+            figure("availability", Better::Higher),
         ],
     },
     Characteristic {
         name: "scalability",
         figures: &[
-            ("server_utilization", Better::Neither),
-            ("store_utilization", Better::Neither),
+            // Descriptive: a ratio of means has no interval to tell 2.98 from 2.97 with.
+            Figure {
+                name: "efficiency",
+                better: Better::Neither,
+                source: Source::Efficiency,
+            },
+            Figure {
+                name: "slo_met",
+                better: Better::Higher,
+                source: Source::SloMet,
+            },
         ],
     },
     Characteristic {
         name: "resource utilisation",
         figures: &[
-            ("session_memory_steady_mb", Better::Lower),
-            ("peak_session_memory_mb", Better::Lower),
+            figure("session_memory_steady_mb", Better::Lower),
+            figure("peak_session_memory_mb", Better::Lower),
+            figure("server_utilization", Better::Neither),
+            figure("store_utilization", Better::Neither),
         ],
     },
     Characteristic {
         name: "data redundancy",
         figures: &[
-            ("store_bytes_per_request", Better::Neither),
-            ("replication_bytes_per_request", Better::Neither),
-            ("token_bytes_per_request", Better::Neither),
+            figure("state_copies", Better::Neither),
+            figure("store_bytes_per_request", Better::Neither),
+            figure("replication_bytes_per_request", Better::Neither),
+            figure("token_bytes_per_request", Better::Neither),
         ],
     },
     Characteristic {
         name: "load balancing",
-        figures: &[("load_imbalance", Better::Lower)],
+        figures: &[figure("load_imbalance", Better::Lower)],
     },
     Characteristic {
         name: "latency",
         figures: &[
-            ("latency_p50_ms", Better::Lower),
-            ("latency_p99_ms", Better::Lower),
+            Figure {
+                name: "latency_p50_ms",
+                better: Better::Lower,
+                source: Source::SummaryAndDifference,
+            },
+            Figure {
+                name: "latency_p99_ms",
+                better: Better::Lower,
+                source: Source::SummaryAndDifference,
+            },
         ],
     },
     Characteristic {
         name: "cost",
         figures: &[
-            ("cost_per_hour", Better::Lower),
-            ("cost_per_million_requests", Better::Lower),
+            figure("cost_per_hour", Better::Lower),
+            figure("cost_per_million_requests", Better::Lower),
         ],
     },
 ];
@@ -84,8 +139,10 @@ const CHARACTERISTICS: &[Characteristic] = &[
 /// One row of comparison.csv.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// The sweep point's values (empty without a sweep).
+    pub params: Vec<String>,
     pub characteristic: &'static str,
-    pub metric: &'static str,
+    pub metric: String,
     pub topology: String,
     pub value: f64,
     pub ci95: f64,
@@ -93,123 +150,281 @@ pub struct Row {
     pub best: bool,
 }
 
-/// The comparison of a run of two or more topologies (none for a sweep: each point would be a
-/// comparison of its own, and scalability.csv holds the sweep's answer).
+/// The summaries of each sweep point (the whole report without a sweep), in order.
+fn points(report: &Report) -> Vec<&[TopologySummary]> {
+    report
+        .summaries
+        .chunk_by(|a, b| a.params == b.params)
+        .collect()
+}
+
+/// The comparison of a run of two or more topologies, point by point for a sweep.
 pub fn comparison(report: &Report) -> Vec<Row> {
-    if !report.sweep_keys.is_empty() || report.summaries.len() < 2 {
-        return Vec::new();
-    }
+    points(report)
+        .into_iter()
+        .filter(|point| point.len() >= 2)
+        .flat_map(|point| point_comparison(report, point))
+        .collect()
+}
+
+/// The comparison of one point's topologies. A figure no topology has (a store's utilisation
+/// in a run without one, per-fault figures without faults) is left out.
+fn point_comparison(report: &Report, point: &[TopologySummary]) -> Vec<Row> {
     let mut rows = Vec::new();
     for characteristic in CHARACTERISTICS {
-        for &(metric, better) in characteristic.figures {
-            let Some(index) = metric_index(metric) else {
+        for figure in characteristic.figures {
+            let Some(measured) = measure(report, point, figure) else {
                 continue;
             };
-            let best = best_of(&report.summaries, index, better);
-            for (summary, best) in report.summaries.iter().zip(best) {
-                rows.push(Row {
-                    characteristic: characteristic.name,
-                    metric,
-                    topology: summary.topology.clone(),
-                    value: summary.values[index],
-                    ci95: summary.ci95[index],
-                    best,
-                });
+            if measured.iter().all(|(value, _)| value.is_nan()) {
+                continue;
+            }
+            let (best, winner) = best_of(point, &measured, figure);
+            let row = |metric: String, summary: &TopologySummary, value, ci95, best| Row {
+                params: summary.params.clone(),
+                characteristic: characteristic.name,
+                metric,
+                topology: summary.topology.clone(),
+                value,
+                ci95,
+                best,
+            };
+            for ((summary, &(value, ci95)), &best) in point.iter().zip(&measured).zip(&best) {
+                rows.push(row(figure.name.to_string(), summary, value, ci95, best));
+            }
+            if figure.source == Source::SummaryAndDifference
+                && let Some(winner) = winner
+                && let Some(index) = metric_index(figure.name)
+            {
+                for (summary, &best) in point.iter().zip(&best) {
+                    let (difference, half_width) = difference_to(summary, &point[winner], index);
+                    let metric = format!("{}_vs_best", figure.name);
+                    rows.push(row(metric, summary, difference, half_width, best));
+                }
             }
         }
     }
     rows
 }
 
-/// For each topology, whether it is the best of figure `index` or not significantly different
-/// from the best. All false for a descriptive figure or when no topology has a value.
-fn best_of(summaries: &[TopologySummary], index: usize, better: Better) -> Vec<bool> {
-    let sign = match better {
+/// Each topology's value of `figure` and its 95% half-width (NaN where there is none); None
+/// when the figure does not apply to this report.
+fn measure(report: &Report, point: &[TopologySummary], figure: &Figure) -> Option<Vec<(f64, f64)>> {
+    match figure.source {
+        Source::Summary | Source::SummaryAndDifference => {
+            let index = metric_index(figure.name)?;
+            Some(
+                point
+                    .iter()
+                    .map(|s| (s.values[index], s.ci95[index]))
+                    .collect(),
+            )
+        }
+        Source::Efficiency if !report.sweep_keys.is_empty() => Some(
+            point
+                .iter()
+                .map(|s| (efficiency(report, s), f64::NAN))
+                .collect(),
+        ),
+        Source::SloMet if !report.sweep_keys.is_empty() && !report.slo.is_empty() => Some(
+            point
+                .iter()
+                .map(|s| {
+                    let met = slo_met(report, s).unwrap_or(false);
+                    (if met { 1.0 } else { 0.0 }, f64::NAN)
+                })
+                .collect(),
+        ),
+        Source::Efficiency | Source::SloMet => None,
+    }
+}
+
+/// `summary`'s figure `index` minus `reference`'s: the paired mean and 95% half-width with
+/// replications, the plain difference (and no interval) with one run.
+fn difference_to(
+    summary: &TopologySummary,
+    reference: &TopologySummary,
+    index: usize,
+) -> (f64, f64) {
+    if std::ptr::eq(summary, reference) {
+        return (0.0, 0.0);
+    }
+    if summary.replications >= 2 && reference.replications >= 2 {
+        paired_difference(summary, reference, index)
+    } else {
+        (summary.values[index] - reference.values[index], f64::NAN)
+    }
+}
+
+/// For each topology, whether it is the best of the figure or not significantly different from
+/// the best; and which is the best. All false for a descriptive figure or when no topology has
+/// a value. Summary figures tie by the paired 95% interval of the difference; computed ones only
+/// when equal.
+fn best_of(
+    point: &[TopologySummary],
+    measured: &[(f64, f64)],
+    figure: &Figure,
+) -> (Vec<bool>, Option<usize>) {
+    let none = (vec![false; point.len()], None);
+    let sign = match figure.better {
         Better::Lower => 1.0,
         Better::Higher => -1.0,
-        Better::Neither => return vec![false; summaries.len()],
+        Better::Neither => return none,
     };
-    let Some(winner) = summaries
-        .iter()
-        .filter(|s| !s.values[index].is_nan())
-        .min_by(|a, b| (sign * a.values[index]).total_cmp(&(sign * b.values[index])))
+    let Some(winner) = (0..point.len())
+        .filter(|&i| !measured[i].0.is_nan())
+        .min_by(|&a, &b| (sign * measured[a].0).total_cmp(&(sign * measured[b].0)))
     else {
-        return vec![false; summaries.len()];
+        return none;
     };
-    summaries
-        .iter()
-        .map(|summary| {
-            if std::ptr::eq(summary, winner) {
+    let index = match figure.source {
+        Source::Summary | Source::SummaryAndDifference => metric_index(figure.name),
+        Source::Efficiency | Source::SloMet => None,
+    };
+    let best = (0..point.len())
+        .map(|i| {
+            let value = measured[i].0;
+            if i == winner || value == measured[winner].0 {
                 return true;
             }
-            if summary.values[index].is_nan() {
+            let (summary, best) = (&point[i], &point[winner]);
+            let paired = summary.replications >= 2 && best.replications >= 2;
+            let Some(index) = index.filter(|_| paired && !value.is_nan()) else {
                 return false;
-            }
-            if summary.values[index] == winner.values[index] {
-                return true;
-            }
-            let paired = summary.replications >= 2 && winner.replications >= 2;
-            if !paired {
-                return false;
-            }
-            let (difference, half_width) = paired_difference(summary, winner, index);
+            };
+            let (difference, half_width) = paired_difference(summary, best, index);
             !half_width.is_nan()
                 && (difference - half_width..=difference + half_width).contains(&0.0)
         })
-        .collect()
+        .collect();
+    (best, Some(winner))
 }
 
-/// The comparison for stdout: a block per characteristic, each figure's topologies with the
-/// best marked `*` (or "no significant difference"), then the trade-off in plain sentences.
+/// The comparison for stdout: where each topology keeps its state, then a block per
+/// characteristic, each figure's topologies with the best marked `*` (or "no significant
+/// difference"), then the trade-off in plain sentences. For a sweep: each series' knee and
+/// efficiency, then the comparison at the last point.
 pub fn render_verdict(report: &Report) -> String {
-    let rows = comparison(report);
-    if rows.is_empty() {
+    let Some(point) = points(report).into_iter().rfind(|p| p.len() >= 2) else {
         return String::new();
-    }
+    };
     let mut out = String::from("\ncomparison (* best of the row):\n");
-    let mut characteristic = "";
-    for figure in rows.chunks(report.summaries.len()) {
-        let first = &figure[0];
-        if first.characteristic != characteristic {
-            characteristic = first.characteristic;
-            out.push_str(&format!("  {characteristic}\n"));
-        }
-        let cells: Vec<String> = figure
+    if !report.sweep_keys.is_empty() {
+        out.push_str(&render_sweep_scalability(report, point));
+        let at: Vec<String> = report
+            .sweep_keys
             .iter()
-            .map(|row| {
-                let mark = if row.best { "*" } else { "" };
-                let interval = if row.ci95.is_nan() || row.ci95 == 0.0 {
-                    String::new()
-                } else {
-                    format!(" ± {}", shown_number(row.ci95))
-                };
-                format!(
-                    "{} {}{interval}{mark}",
-                    row.topology,
-                    shown_number(row.value)
-                )
-            })
+            .zip(&point[0].params)
+            .map(|(key, value)| format!("{key}={value}"))
             .collect();
-        let winners = figure.iter().filter(|row| row.best).count();
-        let replicated = report.summaries.iter().all(|s| s.replications >= 2);
-        let tie = match (winners > 1, replicated) {
-            (false, _) => "",
-            (true, true) => "  (no significant difference between the starred)",
-            (true, false) => "  (tied)",
-        };
-        out.push_str(&format!(
-            "    {:<30} {}{tie}\n",
-            first.metric,
-            cells.join(" | ")
-        ));
+        out.push_str(&format!("  at the last point, {}:\n", at.join(" ")));
     }
-    for sentence in trade_off(report) {
+    let cells: Vec<String> = point
+        .iter()
+        .map(|s| format!("{}: {}", s.topology, s.placement))
+        .collect();
+    out.push_str(&format!("  where state lives: {}\n", cells.join(" | ")));
+    let rows = point_comparison(report, point);
+    for characteristic in CHARACTERISTICS {
+        out.push_str(&format!("  {}\n", characteristic.name));
+        let own = rows
+            .iter()
+            .filter(|row| row.characteristic == characteristic.name)
+            .collect::<Vec<_>>();
+        for figure in own.chunks(point.len()) {
+            out.push_str(&render_figure(point, figure));
+        }
+        if characteristic.name == "scalability" {
+            out.push_str(&render_bottleneck(point, report.sweep_keys.is_empty()));
+        }
+    }
+    for sentence in trade_off(point) {
         out.push_str(&sentence);
         out.push('\n');
     }
     out
 }
 
+/// One figure's line: each topology's value, its interval, `*` on the best.
+fn render_figure(point: &[TopologySummary], figure: &[&Row]) -> String {
+    let first = &figure[0];
+    let difference = first.metric.ends_with("_vs_best");
+    let cells: Vec<String> = figure
+        .iter()
+        .map(|row| {
+            let mark = if row.best { "*" } else { "" };
+            let interval = if row.ci95.is_nan() || row.ci95 == 0.0 {
+                String::new()
+            } else {
+                format!(" ± {}", shown_number(row.ci95))
+            };
+            let sign = if difference && row.value > 0.0 {
+                "+"
+            } else {
+                ""
+            };
+            format!(
+                "{} {sign}{}{interval}{mark}",
+                row.topology,
+                shown_number(row.value)
+            )
+        })
+        .collect();
+    let winners = figure.iter().filter(|row| row.best).count();
+    let replicated = point.iter().all(|s| s.replications >= 2);
+    let tie = match (winners > 1 && !difference, replicated) {
+        (false, _) => "",
+        (true, true) => "  (no significant difference between the starred)",
+        (true, false) => "  (tied)",
+    };
+    format!("    {:<30} {}{tie}\n", first.metric, cells.join(" | "))
+}
+
+/// Where each topology's capacity runs out first at this load: the servers or the store, by
+/// utilisation; without a sweep, how to measure scalability itself.
+fn render_bottleneck(point: &[TopologySummary], hint: bool) -> String {
+    let cells: Vec<String> = point
+        .iter()
+        .map(|s| {
+            let (server, store) = (s.get("server_utilization"), s.get("store_utilization"));
+            if store > server {
+                format!("{} store ({:.0}%)", s.topology, 100.0 * store)
+            } else {
+                format!("{} servers ({:.0}%)", s.topology, 100.0 * server)
+            }
+        })
+        .collect();
+    let mut out = format!("    {:<30} {}\n", "bottleneck", cells.join(" | "));
+    if hint {
+        out.push_str(
+            "    (efficiency and the knee need a sweep with an [slo], e.g. \
+             --sweep workload.sessions_per_second=100,200,400; scalability.csv then has them)\n",
+        );
+    }
+    out
+}
+
+/// A sweep's scalability per topology: the knee of each series (the last point that meets the
+/// `[slo]`) and the efficiency at the last point.
+fn render_sweep_scalability(report: &Report, point: &[TopologySummary]) -> String {
+    let key = report.sweep_keys.last().map_or("", String::as_str);
+    let cells: Vec<String> = point
+        .iter()
+        .map(|s| {
+            let knee = match knee_of(report, s) {
+                Some(knee) => format!("knee at {key}={}", knee.params.last().map_or("", |v| v)),
+                None if report.slo.is_empty() => "no [slo], no knee".into(),
+                None => "no knee (the [slo] never breaks, or breaks at once)".into(),
+            };
+            format!(
+                "{} efficiency {} at the last point, {knee}",
+                s.topology,
+                shown_number(efficiency(report, s))
+            )
+        })
+        .collect();
+    format!("  scalability over the sweep: {}\n", cells.join(" | "))
+}
 fn shown_number(value: f64) -> String {
     if value.is_nan() {
         "-".into()
@@ -224,12 +439,11 @@ fn shown_number(value: f64) -> String {
 
 /// Two or three sentences of the trade-off in this run's numbers: who lost the fewest sessions
 /// and what that costs, who answered fastest. Facts only, no advice.
-fn trade_off(report: &Report) -> Vec<String> {
+fn trade_off(summaries: &[TopologySummary]) -> Vec<String> {
     let get = |s: &TopologySummary, name: &str| s.get(name);
     let by = |name: &'static str| {
         move |a: &&TopologySummary, b: &&TopologySummary| get(a, name).total_cmp(&get(b, name))
     };
-    let summaries = &report.summaries;
     let (Some(safest), Some(fastest), Some(cheapest)) = (
         summaries.iter().min_by(by("sessions_lost")),
         summaries.iter().min_by(by("latency_p50_ms")),
@@ -306,27 +520,32 @@ impl Exporter for ComparisonCsv {
 
     fn write(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
-        let mut header: Vec<&str> = vec![
-            "scenario",
-            "characteristic",
-            "metric",
-            "topology",
-            "value",
-            "ci95",
-            "best",
-        ];
-        header.extend(PROVENANCE_COLUMNS);
+        let mut header = vec!["scenario".to_string()];
+        header.extend(report.param_columns());
+        header.extend(
+            [
+                "characteristic",
+                "metric",
+                "topology",
+                "value",
+                "ci95",
+                "best",
+            ]
+            .map(String::from),
+        );
+        header.extend(PROVENANCE_COLUMNS.map(String::from));
         writer.write_record(&header)?;
         for row in comparison(report) {
-            let mut cells = vec![
-                report.scenario.clone(),
+            let mut cells = vec![report.scenario.clone()];
+            cells.extend(row.params);
+            cells.extend([
                 row.characteristic.to_string(),
-                row.metric.to_string(),
+                row.metric,
                 row.topology,
                 format_number(row.value),
                 format_number(row.ci95),
                 row.best.to_string(),
-            ];
+            ]);
             cells.extend(report.provenance());
             writer.write_record(&cells)?;
         }
@@ -357,9 +576,30 @@ mod tests {
         summarize(name, "none", runs, new_latency_histogram())
     }
 
+    /// `best_of` for the summary figure `name` read the way the comparison reads it.
+    fn best(summaries: &[TopologySummary], name: &'static str, better: Better) -> Vec<bool> {
+        let figure = figure(name, better);
+        let measured = measure(&report(summaries), summaries, &figure).unwrap();
+        best_of(summaries, &measured, &figure).0
+    }
+
+    fn report(summaries: &[TopologySummary]) -> Report {
+        Report {
+            scenario: "test".into(),
+            seed: 1,
+            scenario_hash: 0,
+            sweep_keys: Vec::new(),
+            series_fixed: 0,
+            slo: Vec::new(),
+            fault_kinds: Vec::new(),
+            summaries: summaries.to_vec(),
+        }
+    }
+
     #[test]
     fn a_difference_whose_interval_holds_zero_is_a_tie_and_a_clear_one_is_not() {
-        let index = metric_index("latency_p50_ms").unwrap();
+        let name = "latency_p50_ms";
+        let index = metric_index(name).unwrap();
         let summaries = vec![
             topology("best", index, &[1.0, 2.0, 3.0, 2.0]),
             // Paired differences 0.5, -0.2, 0.1, -0.1: the interval straddles zero.
@@ -367,18 +607,40 @@ mod tests {
             // Paired differences 1.0, 1.1, 0.9, 1.0: clearly worse.
             topology("slow", index, &[2.0, 3.1, 3.9, 3.0]),
         ];
+        assert_eq!(best(&summaries, name, Better::Lower), [true, true, false]);
         assert_eq!(
-            best_of(&summaries, index, Better::Lower),
-            [true, true, false]
-        );
-        assert_eq!(
-            best_of(&summaries, index, Better::Higher),
+            best(&summaries, name, Better::Higher),
             [false, false, true],
             "higher is better: the slow one wins, clearly"
         );
         assert_eq!(
-            best_of(&summaries, index, Better::Neither),
+            best(&summaries, name, Better::Neither),
             [false, false, false]
         );
+    }
+
+    /// The `_vs_best` rows are differences to the best itself, not to the first topology tied
+    /// with it: the best's row is 0 and the others are paired differences to it.
+    #[test]
+    fn differences_to_the_best_are_to_the_best_not_to_a_tie() {
+        let name = "latency_p99_ms";
+        let index = metric_index(name).unwrap();
+        let summaries = vec![
+            topology("tied", index, &[1.5, 1.8, 3.1, 1.9]),
+            topology("best", index, &[1.0, 2.0, 3.0, 2.0]),
+            topology("slow", index, &[2.0, 3.1, 3.9, 3.0]),
+        ];
+        let rows = point_comparison(&report(&summaries), &summaries);
+        let difference = |topology: &str| {
+            rows.iter()
+                .find(|r| r.metric == "latency_p99_ms_vs_best" && r.topology == topology)
+                .map(|r| (r.value, r.best))
+                .unwrap()
+        };
+        assert_eq!(difference("best"), (0.0, true));
+        let (tied, tied_best) = difference("tied");
+        assert!((tied - 0.075).abs() < 1e-12 && tied_best, "{tied}");
+        let (slow, slow_best) = difference("slow");
+        assert!((slow - 1.0).abs() < 1e-12 && !slow_best, "{slow}");
     }
 }

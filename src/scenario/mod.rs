@@ -315,6 +315,18 @@ impl Cost {
 }
 
 impl Topology {
+    /// The store sessions reach (as their home, or as a backup copy), if any.
+    pub fn store(&self) -> Option<&Store> {
+        match &self.state {
+            State::Store { store, .. } => Some(store),
+            State::Server {
+                replication: Replication::StoreBackup(store),
+                ..
+            } => Some(store),
+            _ => None,
+        }
+    }
+
     /// Whether sessions reach an external store (as their home, or as a backup copy).
     pub fn has_store(&self) -> bool {
         matches!(
@@ -361,6 +373,47 @@ impl State {
                 *session_bytes
             }
             State::Stateless | State::Token { .. } => 0.0,
+        }
+    }
+
+    /// The bytes of one session's state wherever it travels or is kept: its size in server
+    /// memory or the store, or the token's.
+    pub fn state_bytes(&self) -> f64 {
+        match self {
+            State::Token { token_bytes, .. } => *token_bytes,
+            _ => self.session_bytes(),
+        }
+    }
+
+    /// How many copies of each session's state exist: the home's and its replicas', the home's
+    /// and the store's backup, the store's (a per-server cache is a copy of it, not counted), the
+    /// token the client carries.
+    pub fn copies(&self) -> f64 {
+        match self {
+            State::Stateless => 0.0,
+            State::Server {
+                replication: Replication::StoreBackup(_),
+                ..
+            } => 2.0,
+            State::Server { replication, .. } => 1.0 + f64::from(replication.peer_copies()),
+            State::Store { .. } | State::Token { .. } => 1.0,
+        }
+    }
+
+    /// Where the state lives, in words, for the comparison.
+    pub fn placement(&self) -> String {
+        match self {
+            State::Stateless => "no session state".into(),
+            State::Server { replication, .. } => match replication {
+                Replication::None => "server memory".into(),
+                Replication::Sync { peers: 1 } => "server memory + 1 sync replica".into(),
+                Replication::Sync { peers } => format!("server memory + {peers} sync replicas"),
+                Replication::Async { .. } => "server memory + 1 async replica".into(),
+                Replication::StoreBackup(_) => "server memory + store backup".into(),
+            },
+            State::Store { cache: None, .. } => "external store".into(),
+            State::Store { cache: Some(_), .. } => "external store + server cache".into(),
+            State::Token { .. } => "signed token (client)".into(),
         }
     }
 
@@ -426,6 +479,9 @@ pub struct Cache {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub workers: u32,
+    /// What the store is billed as: nodes at `cost.store_per_hour` each (a Redis cluster of N
+    /// shards is N nodes, whatever its workers).
+    pub nodes: u32,
     pub queue_limit: Option<u32>,
     /// Time a store worker is busy with one read (the network hop is `network.server_store`).
     pub read: Dist,

@@ -292,6 +292,7 @@ pub struct CacheFile {
 #[serde(deny_unknown_fields)]
 pub struct StoreFile {
     pub workers: Option<u32>,
+    pub nodes: Option<u32>,
     pub queue_limit: Option<u32>,
     pub read: Option<Value>,
     pub write: Option<Value>,

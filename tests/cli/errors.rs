@@ -346,7 +346,7 @@ fn mutated_scenarios_never_panic() {
 
 #[test]
 fn new_keys_reject_bad_values_with_their_place() {
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
         (
             "warmup = \"sometimes\"",
             &["bad.toml:1:", "`warmup`", "(or \"auto\" to detect it)"],
@@ -366,6 +366,10 @@ fn new_keys_reject_bad_values_with_their_place() {
         (
             "[[expect]]\ntopology = \"nope\"\nmetric = \"failed\"\nmax = 0",
             &["`expect[0].topology`", "no topology is named \"nope\""],
+        ),
+        (
+            "[[topology]]\nname = \"s\"\nstate = \"store\"\nstore = { nodes = 0 }",
+            &["`topology[1].store.nodes`", "between 1 and 1000000"],
         ),
     ];
     expect_each_rejected_in_one_line(&cases);

@@ -272,3 +272,79 @@ fn shards_merge_into_the_files_one_run_writes() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--shard 3/3"), "{stderr}");
 }
+
+/// A sweep's verdict compares the topologies at every point (comparison.csv has the point's
+/// `param_` column) and tells each series' knee on stdout. A store of one 4 ms worker saturates
+/// at 250 reads a second, the four 10 ms workers at 400 requests: at 300 sessions a second only
+/// the store breaks the SLO, so its knee is 150 and the token fleet has none.
+#[test]
+fn a_sweep_verdict_compares_every_point_and_names_each_knee() {
+    let text = r#"name = "sweep-verdict"
+duration = "60s"
+warmup = "10s"
+[workload]
+sessions_per_second = 50
+service_time = "10ms"
+[servers]
+count = 2
+workers = 2
+[[topology]]
+name = "token"
+state = "token"
+[[topology]]
+name = "store"
+state = "store"
+store = { workers = 1, read = "4ms", write_fraction = 0.0 }
+[sweep]
+workload.sessions_per_second = [50, 150, 300]
+[slo]
+latency_p99_ms = { max = 100 }
+"#;
+    let run = run_in(folder_with(&[("s.toml", text)]), &["s.toml"]);
+    let rows = read_csv(&run.out("comparison.csv"));
+    let points: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["param_workload.sessions_per_second"].as_str())
+        .collect();
+    assert_eq!(points, ["150", "300", "50"].into());
+    let met = |point: &str, topology: &str| {
+        rows.iter()
+            .find(|r| {
+                r["param_workload.sessions_per_second"] == point
+                    && r["metric"] == "slo_met"
+                    && r["topology"] == topology
+            })
+            .map(|r| r["value"].clone())
+            .unwrap()
+    };
+    assert_eq!(met("150", "store"), "1");
+    assert_eq!(met("300", "store"), "0");
+    assert_eq!(met("300", "token"), "1");
+    // Efficiency is throughput per server against the first point's: the store is held at its
+    // 250 a second (5x the first point), the token fleet carries all 300 (6x).
+    let efficiency = |topology: &str| -> f64 {
+        let label = format!("{topology} efficiency ");
+        let from = run.stdout.find(&label).unwrap() + label.len();
+        let value = run.stdout[from..].split(' ').next().unwrap();
+        value.parse().unwrap()
+    };
+    assert!((efficiency("store") - 5.0).abs() < 0.15, "{}", run.stdout);
+    assert!((efficiency("token") - 6.0).abs() < 0.15, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("at the last point, knee at workload.sessions_per_second=150"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("at the last point, no knee"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("at the last point, workload.sessions_per_second=300"),
+        "{}",
+        run.stdout
+    );
+}

@@ -481,12 +481,13 @@ transfer_per_gb = 100.0
 name = "store"
 state = "store"
 session_bytes = 10000
-store = { workers = 2, write_fraction = 0.0 }
+store = { workers = 2, nodes = 3, write_fraction = 0.0 }
 "#;
     let run = &simulate_text(text)[0];
     let hours = run.window_secs / 3600.0;
     let gigabytes_per_hour = run.counters.attempts as f64 * 10_000.0 / 1e9 / hours;
-    let expected = 4.0 * 1.0 + 2.0 * 10.0 + gigabytes_per_hour * 100.0;
+    // The store is billed by its nodes, not its workers.
+    let expected = 4.0 * 1.0 + 3.0 * 10.0 + gigabytes_per_hour * 100.0;
     let cost = metric(run, "cost_per_hour");
     assert!(
         (cost - expected).abs() < 1e-9 * expected,
@@ -497,14 +498,16 @@ store = { workers = 2, write_fraction = 0.0 }
     assert!((per_million - expected / requests_per_hour * 1e6).abs() < 1e-9 * per_million);
 
     // A topology's own prices override the scenario's; a fleet that grows pays for what ran.
-    let scaled = text
-        .replace(
+    let scaled =
+        text.replace(
             "state = \"store\"",
             "state = \"none\"\ncost = { server_per_hour = 3.0 }",
         )
         .replace("session_bytes = 10000\n", "")
-        .replace("store = { workers = 2, write_fraction = 0.0 }\n", "")
-        + "[[fault]]\nkind = \"scale\"\nat = \"50s\"\ncount = 8\n";
+        .replace(
+            "store = { workers = 2, nodes = 3, write_fraction = 0.0 }\n",
+            "",
+        ) + "[[fault]]\nkind = \"scale\"\nat = \"50s\"\ncount = 8\n";
     let run = &simulate_text(&scaled)[0];
     let cost = metric(run, "cost_per_hour");
     assert!(

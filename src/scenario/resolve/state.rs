@@ -161,6 +161,7 @@ impl Resolver<'_> {
     fn store(&mut self, file: Option<&StoreFile>, path: &str) -> Store {
         let empty = StoreFile {
             workers: None,
+            nodes: None,
             queue_limit: None,
             read: None,
             write: None,
@@ -169,6 +170,7 @@ impl Resolver<'_> {
         let file = file.unwrap_or(&empty);
         let store = Store {
             workers: file.workers.unwrap_or(1),
+            nodes: file.nodes.unwrap_or(1),
             queue_limit: file.queue_limit,
             read: self.dist(
                 file.read.as_ref(),
@@ -188,6 +190,11 @@ impl Resolver<'_> {
             store.workers >= 1,
             format!("{path}.workers"),
             "the store needs at least one worker",
+        );
+        self.check(
+            (1..=1_000_000).contains(&store.nodes),
+            format!("{path}.nodes"),
+            format!("must be between 1 and 1000000 nodes, got {}", store.nodes),
         );
         self.check(
             (0.0..=1.0).contains(&store.write_fraction),
