@@ -5,7 +5,7 @@
 //! what the estimate misses (a retry storm, a queue that grows without end) is caught there.
 
 use crate::engine::SimTime;
-use crate::metrics::{FaultRow, METRICS, SeriesRow};
+use crate::metrics::{FaultRow, METRICS, SeriesRow, ServerRow};
 use crate::scenario::{Fault, Replication, Scenario, State, SweepPoint, Topology};
 
 /// `--max-events` by default: about two to eight minutes on two cores.
@@ -121,6 +121,7 @@ pub fn estimate(points: &[SweepPoint], replications_at_least: u32, threads: usiz
     let mut kept_parts: Vec<(String, f64)> = vec![
         ("timeseries rows".into(), 0.0),
         ("fault rows".into(), 0.0),
+        ("server rows".into(), 0.0),
         ("histograms".into(), 0.0),
         ("scenarios and figures".into(), 0.0),
     ];
@@ -128,7 +129,7 @@ pub fn estimate(points: &[SweepPoint], replications_at_least: u32, threads: usiz
         let scenario = &point.scenario;
         let replications = scenario.replications.max(replications_at_least) as f64;
         let pilots = if scenario.warmup_auto { 1.0 } else { 0.0 };
-        kept_parts[3].1 += SCENARIO_BYTES + scenario.topologies.len() as f64 * TOPOLOGY_BYTES;
+        kept_parts[4].1 += SCENARIO_BYTES + scenario.topologies.len() as f64 * TOPOLOGY_BYTES;
         for topology in &scenario.topologies {
             let run = RunEstimate::of(scenario, topology);
             let runs = replications + pilots;
@@ -140,11 +141,12 @@ pub fn estimate(points: &[SweepPoint], replications_at_least: u32, threads: usiz
             total.live_bytes_per_run = total.live_bytes_per_run.max(run.live_bytes);
             kept_parts[0].1 += replications * run.buckets * size_of::<SeriesRow>() as f64;
             kept_parts[1].1 += replications * run.fault_rows * size_of::<FaultRow>() as f64;
-            kept_parts[2].1 += HISTOGRAM_BYTES;
-            kept_parts[3].1 += replications * (METRICS.len() * 8) as f64;
+            kept_parts[2].1 += replications * run.server_rows * size_of::<ServerRow>() as f64;
+            kept_parts[3].1 += HISTOGRAM_BYTES;
+            kept_parts[4].1 += replications * (METRICS.len() * 8) as f64;
         }
     }
-    kept_parts[2].1 += threads as f64 * HISTOGRAM_BYTES;
+    kept_parts[3].1 += threads as f64 * HISTOGRAM_BYTES;
     total.kept_bytes = kept_parts.iter().map(|(_, bytes)| bytes).sum();
     let live = ("live sessions and requests".to_string(), {
         threads as f64 * total.live_bytes_per_run
@@ -186,6 +188,8 @@ struct RunEstimate {
     events: f64,
     buckets: f64,
     fault_rows: f64,
+    /// servers.csv rows: every server that ever existed (each launch has a fault row).
+    server_rows: f64,
     live_bytes: f64,
 }
 
@@ -236,6 +240,7 @@ impl RunEstimate {
             events,
             buckets,
             fault_rows,
+            server_rows: servers + fault_rows,
             live_bytes: concurrent * SESSION_BYTES + servers * SERVER_BYTES,
         }
     }

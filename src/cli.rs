@@ -10,7 +10,9 @@ use std::path::PathBuf;
     about = "Simulate stateful vs stateless session architectures under the same workload",
     long_about = "statesim runs every topology of a scenario (sticky sessions with state in server \
 memory, an external session store, signed tokens, ...) against the same simulated client workload \
-and reports latency percentiles, throughput and sessions lost.\n\n\
+and reports latency percentiles, throughput, sessions lost, memory, traffic and cost, then a \
+comparison by characteristic (state management, fault tolerance, scalability, resource \
+utilisation, data redundancy, load balancing, latency, cost) with the best of each starred.\n\n\
 Exit codes: 0 success, 1 a check failed, 2 bad input or usage (a scenario beyond --max-events \
 or --max-memory included), 3 stopped by --time-limit."
 )]
@@ -94,7 +96,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub max_replications: u32,
 
-    /// Directory for summary.csv and latency.csv [default: results/<scenario name>]
+    /// Directory for the result files (summary.csv, latency.csv, timeseries.csv, servers.csv,
+    /// comparison.csv, ...) [default: results/<scenario name>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
