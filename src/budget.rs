@@ -6,7 +6,7 @@
 
 use crate::engine::SimTime;
 use crate::metrics::{FaultRow, METRICS, SeriesRow, ServerRow};
-use crate::scenario::{Fault, Replication, Scenario, State, SweepPoint, Topology};
+use crate::scenario::{Arrivals, Fault, Replication, Scenario, State, SweepPoint, Topology};
 
 /// `--max-events` by default: about two to eight minutes on two cores.
 pub const DEFAULT_MAX_EVENTS: u64 = 5_000_000_000;
@@ -197,8 +197,35 @@ impl RunEstimate {
     fn of(scenario: &Scenario, topology: &Topology) -> RunEstimate {
         let seconds = scenario.duration.as_secs_f64();
         let workload = &scenario.workload;
-        let sessions = workload.sessions_per_second * seconds;
         let per_session = typical(&workload.requests_per_session).max(1.0);
+        // Little's law: sessions in the system = arrival rate × how long one lasts.
+        let active_seconds =
+            per_session * (typical(&workload.think_time) + typical(&workload.service_time)) / 1e9;
+        let session_seconds = active_seconds + lingering_seconds(topology);
+        let (sessions, concurrent) = match &workload.arrivals {
+            Arrivals::Constant {
+                sessions_per_second,
+            } => (
+                sessions_per_second * seconds,
+                sessions_per_second * session_seconds.min(seconds),
+            ),
+            Arrivals::Scheduled(schedule) => (
+                schedule.expected_sessions(0.0, seconds),
+                schedule.peak_rate() * session_seconds.min(seconds),
+            ),
+            Arrivals::Users {
+                users,
+                between_sessions,
+            } => {
+                // Each user starts a session every cycle; a cycle shorter than a microsecond
+                // (no think time, no service time) is counted as one, so a closed loop that would
+                // spin at one instant is refused, not run.
+                let cycle = (active_seconds + typical(between_sessions) / 1e9).max(1e-6);
+                let users = f64::from(*users);
+                (users * (seconds / cycle + 1.0), users)
+            }
+        };
+        let concurrent = concurrent + 1.0;
         let requests = sessions * per_session;
         let servers = peak_servers(scenario, topology) as f64;
         let per = |period: SimTime| seconds / period.as_secs_f64().max(1e-9);
@@ -231,11 +258,6 @@ impl RunEstimate {
         let buckets = per(scenario.bucket).ceil();
         events += buckets;
 
-        // Little's law: sessions in the system = arrival rate × how long one lasts.
-        let session_seconds =
-            per_session * (typical(&workload.think_time) + typical(&workload.service_time)) / 1e9
-                + lingering_seconds(topology);
-        let concurrent = workload.sessions_per_second * session_seconds.min(seconds) + 1.0;
         RunEstimate {
             events,
             buckets,

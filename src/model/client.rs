@@ -8,7 +8,6 @@ use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
 use crate::scenario::{Backoff, BackoffKind, Dist, Jitter, OnSessionLost, Replication, State};
 use rand::RngExt;
-use rand_distr::Exp1;
 use std::num::NonZeroU32;
 
 struct RequestDraws {
@@ -21,27 +20,28 @@ struct RequestDraws {
 }
 
 impl World<'_> {
-    pub(super) fn schedule_next_arrival(&mut self) {
-        let unit: f64 = self.arrivals.sample(Exp1);
-        let gap = SimTime::from_nanos_f64(unit * self.mean_arrival_gap_ns);
-        let at = self.now.saturating_add(gap);
-        if at < self.end {
-            self.queue.push_next_in_lane(at, Event::SessionArrival);
-        }
-    }
-
     pub(super) fn on_session_arrival(&mut self) {
         let id = self.next_session_id;
         self.next_session_id += 1;
+        let session = self.start_new_session(id);
+        self.schedule_next_arrival();
+        self.send_request(session);
+    }
+
+    /// A closed-loop user starts session `id`.
+    pub(super) fn on_user_session(&mut self, id: u64) {
+        let session = self.start_new_session(id);
+        self.send_request(session);
+    }
+
+    fn start_new_session(&mut self, id: u64) -> Handle {
         let requests = Dist::round_count(Self::draw(
             &self.scenario.workload.requests_per_session,
             self.seeds.requests_per_session,
             id,
             0,
         ));
-        let session = self.start_session(id, 0, requests, 0);
-        self.schedule_next_arrival();
-        self.send_request(session);
+        self.start_session(id, 0, requests, 0)
     }
 
     fn start_session(&mut self, id: u64, life: u32, requests: u32, redo_until: u32) -> Handle {
@@ -405,11 +405,15 @@ impl World<'_> {
                 self.now.saturating_sub(session.started_at).as_secs_f64();
         }
         self.recorder.active_sessions.add(self.now, -1);
+        let id = session.id;
         if self.needs.server_state {
             let session = self.sessions.remove(handle).expect("checked above");
             self.release_session_state(&session, handle);
         } else {
             self.sessions.discard(handle);
+        }
+        if self.closed_loop {
+            self.user_session_over(id);
         }
     }
 
@@ -460,6 +464,8 @@ impl World<'_> {
             let restarted =
                 self.start_session(session.id, session.life + 1, session.requests, redo_until);
             self.send_request(restarted);
+        } else if self.closed_loop {
+            self.user_session_over(session.id);
         }
     }
 }

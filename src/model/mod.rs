@@ -9,6 +9,7 @@
 //! A client may retry a failed attempt (client.rs); servers come and go through faults, deploys
 //! and the autoscaler (fault.rs), and the balancer only learns of it through health checks.
 
+mod arrivals;
 mod balancer;
 mod balancer_retry;
 mod client;
@@ -21,7 +22,8 @@ use crate::engine::rng::{self, StreamRng};
 use crate::engine::{EventQueue, Handle, SimTime, Slab};
 use crate::metrics::series::{Levels, SeriesRecorder};
 use crate::metrics::{Counters, LatencyRecorder, RunResult, ServerRow, TimeAverage, Traffic};
-use crate::scenario::{Dist, Fault, Replication, Scenario, State, Topology};
+use crate::scenario::{Arrivals, Dist, Fault, Replication, Scenario, State, Topology};
+use arrivals::ArrivalProcess;
 use balancer::Balancer;
 pub use limits::{GUARD_INTERVAL, Limits, Stopped};
 use server::{Condition, Server};
@@ -33,6 +35,8 @@ enum Event {
     /// (The default only fills the event queue's unused slots.)
     #[default]
     SessionArrival,
+    /// A closed-loop user starts its session of this id.
+    UserSession(u64),
     /// The client sends its session's next request (after the think time).
     SendRequest(Handle),
     /// The client sends another attempt of its session's current request (after the backoff).
@@ -216,6 +220,7 @@ struct Seeds {
     backoff: u64,
     random_crashes: u64,
     probe_phase: u64,
+    between_sessions: u64,
 }
 
 impl Seeds {
@@ -243,6 +248,7 @@ impl Seeds {
             probe_phase: s("balancer.health_check.phase"),
             backoff: s("client.backoff"),
             random_crashes: s("fault.random_crashes"),
+            between_sessions: s("workload.between_sessions"),
         }
     }
 }
@@ -333,8 +339,10 @@ pub struct World<'s> {
     queue: EventQueue<Event>,
     seeds: Seeds,
     arrivals: StreamRng,
-    /// 1 / sessions_per_second, in ns: a multiply per arrival instead of a divide.
-    mean_arrival_gap_ns: f64,
+    /// How the next session start is found (model/arrivals.rs).
+    arrival_process: ArrivalProcess,
+    /// Users start sessions when theirs end (`workload.users`).
+    closed_loop: bool,
     balancer: Balancer,
     servers: Vec<Server>,
     store: Option<StoreStation>,
@@ -466,7 +474,8 @@ impl<'s> World<'s> {
             queue: EventQueue::new(),
             seeds: Seeds::new(seed, replication),
             arrivals: rng::stream(seed, replication, "workload.arrivals"),
-            mean_arrival_gap_ns: 1e9 / scenario.workload.sessions_per_second,
+            arrival_process: ArrivalProcess::new(&scenario.workload.arrivals),
+            closed_loop: matches!(scenario.workload.arrivals, Arrivals::Users { .. }),
             balancer: Balancer::new(
                 &topology.balancer,
                 servers,
@@ -549,6 +558,7 @@ impl<'s> World<'s> {
 
     fn schedule_initial_events(&mut self) {
         self.schedule_next_arrival();
+        self.schedule_first_user_sessions();
         if self.servers_can_fail {
             for server in 0..self.servers.len() as u32 {
                 self.schedule_first_health_check(server);
@@ -603,6 +613,7 @@ impl<'s> World<'s> {
     fn handle(&mut self, event: Event) {
         match event {
             Event::SessionArrival => self.on_session_arrival(),
+            Event::UserSession(id) => self.on_user_session(id),
             Event::SendRequest(session) => self.send_request(session),
             Event::Retry(session) => self.send_retry(session),
             Event::AtBalancer(request) => self.on_balancer(request),

@@ -95,7 +95,8 @@ pub struct Scenario {
 
 #[derive(Clone, Debug)]
 pub struct Workload {
-    pub sessions_per_second: f64,
+    /// How sessions start: an open Poisson stream (constant or scheduled rate) or a closed loop.
+    pub arrivals: Arrivals,
     pub requests_per_session: Dist,
     pub think_time: Dist,
     pub service_time: Dist,
@@ -104,6 +105,100 @@ pub struct Workload {
     pub on_session_lost: OnSessionLost,
     /// Requests may be sent twice safely (GETs): a balancer retries a reset or a 5xx only then.
     pub idempotent: bool,
+}
+
+/// How sessions start.
+#[derive(Clone, Debug)]
+pub enum Arrivals {
+    /// Open: a Poisson process of this many sessions a second.
+    Constant { sessions_per_second: f64 },
+    /// Open: a non-homogeneous Poisson process of a rate that changes over time
+    /// (`workload.schedule`, `diurnal`, `spike`).
+    Scheduled(RateSchedule),
+    /// Closed: `users` users, each starting a session, then after it ends (or is abandoned)
+    /// waiting `between_sessions` and starting the next (the partly-open model of Schroeder,
+    /// Wierman and Harchol-Balter, NSDI 2006). Each user's first session starts after a
+    /// `between_sessions` draw too.
+    Users { users: u32, between_sessions: Dist },
+}
+
+impl Arrivals {
+    /// The mean rate of session starts over `[0, duration)` (sessions a second), for open
+    /// arrivals; None for a closed loop, whose rate depends on how fast sessions end.
+    pub fn mean_rate(&self, duration: SimTime) -> Option<f64> {
+        match self {
+            Arrivals::Constant {
+                sessions_per_second,
+            } => Some(*sessions_per_second),
+            Arrivals::Scheduled(schedule) => {
+                let seconds = duration.as_secs_f64().max(1e-9);
+                Some(schedule.expected_sessions(0.0, seconds) / seconds)
+            }
+            Arrivals::Users { .. } => None,
+        }
+    }
+}
+
+/// A session rate that changes over time: piecewise linear in time (a step is a segment of
+/// constant rate), possibly jumping between segments. The segments cover `[0, ∞)` in order: the
+/// last one holds its rate for ever.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateSchedule {
+    pub segments: Vec<RateSegment>,
+}
+
+/// The rate over `[start, end)` (seconds) goes linearly from `from` to `to` (sessions a second).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateSegment {
+    pub start: f64,
+    pub end: f64,
+    pub from: f64,
+    pub to: f64,
+}
+
+impl RateSegment {
+    /// The rate's slope (sessions a second, per second); 0 on the open-ended last segment.
+    pub fn slope(&self) -> f64 {
+        if self.end.is_finite() && self.end > self.start {
+            (self.to - self.from) / (self.end - self.start)
+        } else {
+            0.0
+        }
+    }
+
+    /// The sessions expected over `[a, b)` within this segment (the integral of the rate).
+    fn expected(&self, a: f64, b: f64) -> f64 {
+        let (a, b) = (a.max(self.start), b.min(self.end));
+        if b <= a {
+            return 0.0;
+        }
+        let rate = |t: f64| self.from + self.slope() * (t - self.start);
+        (rate(a) + rate(b)) / 2.0 * (b - a)
+    }
+}
+
+impl RateSchedule {
+    /// The sessions expected to start over `[from, to)` seconds: the integral of the rate.
+    pub fn expected_sessions(&self, from: f64, to: f64) -> f64 {
+        self.segments.iter().map(|s| s.expected(from, to)).sum()
+    }
+
+    /// The rate at `t` seconds.
+    pub fn rate_at(&self, t: f64) -> f64 {
+        self.segments
+            .iter()
+            .rev()
+            .find(|s| s.start <= t)
+            .map_or(0.0, |s| s.from + s.slope() * (t - s.start))
+    }
+
+    /// The highest rate anywhere (at a segment's ends, as the rate is linear between).
+    pub fn peak_rate(&self) -> f64 {
+        self.segments
+            .iter()
+            .map(|s| s.from.max(s.to))
+            .fold(0.0, f64::max)
+    }
 }
 
 /// What a client does when it learns that its session state is gone.

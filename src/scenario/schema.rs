@@ -152,7 +152,13 @@ pub struct ExpectFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadFile {
-    pub sessions_per_second: f64,
+    pub sessions_per_second: Option<f64>,
+    pub schedule: Option<Vec<SchedulePointFile>>,
+    pub schedule_shape: Option<ScheduleShape>,
+    pub diurnal: Option<DiurnalFile>,
+    pub spike: Option<SpikeFile>,
+    pub users: Option<u32>,
+    pub between_sessions: Option<Value>,
     pub requests_per_session: Option<Value>,
     pub think_time: Option<Value>,
     pub service_time: Value,
@@ -160,6 +166,44 @@ pub struct WorkloadFile {
     pub response_bytes: Option<Value>,
     pub on_session_lost: Option<OnSessionLost>,
     pub idempotent: Option<bool>,
+}
+
+/// One point of `workload.schedule`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePointFile {
+    pub at: HumanDuration,
+    pub sessions_per_second: f64,
+}
+
+/// How `workload.schedule` goes from one point's rate to the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleShape {
+    /// Linearly, from one point's rate to the next's.
+    #[default]
+    Linear,
+    /// A point's rate holds until the next point.
+    Step,
+}
+
+/// `workload.diurnal`: a day of traffic, a sinusoid between `trough` and `peak`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiurnalFile {
+    pub trough: f64,
+    pub peak: f64,
+    pub peak_at: HumanDuration,
+    pub period: Option<HumanDuration>,
+}
+
+/// `workload.spike`: a flash crowd, the rate times `factor` over `[at, at + duration)`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeFile {
+    pub at: HumanDuration,
+    pub duration: HumanDuration,
+    pub factor: f64,
 }
 
 #[derive(Default, Deserialize)]

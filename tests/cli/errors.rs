@@ -333,8 +333,12 @@ fn mutated_scenarios_never_panic() {
             scenario.duration = statesim::engine::SimTime::from_secs(2).min(scenario.duration);
             scenario.warmup = statesim::engine::SimTime::ZERO;
             scenario.faults.retain(|f| f.at() < scenario.duration);
-            scenario.workload.sessions_per_second =
-                scenario.workload.sessions_per_second.min(1000.0);
+            if let statesim::scenario::Arrivals::Constant {
+                sessions_per_second,
+            } = &mut scenario.workload.arrivals
+            {
+                *sessions_per_second = sessions_per_second.min(1000.0);
+            }
             super::support::simulate(&scenario);
         }
     }
@@ -433,4 +437,72 @@ fn fault_tolerance_keys_reject_bad_values_with_their_place() {
         ),
     ];
     expect_each_rejected_in_one_line(&cases);
+}
+
+/// Changing traffic is validated like everything else: a bad schedule, spike, day or closed
+/// loop names its key and place, and nothing runs.
+#[test]
+fn traffic_keys_reject_bad_values_with_their_place() {
+    let workload = |lines: &str| with(("sessions_per_second = 10", lines));
+    let cases: [(String, &[&str]); 9] = [
+        (
+            workload(
+                "schedule = [{ at = \"5s\", sessions_per_second = 10 }, { at = \"2s\", sessions_per_second = 20 }]",
+            ),
+            &[
+                "bad.toml:5:56:",
+                "`workload.schedule[1].at`",
+                "time order: 2s comes after 5s",
+            ],
+        ),
+        (
+            workload("schedule = [{ at = \"0s\", sessions_per_second = -1 }]"),
+            &[
+                "`workload.schedule[0].sessions_per_second`",
+                "at least 0, got -1",
+            ],
+        ),
+        (
+            workload(
+                "sessions_per_second = 10\nspike = { at = \"8s\", duration = \"5s\", factor = 3 }",
+            ),
+            &[
+                "`workload.spike.duration`",
+                "ends at 13s, after the run (duration = 10s)",
+            ],
+        ),
+        (
+            workload("sessions_per_second = 10\nusers = 5"),
+            &[
+                "`workload.users`",
+                "cannot be combined with workload.sessions_per_second",
+            ],
+        ),
+        (
+            workload("sessions_per_second = 10\nbetween_sessions = \"1s\""),
+            &["`workload.between_sessions`", "only to a closed loop"],
+        ),
+        (
+            workload("users = 0"),
+            &["`workload.users`", "between 1 and 10000000"],
+        ),
+        (
+            workload("diurnal = { trough = 50, peak = 10, peak_at = \"1s\" }"),
+            &["`workload.diurnal.peak`", "at least the trough (50)"],
+        ),
+        (
+            workload("schedule = [{ at = \"0s\", sessions_per_second = 0 }]"),
+            &["`workload`", "starts no session"],
+        ),
+        (
+            workload("on_session_lost = \"abandon\""),
+            &["`workload`", "says nowhere how sessions start"],
+        ),
+    ];
+    for (text, expected) in &cases {
+        let stderr = expect_rejected(text, &[]);
+        for needle in *expected {
+            assert!(stderr.contains(needle), "{needle:?} not in\n{stderr}");
+        }
+    }
 }

@@ -13,4 +13,5 @@ mod properties;
 mod replications;
 mod support;
 mod sweeps;
+mod traffic;
 mod validation;

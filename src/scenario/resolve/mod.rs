@@ -7,6 +7,7 @@ mod expect;
 mod faults;
 mod fleet;
 mod state;
+mod workload;
 
 use super::dist::{DistContext, parse_dist, parse_scalar};
 use super::schema::*;
@@ -136,56 +137,7 @@ pub fn resolve(
         "must be between 1 and 100000",
     );
 
-    let w = &raw.workload;
-    r.check(
-        w.sessions_per_second.is_finite() && w.sessions_per_second > 0.0,
-        "workload.sessions_per_second",
-        format!(
-            "must be a positive, finite rate, got {}",
-            w.sessions_per_second
-        ),
-    );
-    // Above this the mean gap between arrivals is under 10 ns, below the clock's useful resolution.
-    r.check(
-        !w.sessions_per_second.is_finite() || w.sessions_per_second <= 1e8,
-        "workload.sessions_per_second",
-        "at most 100000000 sessions per second are supported",
-    );
-    let workload = Workload {
-        sessions_per_second: w.sessions_per_second,
-        requests_per_session: r.dist(
-            w.requests_per_session.as_ref(),
-            Quantity::Count,
-            "workload.requests_per_session",
-            Dist::constant(1.0),
-        ),
-        think_time: r.dist(
-            w.think_time.as_ref(),
-            Quantity::Time,
-            "workload.think_time",
-            Dist::zero(),
-        ),
-        service_time: r.dist(
-            Some(&w.service_time),
-            Quantity::Time,
-            "workload.service_time",
-            Dist::zero(),
-        ),
-        request_bytes: r.dist(
-            w.request_bytes.as_ref(),
-            Quantity::Bytes,
-            "workload.request_bytes",
-            Dist::zero(),
-        ),
-        response_bytes: r.dist(
-            w.response_bytes.as_ref(),
-            Quantity::Bytes,
-            "workload.response_bytes",
-            Dist::zero(),
-        ),
-        on_session_lost: w.on_session_lost.unwrap_or(OnSessionLost::Abandon),
-        idempotent: w.idempotent.unwrap_or(false),
-    };
+    let workload = r.workload(&raw.workload, raw.duration.0);
 
     let client = r.client(&raw.client);
 
