@@ -34,6 +34,46 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print a fully commented scenario that documents every key.
     Example,
+    /// Fit a [workload] section to a request log: a CSV with one row per request, in time order,
+    /// with a timestamp and a session id (and optionally the service time). Prints the session
+    /// rate per bucket as a schedule, requests per session, think time and service time, each
+    /// with a Kolmogorov-Smirnov distance saying how well it fits.
+    Fit(FitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// The log (CSV with a header row).
+    pub log: PathBuf,
+
+    /// The column of each request's time.
+    #[arg(long, value_name = "COLUMN", default_value = "timestamp")]
+    pub timestamp: String,
+
+    /// The timestamp's unit: s or ms.
+    #[arg(long, value_name = "UNIT", default_value = "s")]
+    pub timestamp_unit: String,
+
+    /// The column of each request's session id (a session cookie, a user id).
+    #[arg(long, value_name = "COLUMN", default_value = "session")]
+    pub session: String,
+
+    /// The column of each request's service time, if the log has one (nginx's $request_time).
+    #[arg(long, value_name = "COLUMN")]
+    pub service_time: Option<String>,
+
+    /// The service time's unit: s or ms.
+    #[arg(long, value_name = "UNIT", default_value = "s")]
+    pub service_time_unit: String,
+
+    /// The width of a step of the fitted schedule.
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    pub bucket: String,
+
+    /// A session's next request later than this after its last starts a new session (the
+    /// server's idle timeout).
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub session_gap: String,
 }
 
 #[derive(Debug, Args)]

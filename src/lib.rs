@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod fit;
 pub mod metrics;
 pub mod model;
 pub mod output;

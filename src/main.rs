@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check_command(args),
         Command::Merge(args) => commands::merge_command(args).map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => commands::validate_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Fit(args) => commands::fit_command(args).map(|()| ExitCode::SUCCESS),
         Command::Example => {
             print!("{}", scenario::EXAMPLE);
             Ok(ExitCode::SUCCESS)

@@ -3,11 +3,13 @@
 //! error type `main` turns into a message and an exit code.
 
 mod check;
+mod fit;
 mod merge;
 mod run;
 mod validate;
 
 pub use check::check_command;
+pub use fit::fit_command;
 pub use merge::merge_command;
 pub use run::run_command;
 pub use validate::validate_command;
@@ -63,6 +65,14 @@ pub enum CliError {
     Budget(#[from] BudgetError),
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
+    #[error("{0}")]
+    Fit(#[from] crate::fit::FitError),
+    #[error("{flag} {value}: {expected}")]
+    Flag {
+        flag: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 impl CliError {

@@ -8,6 +8,7 @@ mod conservation;
 mod determinism;
 mod errors;
 mod faults;
+mod fit;
 mod hostile;
 mod properties;
 mod replications;
