@@ -114,41 +114,156 @@ pub fn fit(path: &Path, options: &FitOptions) -> Result<String, FitError> {
     Ok(render(path, options, observed))
 }
 
-fn observe(input: impl Read, path: &Path, options: &FitOptions) -> Result<Observed, FitError> {
-    let row_error = |line: u64, message: String| FitError::Row {
-        path: path.to_path_buf(),
-        line,
-        message,
-    };
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(input);
-    let headers = reader
-        .headers()
-        .map_err(|e| row_error(1, format!("cannot read the header: {e}")))?
-        .clone();
-    let column = |name: &str| -> Result<usize, FitError> {
-        headers.iter().position(|h| h == name).ok_or_else(|| {
-            let names: Vec<String> = headers
-                .iter()
-                .take(10)
-                .map(|h| crate::text::printable(h, 40))
-                .collect();
-            row_error(
-                1,
-                format!(
-                    "no column named \"{}\": the header has {}",
-                    crate::text::printable(name, 40),
-                    names.join(", ")
-                ),
-            )
+/// Which columns of a log to read, and their units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogColumns {
+    pub timestamp: String,
+    pub session: String,
+    pub service_time: Option<String>,
+    /// Seconds per unit of the timestamp column.
+    pub timestamp_unit: f64,
+    /// Seconds per unit of the service time column.
+    pub service_time_unit: f64,
+}
+
+/// One request of a log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRow {
+    /// Seconds since the log's first request.
+    pub at: f64,
+    pub session: String,
+    /// Seconds, when the log has a service time column.
+    pub service: Option<f64>,
+}
+
+/// A request log read row by row, each row checked: numbers where numbers belong, in time
+/// order. `statesim fit` and `workload.trace` read logs through it.
+pub struct LogReader<R: Read> {
+    path: PathBuf,
+    reader: csv::Reader<R>,
+    record: csv::StringRecord,
+    time_at: usize,
+    session_at: usize,
+    service_at: Option<usize>,
+    units: (f64, f64),
+    origin: Option<f64>,
+    previous: f64,
+}
+
+impl LogReader<std::io::BufReader<std::fs::File>> {
+    pub fn open(path: &Path, columns: &LogColumns) -> Result<Self, FitError> {
+        let file = std::fs::File::open(path).map_err(|source| FitError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        LogReader::new(std::io::BufReader::new(file), path, columns)
+    }
+}
+
+impl<R: Read> LogReader<R> {
+    pub fn new(input: R, path: &Path, columns: &LogColumns) -> Result<Self, FitError> {
+        let row_error = |line: u64, message: String| FitError::Row {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(input);
+        let headers = reader
+            .headers()
+            .map_err(|e| row_error(1, format!("cannot read the header: {e}")))?
+            .clone();
+        let column = |name: &str| -> Result<usize, FitError> {
+            headers.iter().position(|h| h == name).ok_or_else(|| {
+                let names: Vec<String> = headers
+                    .iter()
+                    .take(10)
+                    .map(|h| crate::text::printable(h, 40))
+                    .collect();
+                row_error(
+                    1,
+                    format!(
+                        "no column named \"{}\": the header has {}",
+                        crate::text::printable(name, 40),
+                        names.join(", ")
+                    ),
+                )
+            })
+        };
+        Ok(LogReader {
+            path: path.to_path_buf(),
+            time_at: column(&columns.timestamp)?,
+            session_at: column(&columns.session)?,
+            service_at: columns.service_time.as_deref().map(column).transpose()?,
+            reader,
+            record: csv::StringRecord::new(),
+            units: (columns.timestamp_unit, columns.service_time_unit),
+            origin: None,
+            previous: f64::NEG_INFINITY,
         })
+    }
+
+    /// The next request, or None at the end of the log.
+    pub fn next_row(&mut self) -> Result<Option<LogRow>, FitError> {
+        let line = self.reader.position().line();
+        let row_error = |message: String| FitError::Row {
+            path: self.path.clone(),
+            line,
+            message,
+        };
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(e) => return Err(row_error(format!("cannot read the row: {e}"))),
+        }
+        let record = &self.record;
+        let number = |at: usize, what: &str, unit: f64| -> Result<f64, FitError> {
+            let text = record.get(at).unwrap_or("").trim();
+            match text.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v * unit),
+                _ => Err(row_error(format!(
+                    "column {} ({what}): expected a number, got \"{}\"",
+                    at + 1,
+                    crate::text::printable(text, 40)
+                ))),
+            }
+        };
+        let time = number(self.time_at, "timestamp", self.units.0)?;
+        if time < self.previous {
+            return Err(row_error(format!(
+                "the log must be in time order: this row's timestamp is {:.3} s before the \
+                 previous row's",
+                self.previous - time
+            )));
+        }
+        let service = match self.service_at {
+            Some(at) => {
+                let service = number(at, "service time", self.units.1)?;
+                if service < 0.0 {
+                    return Err(row_error("a service time cannot be negative".into()));
+                }
+                Some(service)
+            }
+            None => None,
+        };
+        self.previous = time;
+        let origin = *self.origin.get_or_insert(time);
+        Ok(Some(LogRow {
+            at: time - origin,
+            session: record.get(self.session_at).unwrap_or("").to_string(),
+            service,
+        }))
+    }
+}
+
+fn observe(input: impl Read, path: &Path, options: &FitOptions) -> Result<Observed, FitError> {
+    let columns = LogColumns {
+        timestamp: options.timestamp_column.clone(),
+        session: options.session_column.clone(),
+        service_time: options.service_time_column.clone(),
+        timestamp_unit: options.timestamp_unit,
+        service_time_unit: options.service_time_unit,
     };
-    let time_at = column(&options.timestamp_column)?;
-    let session_at = column(&options.session_column)?;
-    let service_at = options
-        .service_time_column
-        .as_deref()
-        .map(column)
-        .transpose()?;
+    let mut log = LogReader::new(input, path, &columns)?;
     let bucket = options.bucket.as_secs_f64();
     let gap = options.session_gap.as_secs_f64();
     let mut observed = Observed {
@@ -161,54 +276,14 @@ fn observe(input: impl Read, path: &Path, options: &FitOptions) -> Result<Observ
         service_seconds: Reservoir::new(3),
     };
     let mut active: HashMap<String, Active> = HashMap::new();
-    let (mut origin, mut previous) = (None::<f64>, f64::NEG_INFINITY);
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = reader.position().line();
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(row_error(line, format!("cannot read the row: {e}"))),
-        }
-        let number = |at: usize, what: &str, unit: f64| -> Result<f64, FitError> {
-            let text = record.get(at).unwrap_or("").trim();
-            match text.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(v * unit),
-                _ => Err(row_error(
-                    line,
-                    format!(
-                        "column {} ({what}): expected a number, got \"{}\"",
-                        at + 1,
-                        crate::text::printable(text, 40)
-                    ),
-                )),
-            }
-        };
-        let time = number(time_at, "timestamp", options.timestamp_unit)?;
-        if time < previous {
-            return Err(row_error(
-                line,
-                format!(
-                    "the log must be in time order: this row's timestamp is {:.3} s before the \
-                     previous row's",
-                    previous - time
-                ),
-            ));
-        }
-        previous = time;
-        let origin = *origin.get_or_insert(time);
-        let at = time - origin;
+    while let Some(row) = log.next_row()? {
+        let at = row.at;
         observed.requests += 1;
         observed.span_seconds = at;
-        if let Some(service_at) = service_at {
-            let service = number(service_at, "service time", options.service_time_unit)?;
-            if service < 0.0 {
-                return Err(row_error(line, "a service time cannot be negative".into()));
-            }
+        if let Some(service) = row.service {
             observed.service_seconds.push(service);
         }
-        let session = record.get(session_at).unwrap_or("");
-        match active.get_mut(session) {
+        match active.get_mut(&row.session) {
             Some(state) if at - state.last <= gap => {
                 observed.think_seconds.push(at - state.last);
                 state.last = at;
@@ -223,7 +298,7 @@ fn observe(input: impl Read, path: &Path, options: &FitOptions) -> Result<Observ
                     };
                 } else {
                     active.insert(
-                        session.to_string(),
+                        row.session,
                         Active {
                             last: at,
                             requests: 1,
@@ -241,13 +316,19 @@ fn observe(input: impl Read, path: &Path, options: &FitOptions) -> Result<Observ
         // Sessions idle for longer than the gap are over: their counts go into the sample and
         // they leave memory (checked every so often, not per row).
         if observed.requests.is_multiple_of(65_536) {
+            let mut ended = Vec::new();
             active.retain(|_, state| {
                 let over = at - state.last > gap;
                 if over {
-                    observed.requests_per_session.push(state.requests as f64);
+                    ended.push(state.requests);
                 }
                 !over
             });
+            // Sorted: a map's order differs from run to run, and the sample must not.
+            ended.sort_unstable();
+            for requests in ended {
+                observed.requests_per_session.push(requests as f64);
+            }
         }
     }
     if observed.requests == 0 {
