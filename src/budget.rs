@@ -197,7 +197,10 @@ impl RunEstimate {
     fn of(scenario: &Scenario, topology: &Topology) -> RunEstimate {
         let seconds = scenario.duration.as_secs_f64();
         let workload = &scenario.workload;
-        let per_session = typical(&workload.requests_per_session).max(1.0);
+        let per_session = match &workload.arrivals {
+            Arrivals::Trace(trace) => trace.requests as f64 / trace.sessions.max(1) as f64,
+            _ => typical(&workload.requests_per_session).max(1.0),
+        };
         // Little's law: sessions in the system = arrival rate × how long one lasts.
         let active_seconds =
             per_session * (typical(&workload.think_time) + typical(&workload.service_time)) / 1e9;
@@ -223,6 +226,13 @@ impl RunEstimate {
                 let cycle = (active_seconds + typical(between_sessions) / 1e9).max(1e-6);
                 let users = f64::from(*users);
                 (users * (seconds / cycle + 1.0), users)
+            }
+            Arrivals::Trace(trace) => {
+                let rate = trace.sessions as f64 / trace.span_seconds.max(1.0);
+                let life = trace.mean_session_seconds + lingering_seconds(topology);
+                // The log's rate may peak above its mean: four times it, at most every session.
+                let concurrent = (4.0 * rate * life.min(seconds)).min(trace.sessions as f64);
+                (trace.sessions as f64, concurrent)
             }
         };
         let concurrent = concurrent + 1.0;

@@ -28,6 +28,13 @@ impl World<'_> {
         self.send_request(session);
     }
 
+    /// A replayed log's session `number` starts; the log's next session is scheduled.
+    pub(super) fn on_log_session(&mut self, number: u64) {
+        let session = self.start_session(number, 0, u32::MAX, 0);
+        self.schedule_next_log_session();
+        self.send_request(session);
+    }
+
     /// A closed-loop user starts session `id`.
     pub(super) fn on_user_session(&mut self, id: u64) {
         let session = self.start_new_session(id);
@@ -142,7 +149,12 @@ impl World<'_> {
         session.attempts += 1;
         let (session_id, life) = (session.id, session.life);
         let (first_sent_at, in_window) = (session.request_sent_at, session.request_in_window);
-        let draws = self.draw_request(session_id, index);
+        let mut draws = self.draw_request(session_id, index);
+        if self.replay.is_some()
+            && let Some(service) = self.log_service(session_id)
+        {
+            draws.demand = service;
+        }
         if in_window {
             self.recorder.counters.attempts += 1;
             self.recorder.traffic.payload += draws.payload;
@@ -379,6 +391,10 @@ impl World<'_> {
             self.after_session_lost(handle);
             return;
         }
+        if self.replay.is_some() {
+            self.continue_log_session(handle);
+            return;
+        }
         if session.next_request < session.requests {
             let think = Self::draw_time(
                 &self.scenario.workload.think_time,
@@ -392,6 +408,21 @@ impl World<'_> {
                 .push(self.now.saturating_add(think), Event::SendRequest(handle));
         } else {
             self.complete_session(handle);
+        }
+    }
+
+    /// A replayed session sends its next request after the log's gap, or is done.
+    #[cold]
+    #[inline(never)]
+    fn continue_log_session(&mut self, handle: Handle) {
+        let Some(number) = self.sessions.get(handle).map(|s| s.id) else {
+            return;
+        };
+        match self.log_next_request(number) {
+            Some(think) => self
+                .queue
+                .push(self.now.saturating_add(think), Event::SendRequest(handle)),
+            None => self.complete_session(handle),
         }
     }
 
@@ -466,6 +497,8 @@ impl World<'_> {
             self.send_request(restarted);
         } else if self.closed_loop {
             self.user_session_over(session.id);
+        } else if self.replay.is_some() {
+            self.log_session_abandoned(session.id);
         }
     }
 }

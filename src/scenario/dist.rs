@@ -636,7 +636,11 @@ fn load_empirical(params: &Params, context: &DistContext) -> Result<Arc<[f64]>, 
 /// the scenario's folder that stays inside it (or inside an `--allow-path` folder), naming a
 /// regular file. A scenario is untrusted input: it must not read `/proc/self/environ` or
 /// `../../secrets` and show them in an error.
-fn readable_file(file: &str, key: &str, context: &DistContext) -> Result<PathBuf, Problem> {
+pub(crate) fn readable_file(
+    file: &str,
+    key: &str,
+    context: &DistContext,
+) -> Result<PathBuf, Problem> {
     let outside = || {
         Problem::new(
             key,

@@ -120,6 +120,24 @@ pub enum Arrivals {
     /// Wierman and Harchol-Balter, NSDI 2006). Each user's first session starts after a
     /// `between_sessions` draw too.
     Users { users: u32, between_sessions: Dist },
+    /// A request log replayed (`workload.trace`): each session starts when its first request
+    /// does in the log, and sends its next request the log's gap after the previous response.
+    Trace(Trace),
+}
+
+/// A request log to replay, checked when the scenario was loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    pub path: PathBuf,
+    pub columns: crate::fit::LogColumns,
+    /// A session's next request later than this after its last starts a new session.
+    pub session_gap: SimTime,
+    /// What the log holds: requests, sessions, and the seconds from its first to its last row.
+    pub requests: u64,
+    pub sessions: u64,
+    pub span_seconds: f64,
+    /// From a session's first request to its last, on average.
+    pub mean_session_seconds: f64,
 }
 
 impl Arrivals {
@@ -135,6 +153,9 @@ impl Arrivals {
                 Some(schedule.expected_sessions(0.0, seconds) / seconds)
             }
             Arrivals::Users { .. } => None,
+            Arrivals::Trace(trace) => {
+                Some(trace.sessions as f64 / trace.span_seconds.max(duration.as_secs_f64()))
+            }
         }
     }
 }

@@ -159,6 +159,7 @@ pub struct WorkloadFile {
     pub spike: Option<SpikeFile>,
     pub users: Option<u32>,
     pub between_sessions: Option<Value>,
+    pub trace: Option<TraceFile>,
     pub requests_per_session: Option<Value>,
     pub think_time: Option<Value>,
     pub service_time: Value,
@@ -195,6 +196,38 @@ pub struct DiurnalFile {
     pub peak: f64,
     pub peak_at: HumanDuration,
     pub period: Option<HumanDuration>,
+}
+
+/// `workload.trace`: a request log replayed session by session.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceFile {
+    pub file: String,
+    pub timestamp: Option<String>,
+    pub session: Option<String>,
+    pub service_time: Option<String>,
+    pub timestamp_unit: Option<TimeUnit>,
+    pub service_time_unit: Option<TimeUnit>,
+    pub session_gap: Option<HumanDuration>,
+}
+
+/// The unit of a log's time column.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    S,
+    Ms,
+    Us,
+}
+
+impl TimeUnit {
+    pub fn seconds(self) -> f64 {
+        match self {
+            TimeUnit::S => 1.0,
+            TimeUnit::Ms => 1e-3,
+            TimeUnit::Us => 1e-6,
+        }
+    }
 }
 
 /// `workload.spike`: a flash crowd, the rate times `factor` over `[at, at + duration)`.

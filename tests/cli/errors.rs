@@ -444,7 +444,7 @@ fn fault_tolerance_keys_reject_bad_values_with_their_place() {
 #[test]
 fn traffic_keys_reject_bad_values_with_their_place() {
     let workload = |lines: &str| with(("sessions_per_second = 10", lines));
-    let cases: [(String, &[&str]); 9] = [
+    let cases: [(String, &[&str]); 10] = [
         (
             workload(
                 "schedule = [{ at = \"5s\", sessions_per_second = 10 }, { at = \"2s\", sessions_per_second = 20 }]",
@@ -493,6 +493,10 @@ fn traffic_keys_reject_bad_values_with_their_place() {
         (
             workload("schedule = [{ at = \"0s\", sessions_per_second = 0 }]"),
             &["`workload`", "starts no session"],
+        ),
+        (
+            workload("trace = { file = \"t.csv\" }\nthink_time = \"1s\""),
+            &["`workload.think_time`", "comes from the replayed trace"],
         ),
         (
             workload("on_session_lost = \"abandon\""),

@@ -205,3 +205,133 @@ state = "none"
         "response time {r:.3} ± {r_tolerance:.3} ms against MVA {r_theory:.3}"
     );
 }
+
+/// A log of sessions: `(time in ms, session)` rows in time order, with a session id that comes
+/// back after a long pause (a new session, as the gap says) and sessions that end at once.
+fn replay_log() -> (String, Vec<f64>, u64) {
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    let mut sessions = 0;
+    for session in 0..300u64 {
+        let start = session * 317 % 90_000 + 1_000; // spread over 1..91 s, in ms
+        let requests = 1 + session % 5;
+        sessions += 1;
+        for k in 0..requests {
+            rows.push((
+                start + k * (400 + 37 * (session % 7)),
+                format!("s{session}"),
+            ));
+        }
+    }
+    // "s0" comes back 40 minutes later... within the run only if the gap is shorter: 2 minutes
+    // later, with a 60 s session gap, it is a second session of the same user.
+    rows.push((95_000 + 120_000, "s0".to_string()));
+    sessions += 1;
+    rows.sort();
+    let mut text = String::from("ts_ms,session\n");
+    let mut times = Vec::new();
+    for (at, session) in &rows {
+        text.push_str(&format!("{at},{session}\n"));
+        times.push((*at as f64 - rows[0].0 as f64) / 1000.0);
+    }
+    (text, times, sessions)
+}
+
+/// A replayed log reproduces itself: with no network delay and no service time each request is
+/// sent exactly when the log has it (a session's next request its log gap after the previous
+/// response, which is instant here), so the requests of every second, the request count and the
+/// session count are the log's, in every topology.
+#[test]
+fn a_replayed_log_reproduces_its_requests_sessions_and_gaps_exactly() {
+    let (log, times, sessions) = replay_log();
+    let text = r#"name = "replay"
+duration = "4m"
+bucket = "1s"
+[workload]
+trace = { file = "requests.csv", timestamp = "ts_ms", timestamp_unit = "ms", session_gap = "60s" }
+service_time = "0s"
+[servers]
+count = 2
+[[topology]]
+name = "sticky"
+state = "server"
+balancer = { policy = "sticky" }
+[[topology]]
+name = "token"
+state = "token"
+"#;
+    let dir = super::support::folder_with(&[("requests.csv", &log), ("r.toml", text)]);
+    let scenario = statesim::scenario::load_file(&dir.path().join("r.toml"), &[]).unwrap();
+    let runs = super::support::simulate(&scenario);
+    let mut per_second = vec![0.0; 240];
+    for at in &times {
+        per_second[*at as usize] += 1.0;
+    }
+    for run in &runs {
+        assert_eq!(
+            run.counters.requests,
+            times.len() as u64,
+            "{}",
+            run.topology
+        );
+        assert_eq!(run.counters.sessions_started, sessions, "{}", run.topology);
+        assert_eq!(run.counters.ok, times.len() as u64, "{}", run.topology);
+        assert_eq!(starts_per_second(run), per_second, "{}", run.topology);
+    }
+}
+
+/// A bad trace names the trace, its line and what is wrong; nothing runs.
+#[test]
+fn a_bad_trace_is_refused_with_its_line() {
+    let scenario = |trace: &str| {
+        format!(
+            "name = \"t\"\nduration = \"10s\"\n[workload]\ntrace = {trace}\nservice_time = \"1ms\"\n\
+             [servers]\ncount = 1\n[[topology]]\nname = \"a\"\nstate = \"none\"\n"
+        )
+    };
+    let cases: [(&str, &str, &[&str]); 6] = [
+        (
+            "timestamp,session\n2,a\n1,b\n",
+            "{ file = \"t.csv\" }",
+            &["t.csv:3: the log must be in time order"],
+        ),
+        (
+            "timestamp,session\n1,a\nnow,b\n",
+            "{ file = \"t.csv\" }",
+            &["t.csv:3: column 1 (timestamp): expected a number, got \"now\""],
+        ),
+        (
+            "time,session\n1,a\n",
+            "{ file = \"t.csv\" }",
+            &["no column named \"timestamp\""],
+        ),
+        (
+            "timestamp,session\n",
+            "{ file = \"t.csv\" }",
+            &["`workload.trace.file`", "the trace has no rows"],
+        ),
+        (
+            "timestamp,session\n1,a\n",
+            "{ file = \"gone.csv\" }",
+            &["`workload.trace.file`", "cannot read \"gone.csv\""],
+        ),
+        (
+            "timestamp,session\n1,a\n",
+            "{ file = \"/etc/passwd\" }",
+            &["outside the scenario's folder"],
+        ),
+    ];
+    for (log, trace, expected) in cases {
+        let dir = super::support::folder_with(&[("t.csv", log), ("s.toml", &scenario(trace))]);
+        let output = super::support::statesim()
+            .current_dir(dir.path())
+            .args(["run", "s.toml", "--out", "out"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{trace}: {stderr}");
+        for needle in expected {
+            assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+        }
+        assert!(!dir.path().join("out").exists(), "nothing is written");
+    }
+}

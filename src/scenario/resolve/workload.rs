@@ -2,7 +2,7 @@
 //! loop of users) and what each session does.
 
 use super::super::schema::{
-    DiurnalFile, SchedulePointFile, ScheduleShape, SpikeFile, WorkloadFile,
+    DiurnalFile, SchedulePointFile, ScheduleShape, SpikeFile, TraceFile, WorkloadFile,
 };
 use super::super::*;
 use super::Resolver;
@@ -65,6 +65,7 @@ impl Resolver<'_> {
             ("schedule", w.schedule.is_some()),
             ("diurnal", w.diurnal.is_some()),
             ("users", w.users.is_some()),
+            ("trace", w.trace.is_some()),
         ]
         .into_iter()
         .filter(|(_, set)| *set)
@@ -76,7 +77,7 @@ impl Resolver<'_> {
                 format!("workload.{}", given[1]),
                 format!(
                     "cannot be combined with workload.{}: give one of sessions_per_second, \
-                     schedule, diurnal or users",
+                     schedule, diurnal, users or trace",
                     given[0]
                 ),
             );
@@ -94,6 +95,31 @@ impl Resolver<'_> {
                 "workload.schedule_shape",
                 "applies only to workload.schedule",
             );
+        }
+        if let Some(trace) = &w.trace {
+            for (given, key) in [
+                (w.spike.is_some(), "spike"),
+                (w.requests_per_session.is_some(), "requests_per_session"),
+                (w.think_time.is_some(), "think_time"),
+            ] {
+                self.check(
+                    !given,
+                    format!("workload.{key}"),
+                    "comes from the replayed trace (workload.trace): remove it",
+                );
+            }
+            self.check(
+                w.on_session_lost != Some(OnSessionLost::Relogin),
+                "workload.on_session_lost",
+                "a replayed trace cannot log users in again (\"relogin\"): its sessions are the \
+                 log's",
+            );
+            return match self.trace(trace) {
+                Some(trace) => Arrivals::Trace(trace),
+                None => Arrivals::Constant {
+                    sessions_per_second: 1.0,
+                },
+            };
         }
         let arrivals = if let Some(users) = w.users {
             self.check(
@@ -152,6 +178,54 @@ impl Resolver<'_> {
             );
         }
         arrivals
+    }
+
+    /// The trace file, read once through to check it (columns, numbers, time order) and count
+    /// its sessions; the runs read it again as a stream.
+    fn trace(&mut self, file: &TraceFile) -> Option<Trace> {
+        let path = match super::super::dist::readable_file(
+            &file.file,
+            "workload.trace.file",
+            &self.context,
+        ) {
+            Ok(path) => path,
+            Err(problem) => {
+                self.problems.push(problem);
+                return None;
+            }
+        };
+        let gap = file.session_gap.map_or(SimTime::from_secs(1800), |g| g.0);
+        self.check(
+            gap > SimTime::ZERO,
+            "workload.trace.session_gap",
+            "must be longer than 0",
+        );
+        let columns = crate::fit::LogColumns {
+            timestamp: file.timestamp.clone().unwrap_or_else(|| "timestamp".into()),
+            session: file.session.clone().unwrap_or_else(|| "session".into()),
+            service_time: file.service_time.clone(),
+            timestamp_unit: file.timestamp_unit.map_or(1.0, |u| u.seconds()),
+            service_time_unit: file.service_time_unit.map_or(1e-3, |u| u.seconds()),
+        };
+        match count_trace(&path, &columns, gap.as_secs_f64()) {
+            Ok(counts) if counts.requests > 0 => Some(Trace {
+                path,
+                columns,
+                session_gap: gap,
+                requests: counts.requests,
+                sessions: counts.sessions,
+                span_seconds: counts.span_seconds,
+                mean_session_seconds: counts.mean_session_seconds,
+            }),
+            Ok(_) => {
+                self.check(false, "workload.trace.file", "the trace has no rows");
+                None
+            }
+            Err(error) => {
+                self.check(false, "workload.trace.file", error.to_string());
+                None
+            }
+        }
     }
 
     /// A rate of `path`: finite, at least 0, at most [`MAX_RATE`]; a constant rate must be
@@ -269,7 +343,7 @@ impl Resolver<'_> {
                 sessions_per_second,
             } => schedule_through(&[(0.0, sessions_per_second)], ScheduleShape::Step),
             Arrivals::Scheduled(schedule) => schedule,
-            Arrivals::Users { .. } => return arrivals,
+            Arrivals::Users { .. } | Arrivals::Trace(_) => return arrivals,
         };
         let window = (spike.at.0.as_secs_f64(), end.as_secs_f64());
         let spiked = multiply_over(&schedule, window, spike.factor);
@@ -282,6 +356,62 @@ impl Resolver<'_> {
         }
         Arrivals::Scheduled(spiked)
     }
+}
+
+/// A trace's requests, sessions (a session's next request later than `gap` after its last
+/// starts a new one) and span in seconds. Memory holds the sessions active within the gap.
+fn count_trace(
+    path: &std::path::Path,
+    columns: &crate::fit::LogColumns,
+    gap: f64,
+) -> Result<TraceCounts, crate::fit::FitError> {
+    let mut log = crate::fit::LogReader::open(path, columns)?;
+    // Each active session's first and last request.
+    let mut active: std::collections::HashMap<String, (f64, f64)> =
+        std::collections::HashMap::new();
+    let (mut requests, mut sessions, mut span, mut lengths) = (0u64, 0u64, 0.0, 0.0);
+    while let Some(row) = log.next_row()? {
+        requests += 1;
+        span = row.at;
+        match active.get_mut(&row.session) {
+            Some((_, last)) if row.at - *last <= gap => *last = row.at,
+            Some((first, last)) => {
+                lengths += *last - *first;
+                (*first, *last) = (row.at, row.at);
+                sessions += 1;
+            }
+            None => {
+                active.insert(row.session, (row.at, row.at));
+                sessions += 1;
+            }
+        }
+        if requests.is_multiple_of(65_536) {
+            active.retain(|_, (first, last)| {
+                let over = span - *last > gap;
+                if over {
+                    lengths += *last - *first;
+                }
+                !over
+            });
+        }
+    }
+    lengths += active
+        .values()
+        .map(|(first, last)| last - first)
+        .sum::<f64>();
+    Ok(TraceCounts {
+        requests,
+        sessions,
+        span_seconds: span,
+        mean_session_seconds: lengths / sessions.max(1) as f64,
+    })
+}
+
+struct TraceCounts {
+    requests: u64,
+    sessions: u64,
+    span_seconds: f64,
+    mean_session_seconds: f64,
 }
 
 /// The schedule through `knots` (time in seconds, rate), in time order: the first rate before
