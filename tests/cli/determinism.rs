@@ -16,7 +16,12 @@ fn outputs(extra: &[&str]) -> (Vec<(String, Vec<u8>)>, String) {
     ];
     args.extend(extra);
     let run = run_ok(&args);
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(run.out(""))
+    (files_in(&run.out("")), run.stdout)
+}
+
+/// Every file in `dir`: name and bytes, in name order.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| {
             let path = entry.unwrap().path();
@@ -25,7 +30,7 @@ fn outputs(extra: &[&str]) -> (Vec<(String, Vec<u8>)>, String) {
         })
         .collect();
     files.sort();
-    (files, run.stdout)
+    files
 }
 
 #[test]
@@ -88,16 +93,7 @@ fn schedules_closed_loops_and_replays_are_identical_for_any_jobs() {
                 "{}",
                 String::from_utf8_lossy(&output.stderr)
             );
-            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path().join(jobs))
-                .unwrap()
-                .map(|entry| {
-                    let path = entry.unwrap().path();
-                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                    (name, std::fs::read(&path).unwrap())
-                })
-                .collect();
-            files.sort();
-            (files, output.stdout)
+            (files_in(&dir.path().join(jobs)), output.stdout)
         };
         let (one, two) = (run("1"), run("2"));
         assert!(!one.0.is_empty());
