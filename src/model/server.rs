@@ -484,7 +484,14 @@ impl World<'_> {
             let Some(victim) = target.least_recent else {
                 return false; // nothing of its own left to evict
             };
-            target.homed = target.homed.saturating_sub(1);
+            if self.sessions.get(victim).is_none() {
+                // A list head that outlived its session would be evicted again and again: this
+                // loop must end whatever state the list is in.
+                self.servers[server as usize].least_recent = None;
+                return false;
+            }
+            self.servers[server as usize].homed =
+                self.servers[server as usize].homed.saturating_sub(1);
             self.unlink(victim, server);
             self.state_gone(victim, server, LossCause::Eviction);
         }

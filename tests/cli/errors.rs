@@ -444,7 +444,7 @@ fn fault_tolerance_keys_reject_bad_values_with_their_place() {
 #[test]
 fn traffic_keys_reject_bad_values_with_their_place() {
     let workload = |lines: &str| with(("sessions_per_second = 10", lines));
-    let cases: [(String, &[&str]); 10] = [
+    let cases: [(String, &[&str]); 11] = [
         (
             workload(
                 "schedule = [{ at = \"5s\", sessions_per_second = 10 }, { at = \"2s\", sessions_per_second = 20 }]",
@@ -493,6 +493,11 @@ fn traffic_keys_reject_bad_values_with_their_place() {
         (
             workload("schedule = [{ at = \"0s\", sessions_per_second = 0 }]"),
             &["`workload`", "starts no session"],
+        ),
+        (
+            workload("diurnal = { trough = 1, peak = 2, peak_at = \"0s\", period = \"1s\" }")
+                .replace("duration = \"10s\"", "duration = \"24h\""),
+            &["`workload.diurnal.period`", "is too short for this run"],
         ),
         (
             workload("trace = { file = \"t.csv\" }\nthink_time = \"1s\""),

@@ -15,6 +15,8 @@ const MAX_USERS: u32 = 10_000_000;
 /// A diurnal cycle is drawn as this many linear pieces per period: the largest gap to the
 /// sinusoid is (2π/96)²/8 ≈ 0.05% of its swing.
 const DIURNAL_PIECES: u32 = 96;
+/// The most pieces a diurnal rate is drawn with (each run keeps them: 32 MB at this bound).
+const MAX_DIURNAL_PIECES: f64 = 1e6;
 
 impl Resolver<'_> {
     pub(super) fn workload(&mut self, w: &WorkloadFile, duration: SimTime) -> Workload {
@@ -299,6 +301,21 @@ impl Resolver<'_> {
             "must be at least 1s",
         );
         let period = period.as_secs_f64().max(1.0);
+        let pieces = duration.as_secs_f64() / period * f64::from(DIURNAL_PIECES);
+        if pieces > MAX_DIURNAL_PIECES {
+            self.check(
+                false,
+                "workload.diurnal.period",
+                format!(
+                    "is too short for this run: {} periods of {DIURNAL_PIECES} pieces each, more \
+                     than the {MAX_DIURNAL_PIECES} a rate is drawn with",
+                    (duration.as_secs_f64() / period).ceil()
+                ),
+            );
+            return Arrivals::Constant {
+                sessions_per_second: 1.0,
+            };
+        }
         let piece = period / f64::from(DIURNAL_PIECES);
         let (trough, peak) = (diurnal.trough, diurnal.peak);
         let peak_at = diurnal.peak_at.0.as_secs_f64();
