@@ -141,6 +141,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// Also write the requests the clients sent in the first topology's first replication (of
+    /// the first sweep point) to FILE, one CSV row each: `timestamp,session,service_ms`, the
+    /// format `workload.trace` replays and `statesim fit` reads.
+    #[arg(long, value_name = "FILE")]
+    pub request_log: Option<PathBuf>,
+
     /// Simulations to run in parallel [default: number of cores]. Results do not depend on it.
     #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: Option<u16>,

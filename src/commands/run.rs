@@ -5,10 +5,15 @@ use super::{
     results_dir, run_points_of, write_results,
 };
 use crate::cli::RunArgs;
+use crate::model::{Limits, LoggedRequest, simulate_with_request_log};
+use crate::output;
 use crate::report::render_table;
 use crate::run::{Shard, run_shard};
+use crate::scenario::Scenario;
 use crate::scenario::{self, QUICKSTART, ScenarioError};
 use crate::shard::{self as shard_file, Invocation, ShardFile};
+use std::io::Write;
+use std::path::Path;
 use std::path::PathBuf;
 
 pub fn run_command(args: RunArgs) -> Result<(), CliError> {
@@ -18,11 +23,68 @@ pub fn run_command(args: RunArgs) -> Result<(), CliError> {
     let (mut points, options) = prepare(&args, None)?;
     let dir = results_dir(args.out.as_deref(), &points[0].scenario);
     check_output_dir(&dir)?;
+    if let Some(file) = &args.request_log {
+        output::check_file(file).map_err(|source| CliError::Output {
+            path: file.clone(),
+            source,
+        })?;
+    }
     choose_warmups(&mut points, &options, args.quiet)?;
     let report = run_points_of(&points, &args, &options)?;
     // The table first: if stdout fails, nothing has been written.
     print(&render_table(&report))?;
-    write_results(&report, &dir, !args.quiet)
+    write_results(&report, &dir, !args.quiet)?;
+    if let Some(file) = &args.request_log {
+        write_request_log(&points[0].scenario, file).map_err(|source| CliError::Output {
+            path: file.clone(),
+            source,
+        })?;
+        if !args.quiet {
+            eprintln!("wrote {}", file.display());
+        }
+    }
+    Ok(())
+}
+
+/// Runs the first topology's first replication again with its requests streamed to `file`
+/// (through a file beside it, renamed when complete). The run is the one the results hold: the
+/// same seed gives the same requests.
+fn write_request_log(scenario: &Scenario, file: &Path) -> std::io::Result<()> {
+    let parent = scenario::folder_of(file);
+    let partial = parent.join(format!(".request-log.partial-{}", std::process::id()));
+    let written = (|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        writeln!(out, "timestamp,session,service_ms")?;
+        let mut failure = None;
+        let mut log = |request: LoggedRequest| {
+            if failure.is_none()
+                && let Err(error) = writeln!(
+                    out,
+                    "{:.9},{}.{},{:.6}",
+                    request.at,
+                    request.session,
+                    request.life,
+                    request.service * 1e3
+                )
+            {
+                failure = Some(error);
+            }
+        };
+        let limits = Limits::unlimited();
+        // The budget was checked for the whole run: this one run of it cannot exceed it.
+        let _ = simulate_with_request_log(scenario, &scenario.topologies[0], 0, &limits, &mut log);
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    match written.and_then(|()| std::fs::rename(&partial, file)) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(error)
+        }
+    }
 }
 
 fn parse_shard(flag: &str) -> Result<Shard, CliError> {

@@ -150,10 +150,8 @@ impl World<'_> {
         let (session_id, life) = (session.id, session.life);
         let (first_sent_at, in_window) = (session.request_sent_at, session.request_in_window);
         let mut draws = self.draw_request(session_id, index);
-        if self.replay.is_some()
-            && let Some(service) = self.log_service(session_id)
-        {
-            draws.demand = service;
+        if self.request_hooks {
+            draws.demand = self.hooked_demand(session_id, life, attempt, draws.demand);
         }
         if in_window {
             self.recorder.counters.attempts += 1;
@@ -409,6 +407,30 @@ impl World<'_> {
         } else {
             self.complete_session(handle);
         }
+    }
+
+    /// What a replayed log or a request log does with an attempt: the log's service time
+    /// replaces the drawn one, and a first attempt is logged.
+    #[cold]
+    #[inline(never)]
+    fn hooked_demand(&mut self, session: u64, life: u32, attempt: u32, drawn: SimTime) -> SimTime {
+        let demand = if self.replay.is_some() {
+            self.log_service(session).unwrap_or(drawn)
+        } else {
+            drawn
+        };
+        let at = self.now.as_secs_f64();
+        if attempt == 0
+            && let Some(log) = self.request_log.as_mut()
+        {
+            log(super::LoggedRequest {
+                at,
+                session,
+                life,
+                service: demand.as_secs_f64(),
+            });
+        }
+        demand
     }
 
     /// A replayed session sends its next request after the log's gap, or is done.

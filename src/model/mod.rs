@@ -351,6 +351,10 @@ pub struct World<'s> {
     closed_loop: bool,
     /// The log being replayed (`workload.trace`).
     replay: Option<Box<trace::TraceReplay>>,
+    /// Where each request sent goes, when the run writes a request log (`run --request-log`).
+    request_log: Option<&'s mut dyn FnMut(LoggedRequest)>,
+    /// A replay or a request log looks at each attempt (one flag for both on the hot path).
+    request_hooks: bool,
     balancer: Balancer,
     servers: Vec<Server>,
     store: Option<StoreStation>,
@@ -433,6 +437,34 @@ pub fn simulate_within(
     Ok(world.finish())
 }
 
+/// One request of a run as a log line: when the client sent it (seconds), its session, and the
+/// service time it asks of a worker (seconds); what `workload.trace` and `statesim fit` read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedRequest {
+    pub at: f64,
+    /// The session's number and, after a relogin, which life of it.
+    pub session: u64,
+    pub life: u32,
+    pub service: f64,
+}
+
+/// Runs one topology of a scenario for one replication and hands each request the clients send
+/// (first attempts, in time order) to `log`.
+pub fn simulate_with_request_log(
+    scenario: &Scenario,
+    topology: &Topology,
+    replication: u32,
+    limits: &Limits,
+    log: &mut dyn FnMut(LoggedRequest),
+) -> Result<RunResult, Stopped> {
+    let mut world = World::new(scenario, topology, replication, limits);
+    world.request_log = Some(log);
+    world.request_hooks = true;
+    world.run()?;
+    world.request_log = None;
+    Ok(world.finish())
+}
+
 /// The mean latency (ms) of ok requests in each second of a run, for warm-up detection; seconds
 /// without a completed request are left out.
 pub fn latency_per_second(
@@ -490,6 +522,8 @@ impl<'s> World<'s> {
                 _ => f64::NAN,
             },
             closed_loop: matches!(scenario.workload.arrivals, Arrivals::Users { .. }),
+            request_log: None,
+            request_hooks: matches!(scenario.workload.arrivals, Arrivals::Trace(_)),
             replay: match &scenario.workload.arrivals {
                 Arrivals::Trace(log) => Some(Box::new(trace::TraceReplay::new(log))),
                 _ => None,

@@ -335,3 +335,48 @@ fn a_bad_trace_is_refused_with_its_line() {
         assert!(!dir.path().join("out").exists(), "nothing is written");
     }
 }
+
+/// The shipped trace is statesim's own request log of `traces/sessions-source.toml`
+/// (`run --request-log`), byte for byte; replayed, it sends exactly its requests and sessions.
+#[test]
+fn the_shipped_trace_is_statesims_request_log_and_replays_whole() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let log = dir.path().join("sessions.csv");
+    let output = super::support::statesim()
+        .args([
+            "run",
+            "scenarios/traces/sessions-source.toml",
+            "--quiet",
+            "--request-log",
+        ])
+        .arg(&log)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .current_dir(super::support::project_path(""))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&log).unwrap();
+    let shipped = std::fs::read_to_string(super::support::project_path(
+        "scenarios/traces/sessions.csv",
+    ))
+    .unwrap();
+    assert!(
+        written == shipped,
+        "regenerate scenarios/traces/sessions.csv (see its source)"
+    );
+    let rows: Vec<&str> = shipped.lines().skip(1).collect();
+    let sessions: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|row| row.split(',').nth(1).unwrap())
+        .collect();
+    let scenario = super::support::load("scenarios/replay.toml", &[]);
+    for run in super::support::simulate(&scenario) {
+        assert_eq!(run.counters.requests, rows.len() as u64, "{}", run.topology);
+        assert_eq!(run.counters.sessions_started, sessions.len() as u64);
+    }
+}
