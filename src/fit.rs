@@ -124,6 +124,9 @@ pub struct LogColumns {
     pub timestamp_unit: f64,
     /// Seconds per unit of the service time column.
     pub service_time_unit: f64,
+    /// Columns of each request's and response's size in bytes, if the log has them.
+    pub request_bytes: Option<String>,
+    pub response_bytes: Option<String>,
 }
 
 /// One request of a log.
@@ -134,6 +137,8 @@ pub struct LogRow {
     pub session: String,
     /// Seconds, when the log has a service time column.
     pub service: Option<f64>,
+    /// Request plus response bytes, when the log has either column.
+    pub payload: Option<f64>,
 }
 
 /// A request log read row by row, each row checked: numbers where numbers belong, in time
@@ -145,6 +150,7 @@ pub struct LogReader<R: Read> {
     time_at: usize,
     session_at: usize,
     service_at: Option<usize>,
+    bytes_at: [Option<usize>; 2],
     units: (f64, f64),
     origin: Option<f64>,
     previous: f64,
@@ -194,6 +200,10 @@ impl<R: Read> LogReader<R> {
             time_at: column(&columns.timestamp)?,
             session_at: column(&columns.session)?,
             service_at: columns.service_time.as_deref().map(column).transpose()?,
+            bytes_at: [
+                columns.request_bytes.as_deref().map(column).transpose()?,
+                columns.response_bytes.as_deref().map(column).transpose()?,
+            ],
             reader,
             record: csv::StringRecord::new(),
             units: (columns.timestamp_unit, columns.service_time_unit),
@@ -245,12 +255,21 @@ impl<R: Read> LogReader<R> {
             }
             None => None,
         };
+        let mut payload = None;
+        for at in self.bytes_at.into_iter().flatten() {
+            let bytes = number(at, "bytes", 1.0)?;
+            if bytes < 0.0 {
+                return Err(row_error("a size in bytes cannot be negative".into()));
+            }
+            payload = Some(payload.unwrap_or(0.0) + bytes);
+        }
         self.previous = time;
         let origin = *self.origin.get_or_insert(time);
         Ok(Some(LogRow {
             at: time - origin,
             session: record.get(self.session_at).unwrap_or("").to_string(),
             service,
+            payload,
         }))
     }
 }
@@ -262,6 +281,8 @@ fn observe(input: impl Read, path: &Path, options: &FitOptions) -> Result<Observ
         service_time: options.service_time_column.clone(),
         timestamp_unit: options.timestamp_unit,
         service_time_unit: options.service_time_unit,
+        request_bytes: None,
+        response_bytes: None,
     };
     let mut log = LogReader::new(input, path, &columns)?;
     let bucket = options.bucket.as_secs_f64();

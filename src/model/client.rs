@@ -151,7 +151,7 @@ impl World<'_> {
         let (first_sent_at, in_window) = (session.request_sent_at, session.request_in_window);
         let mut draws = self.draw_request(session_id, index);
         if self.request_hooks {
-            draws.demand = self.hooked_demand(session_id, life, attempt, draws.demand);
+            self.hook_request(session_id, life, attempt, &mut draws);
         }
         if in_window {
             self.recorder.counters.attempts += 1;
@@ -409,16 +409,14 @@ impl World<'_> {
         }
     }
 
-    /// What a replayed log or a request log does with an attempt: the log's service time
-    /// replaces the drawn one, and a first attempt is logged.
+    /// What a replayed log or a request log does with an attempt: the log's service time and
+    /// sizes replace the drawn ones, and a first attempt is logged.
     #[cold]
     #[inline(never)]
-    fn hooked_demand(&mut self, session: u64, life: u32, attempt: u32, drawn: SimTime) -> SimTime {
-        let demand = if self.replay.is_some() {
-            self.log_service(session).unwrap_or(drawn)
-        } else {
-            drawn
-        };
+    fn hook_request(&mut self, session: u64, life: u32, attempt: u32, draws: &mut RequestDraws) {
+        let (service, payload) = self.log_request_figures(session);
+        draws.demand = service.unwrap_or(draws.demand);
+        draws.payload = payload.unwrap_or(draws.payload);
         let at = self.now.as_secs_f64();
         if attempt == 0
             && let Some(log) = self.request_log.as_mut()
@@ -427,10 +425,9 @@ impl World<'_> {
                 at,
                 session,
                 life,
-                service: demand.as_secs_f64(),
+                service: draws.demand.as_secs_f64(),
             });
         }
-        demand
     }
 
     /// A replayed session sends its next request after the log's gap, or is done.

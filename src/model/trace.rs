@@ -19,10 +19,12 @@ struct LogSession {
     key: String,
     /// The log time of its latest request read.
     last: f64,
-    /// (gap since its previous request, service time) of each request still to send.
-    ahead: VecDeque<(f64, Option<f64>)>,
-    /// The service time of the request it is sending now.
+    /// (gap since its previous request, service time, payload bytes) of each request still to
+    /// send.
+    ahead: VecDeque<(f64, Option<f64>, Option<f64>)>,
+    /// The service time and payload of the request it is sending now.
     current_service: Option<f64>,
+    current_payload: Option<f64>,
 }
 
 pub struct TraceReplay {
@@ -76,7 +78,7 @@ impl TraceReplay {
         if let Some(session) = continuing {
             session
                 .ahead
-                .push_back((row.at - session.last, row.service));
+                .push_back((row.at - session.last, row.service, row.payload));
             session.last = row.at;
             return true;
         }
@@ -90,6 +92,7 @@ impl TraceReplay {
                 last: row.at,
                 ahead: VecDeque::new(),
                 current_service: row.service,
+                current_payload: row.payload,
             },
         );
         self.starts.push_back((row.at, number));
@@ -107,8 +110,9 @@ impl TraceReplay {
     fn next_request(&mut self, number: u64) -> Option<f64> {
         loop {
             let session = self.sessions.get_mut(&number)?;
-            if let Some((gap, service)) = session.ahead.pop_front() {
+            if let Some((gap, service, payload)) = session.ahead.pop_front() {
                 session.current_service = service;
+                session.current_payload = payload;
                 return Some(gap);
             }
             let last = session.last;
@@ -128,9 +132,12 @@ impl TraceReplay {
         }
     }
 
-    /// The service time of session `number`'s current request, when the log has them.
-    fn service(&self, number: u64) -> Option<f64> {
-        self.sessions.get(&number)?.current_service
+    /// The service time and payload bytes of session `number`'s current request, as far as
+    /// the log has them.
+    fn current(&self, number: u64) -> (Option<f64>, Option<f64>) {
+        self.sessions
+            .get(&number)
+            .map_or((None, None), |s| (s.current_service, s.current_payload))
     }
 }
 
@@ -161,9 +168,13 @@ impl World<'_> {
         }
     }
 
-    /// The service time the log gives the current request of session `number`.
-    pub(super) fn log_service(&self, number: u64) -> Option<SimTime> {
-        let replay = self.replay.as_ref()?;
-        replay.service(number).map(SimTime::from_secs_f64)
+    /// The service time and payload bytes the log gives the current request of session
+    /// `number`.
+    pub(super) fn log_request_figures(&self, number: u64) -> (Option<SimTime>, Option<f64>) {
+        let Some(replay) = self.replay.as_ref() else {
+            return (None, None);
+        };
+        let (service, payload) = replay.current(number);
+        (service.map(SimTime::from_secs_f64), payload)
     }
 }

@@ -206,6 +206,8 @@ pub struct TraceFile {
     pub timestamp: Option<String>,
     pub session: Option<String>,
     pub service_time: Option<String>,
+    pub request_bytes: Option<String>,
+    pub response_bytes: Option<String>,
     pub timestamp_unit: Option<TimeUnit>,
     pub service_time_unit: Option<TimeUnit>,
     pub session_gap: Option<HumanDuration>,

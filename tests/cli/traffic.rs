@@ -227,10 +227,15 @@ fn replay_log() -> (String, Vec<f64>, u64) {
     rows.push((95_000 + 120_000, "s0".to_string()));
     sessions += 1;
     rows.sort();
-    let mut text = String::from("ts_ms,session\n");
+    // Each request's and response's size: 100 + the row's place, and 10 times that.
+    let mut text = String::from("ts_ms,session,req_b,resp_b\n");
     let mut times = Vec::new();
-    for (at, session) in &rows {
-        text.push_str(&format!("{at},{session}\n"));
+    for (index, (at, session)) in rows.iter().enumerate() {
+        text.push_str(&format!(
+            "{at},{session},{},{}\n",
+            100 + index,
+            1000 + 10 * index
+        ));
         times.push((*at as f64 - rows[0].0 as f64) / 1000.0);
     }
     (text, times, sessions)
@@ -247,7 +252,7 @@ fn a_replayed_log_reproduces_its_requests_sessions_and_gaps_exactly() {
 duration = "4m"
 bucket = "1s"
 [workload]
-trace = { file = "requests.csv", timestamp = "ts_ms", timestamp_unit = "ms", session_gap = "60s" }
+trace = { file = "requests.csv", timestamp = "ts_ms", timestamp_unit = "ms", session_gap = "60s", request_bytes = "req_b", response_bytes = "resp_b" }
 service_time = "0s"
 [servers]
 count = 2
@@ -276,6 +281,10 @@ state = "token"
         assert_eq!(run.counters.sessions_started, sessions, "{}", run.topology);
         assert_eq!(run.counters.ok, times.len() as u64, "{}", run.topology);
         assert_eq!(starts_per_second(run), per_second, "{}", run.topology);
+        // The log's sizes, not the workload's (none here): Σ (100 + i) + (1000 + 10 i).
+        let n = times.len() as f64;
+        let expected = 1100.0 * n + 11.0 * n * (n - 1.0) / 2.0;
+        assert_eq!(run.traffic.payload, expected, "{}", run.topology);
     }
 }
 

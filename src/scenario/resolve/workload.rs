@@ -208,6 +208,8 @@ impl Resolver<'_> {
             service_time: file.service_time.clone(),
             timestamp_unit: file.timestamp_unit.map_or(1.0, |u| u.seconds()),
             service_time_unit: file.service_time_unit.map_or(1e-3, |u| u.seconds()),
+            request_bytes: file.request_bytes.clone(),
+            response_bytes: file.response_bytes.clone(),
         };
         match count_trace(&path, &columns, gap.as_secs_f64()) {
             Ok(counts) if counts.requests > 0 => Some(Trace {
