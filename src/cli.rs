@@ -74,6 +74,12 @@ pub struct FitArgs {
     /// server's idle timeout).
     #[arg(long, value_name = "DURATION", default_value = "30m")]
     pub session_gap: String,
+
+    /// Write each quantity's sample into DIR (think_time.csv, service_time.csv,
+    /// requests_per_session.csv) and print empirical distributions that resample them, for
+    /// quantities of at least 1,000 values (fewer make a sparse tail: the lognormal is printed).
+    #[arg(long, value_name = "DIR")]
+    pub samples: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,8 @@ pub struct FitOptions {
     pub bucket: SimTime,
     /// A session's next request more than this after its last starts a new session.
     pub session_gap: SimTime,
+    /// Where to write each quantity's sample, for empirical distributions (`--samples DIR`).
+    pub samples_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +51,16 @@ pub enum FitError {
     },
     #[error("{}: {message}", path.display())]
     Log { path: PathBuf, message: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
+
+/// Below this many values an empirical distribution's p99 rests on fewer than ten of them (a
+/// sparse tail): the lognormal through p50 and p99 is printed instead.
+const EMPIRICAL_AT_LEAST: usize = 1000;
 
 /// A uniform sample of at most [`SAMPLE`] values of a stream (Vitter's algorithm R), seeded so
 /// the same log gives the same fit.
@@ -111,7 +122,48 @@ pub fn fit(path: &Path, options: &FitOptions) -> Result<String, FitError> {
         source,
     })?;
     let observed = observe(file, path, options)?;
-    Ok(render(path, options, observed))
+    render(path, options, observed)
+}
+
+/// A quantity's sample, written for an empirical distribution: one value a row under `column`.
+fn write_sample(dir: &Path, name: &str, column: &str, values: &[f64]) -> Result<PathBuf, FitError> {
+    let path = dir.join(format!("{name}.csv"));
+    let mut text = format!("{column}\n");
+    for value in values {
+        text.push_str(&format!("{value}\n"));
+    }
+    std::fs::create_dir_all(dir)
+        .and_then(|()| crate::output::write_file(&path, &text))
+        .map_err(|source| FitError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(path)
+}
+
+/// The empirical line for a quantity when a samples folder was asked for and the sample is big
+/// enough; None otherwise. `scale` turns seconds into the column's unit.
+fn empirical_line(
+    options: &FitOptions,
+    key: &str,
+    sorted: &[f64],
+    (column, unit, scale): (&str, Option<&str>, f64),
+    parametric: &str,
+) -> Result<Option<String>, FitError> {
+    let Some(dir) = &options.samples_dir else {
+        return Ok(None);
+    };
+    if sorted.len() < EMPIRICAL_AT_LEAST {
+        return Ok(None);
+    }
+    let values: Vec<f64> = sorted.iter().map(|v| v * scale).collect();
+    let path = write_sample(dir, key, column, &values)?;
+    let unit = unit.map_or(String::new(), |u| format!(", unit = \"{u}\""));
+    Ok(Some(format!(
+        "{key} = {{ dist = \"empirical\", file = \"{}\", column = \"{column}\"{unit} }}   # resamples {} values; {parametric}",
+        path.display().to_string().replace('\\', "/"),
+        sorted.len()
+    )))
 }
 
 /// Which columns of a log to read, and their units.
@@ -484,7 +536,7 @@ fn verdict(distance: f64, n: usize) -> String {
     }
 }
 
-fn render(path: &Path, options: &FitOptions, observed: Observed) -> String {
+fn render(path: &Path, options: &FitOptions, observed: Observed) -> Result<String, FitError> {
     let bucket = options.bucket.as_secs_f64();
     let mut out = format!(
         "# fitted by `statesim fit` to {}: {} requests in {} sessions over {}\n\
@@ -509,26 +561,53 @@ fn render(path: &Path, options: &FitOptions, observed: Observed) -> String {
     let mean = counts.iter().sum::<f64>() / counts.len() as f64;
     let p = 1.0 / mean.max(1.0);
     let d = ks_distance(&counts, |k| 1.0 - (1.0 - p).powf(k.floor()), true);
-    out.push_str(&format!(
-        "requests_per_session = {{ dist = \"geometric\", mean = {} }}   # KS distance {d:.3} over {} sessions{}\n",
+    let geometric = format!(
+        "requests_per_session = {{ dist = \"geometric\", mean = {} }}   # KS distance {d:.3} over {} sessions{}",
         rate(mean),
         counts.len(),
         verdict(d, counts.len())
-    ));
-    let thinks = observed.think_seconds.sorted();
-    match lognormal_line("think_time", &thinks) {
-        Some(line) => out.push_str(&format!("{line}\n")),
-        None => out.push_str("think_time = \"0s\"   # no session in the log sent twice\n"),
-    }
-    let services = observed.service_seconds.sorted();
-    match lognormal_line("service_time", &services) {
-        Some(line) => out.push_str(&format!("{line}\n")),
-        None => out.push_str(
-            "service_time = \"10ms\"   # assumption: the log has no service time column \
-             (--service-time COLUMN); set yours\n",
+    );
+    let line = empirical_line(
+        options,
+        "requests_per_session",
+        &counts,
+        ("requests", None, 1.0),
+        &format!(
+            "a geometric of mean {} is at KS distance {d:.3}",
+            rate(mean)
         ),
+    )?;
+    out.push_str(&format!("{}\n", line.unwrap_or(geometric)));
+    for (key, sorted, column, missing) in [
+        (
+            "think_time",
+            observed.think_seconds.sorted(),
+            "think_time_ms",
+            "think_time = \"0s\"   # no session in the log sent twice",
+        ),
+        (
+            "service_time",
+            observed.service_seconds.sorted(),
+            "service_time_ms",
+            "service_time = \"10ms\"   # assumption: the log has no service time column \
+             (--service-time COLUMN); set yours",
+        ),
+    ] {
+        let Some(lognormal) = lognormal_line(key, &sorted) else {
+            out.push_str(&format!("{missing}\n"));
+            continue;
+        };
+        let summary = lognormal.split("   # ").nth(1).unwrap_or("").to_string();
+        let line = empirical_line(
+            options,
+            key,
+            &sorted,
+            (column, Some("ms"), 1e3),
+            &format!("the lognormal through its p50 and p99: {summary}"),
+        )?;
+        out.push_str(&format!("{}\n", line.unwrap_or(lognormal)));
     }
-    out
+    Ok(out)
 }
 
 /// A rate or mean with enough digits and no trailing noise.

@@ -15,6 +15,7 @@ pub fn fit_command(args: FitArgs) -> Result<(), CliError> {
         service_time_unit: unit("--service-time-unit", &args.service_time_unit)?,
         bucket: duration("--bucket", &args.bucket)?,
         session_gap: duration("--session-gap", &args.session_gap)?,
+        samples_dir: args.samples,
     };
     print(&fit(&args.log, &options)?)
 }

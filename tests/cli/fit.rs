@@ -185,3 +185,42 @@ fn a_shape_the_fit_cannot_follow_is_said() {
     assert!(line.contains("mean = 5 }"), "{line}");
     assert!(line.contains("the shape differs"), "{line}");
 }
+
+/// With `--samples DIR` a quantity of at least 1,000 values becomes an empirical distribution
+/// that resamples its values, written into DIR; the printed section loads in a scenario beside
+/// DIR. Fewer values keep the parametric fit (a sparse tail).
+#[test]
+fn samples_become_empirical_distributions_where_there_are_enough() {
+    let log = known_log();
+    let dir = folder_with(&[("access.csv", &log)]);
+    let output = statesim()
+        .current_dir(dir.path())
+        .args(["fit", "access.csv", "--service-time", "upstream_ms"])
+        .args(["--service-time-unit", "ms", "--samples", "fitted"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for key in ["requests_per_session", "think_time", "service_time"] {
+        let line = stdout.lines().find(|l| l.starts_with(key)).unwrap();
+        assert!(line.contains("dist = \"empirical\""), "{line}");
+        let rows = std::fs::read_to_string(dir.path().join(format!("fitted/{key}.csv"))).unwrap();
+        assert!(rows.lines().count() > 1000, "{key}");
+    }
+    let scenario = format!(
+        "name = \"fitted\"\nduration = \"10m\"\n{stdout}\n[servers]\ncount = 4\n[[topology]]\nname = \"a\"\nstate = \"none\"\n"
+    );
+    std::fs::write(dir.path().join("fitted.toml"), &scenario).unwrap();
+    statesim::scenario::load_file(&dir.path().join("fitted.toml"), &[])
+        .unwrap_or_else(|e| panic!("{e}\n{scenario}"));
+
+    let small = "timestamp,session\n0,a\n1,a\n2,b\n4,b\n5,c\n";
+    let (code, stdout, stderr) = fit(&[("log.csv", small)], &["log.csv", "--samples", "s"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stdout.contains("empirical"), "{stdout}");
+    assert!(stdout.contains("dist = \"geometric\""), "{stdout}");
+}
