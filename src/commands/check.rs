@@ -12,6 +12,9 @@ use std::process::ExitCode;
 
 pub fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
     // Bad flags are bad input: found before the run, not after it.
+    if args.run.request_log.is_some() {
+        return Err(CliError::Conflict("--request-log", "check (use run)"));
+    }
     if args.run.shard.is_some() {
         return Err(CliError::Conflict(
             "--shard",

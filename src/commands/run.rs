@@ -137,6 +137,9 @@ fn run_shard_command(args: &RunArgs, shard: Shard) -> Result<(), CliError> {
     if !args.precision.is_empty() {
         return Err(CliError::Conflict("--shard", "--precision"));
     }
+    if args.request_log.is_some() {
+        return Err(CliError::Conflict("--shard", "--request-log"));
+    }
     let (mut points, options) = prepare(args, Some(shard))?;
     let invocation = invocation(args)?;
     let dir = results_dir(args.out.as_deref(), &points[0].scenario);

@@ -289,6 +289,16 @@ fn usage_errors_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     let output = statesim().args(["frobnicate"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
+    // A request log comes from one whole run: not from a check, not from a shard.
+    for args in [
+        &["check", "--request-log", "x.csv"][..],
+        &["run", "--shard", "0/2", "--request-log", "x.csv"][..],
+    ] {
+        let output = statesim().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("cannot be combined with"), "{stderr}");
+    }
 }
 
 /// Deterministic mutations of the bundled scenarios must never panic: they load or are rejected.
