@@ -16,7 +16,7 @@ pub const DEFAULT_TOLERANCE: f64 = 0.02;
 const NOT_COMPARED: &[&str] = &["events"];
 
 /// One verdict.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Verdict {
     /// Where it comes from: `expect` or `baseline`.
     pub kind: &'static str,

@@ -1,6 +1,6 @@
 //! Command-line types (clap derive). Parsing only; `main.rs` validates and acts.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -34,11 +34,36 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print a fully commented scenario that documents every key.
     Example,
+    /// Write report.html into a results folder: the verdict table and SVG charts (latency
+    /// distribution, timelines around faults, sweep curves, sessions lost by cause, load per
+    /// server), self-contained, from the folder's CSV files.
+    Report(ReportArgs),
+    /// Print a shell completion script: `statesim completions bash > ~/.local/share/bash-completion/completions/statesim`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `statesim man > ~/.local/share/man/man1/statesim.1`.
+    Man,
     /// Fit a [workload] section to a request log: a CSV with one row per request, in time order,
     /// with a timestamp and a session id (and optionally the service time). Prints the session
     /// rate per bucket as a schedule, requests per session, think time and service time, each
     /// with a Kolmogorov-Smirnov distance saying how well it fits.
     Fit(FitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results folder written by `statesim run` (or `check`, or `merge`).
+    pub dir: PathBuf,
+
+    /// No informational messages on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +189,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_wall_time)]
     pub time_limit: Option<std::time::Duration>,
 
+    /// What stdout gets: the table, or one JSON document (provenance, summary.csv's rows,
+    /// comparison.csv's rows, and with check the checks) for scripts and dashboards.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Also write report.html (and the SVG charts it embeds) into the results folder, as
+    /// `statesim report` does.
+    #[arg(long)]
+    pub report: bool,
+
     /// No progress bar and no informational messages on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -172,6 +207,15 @@ pub struct RunArgs {
     /// requests/s, threads and the process's peak memory. Shown even with --quiet.
     #[arg(long)]
     pub stats: bool,
+}
+
+/// What `run` and `check` print on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table per characteristic, best starred (and check's verdicts).
+    Table,
+    /// One JSON document, the same as summary.json (with check: plus `checks` and `passed`).
+    Json,
 }
 
 /// How much work a scenario may ask for: a scenario is untrusted input.

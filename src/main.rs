@@ -12,6 +12,11 @@ fn main() -> ExitCode {
         Command::Merge(args) => commands::merge_command(args).map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => commands::validate_command(args).map(|()| ExitCode::SUCCESS),
         Command::Fit(args) => commands::fit_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => commands::report_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            commands::completions_command(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man => commands::man_command().map(|()| ExitCode::SUCCESS),
         Command::Example => {
             print!("{}", scenario::EXAMPLE);
             Ok(ExitCode::SUCCESS)

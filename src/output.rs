@@ -10,10 +10,12 @@ use crate::scenario::folder_of;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Files a results folder may hold besides the exporters' (the partial files of older versions,
-/// which wrote in place).
+/// Files a results folder may hold besides the exporters': a report of its results (which a
+/// new run must not leave behind to describe the old ones) and the partial files of older
+/// versions, which wrote in place.
 fn is_ours(name: &str, exporters: &[Box<dyn Exporter>]) -> bool {
     exporters.iter().any(|e| e.file_name() == name)
+        || report::html::is_report_file(name)
         || (name.starts_with('.') && name.ends_with(".partial"))
 }
 

@@ -9,6 +9,7 @@ use crate::scenario::{Scenario, SweepPoint};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -111,19 +112,32 @@ fn jobs(points: &[&Scenario], first: u32, until: Option<u32>) -> Vec<Job> {
     jobs
 }
 
-fn progress_bar(total: usize, visible: bool) -> ProgressBar {
+/// A bar over the simulated time of every job (in ms), so one long run moves it too; the
+/// message counts finished runs.
+fn progress_bar(total_ms: u64, runs: usize, visible: bool) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(Some(total_ms.max(1)), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta}",
+            "{spinner} [{elapsed_precise}] {bar:30} {percent:>3}% of simulated time, {msg}, ETA {eta}",
         )
         .expect("static progress template is valid"),
     );
+    bar.set_message(format!("0/{runs} runs"));
     bar.tick(); // draw at once, not only after the first run finishes
     bar
+}
+
+/// Moves `bar` to the simulated time the runs have got through since `started_ms` (the limits
+/// are shared by the rounds of `--precision`), ten times a second, until `done` is set. Runs
+/// beside the pool, on its own thread: the runs only add to a counter.
+fn follow_progress(bar: &ProgressBar, limits: &Limits, started_ms: u64, done: &AtomicBool) {
+    while !done.load(Ordering::Relaxed) {
+        bar.set_position((limits.simulated_nanos() / 1_000_000).saturating_sub(started_ms));
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
 }
 
 /// The pool `--jobs` asks for.
@@ -160,19 +174,39 @@ fn execute<T: Send>(
             .collect();
     }
     let pool = thread_pool(options)?;
-    let bar = progress_bar(jobs.len(), options.progress);
     let limits = &options.limits;
-    let outputs = pool.install(|| {
-        jobs.par_iter()
-            .map(|&job| {
-                let scenario = points[job.point];
-                let topology = &scenario.topologies[job.topology];
-                let result = simulate_within(scenario, topology, job.replication, limits)
-                    .inspect_err(|_| limits.cancel())?;
-                bar.inc(1);
-                Ok(per_job(job, result))
-            })
-            .collect()
+    let total_ms: u64 = jobs
+        .iter()
+        .map(|job| points[job.point].duration.nanos() / 1_000_000)
+        .sum();
+    let bar = progress_bar(total_ms, jobs.len(), options.progress);
+    let started = limits.simulated_nanos() / 1_000_000;
+    let finished = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let outputs = std::thread::scope(|scope| {
+        let follower = (!bar.is_hidden()).then(|| {
+            let bar = bar.clone();
+            let done = &done;
+            scope.spawn(move || follow_progress(&bar, limits, started, done))
+        });
+        let outputs = pool.install(|| {
+            jobs.par_iter()
+                .map(|&job| {
+                    let scenario = points[job.point];
+                    let topology = &scenario.topologies[job.topology];
+                    let result = simulate_within(scenario, topology, job.replication, limits)
+                        .inspect_err(|_| limits.cancel())?;
+                    let count = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                    bar.set_message(format!("{count}/{} runs", jobs.len()));
+                    Ok(per_job(job, result))
+                })
+                .collect()
+        });
+        done.store(true, Ordering::Relaxed);
+        if let Some(follower) = follower {
+            follower.thread().unpark();
+        }
+        outputs
     });
     bar.finish_and_clear();
     first_stop(outputs)
@@ -425,6 +459,7 @@ fn assemble(points: &[SweepPoint], collected: Collected) -> Report {
     let first = &points[0].scenario;
     Report {
         scenario: first.name.clone(),
+        description: first.description.clone(),
         seed: first.seed,
         scenario_hash: first.source_hash,
         sweep_keys: points[0]

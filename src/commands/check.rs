@@ -1,12 +1,13 @@
 //! `statesim check`: run, then judge the results by the file's `[[expect]]` and a `--baseline`.
 
 use super::{
-    CHECK_FAILED, CliError, check_output_dir, choose_warmups, prepare, print, results_dir,
-    run_points_of, write_results,
+    CHECK_FAILED, CliError, check_output_dir, choose_warmups, json_text, prepare, print,
+    results_dir, run_points_of, write_report, write_results,
 };
 use crate::check::{self, Tolerances, Verdict};
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, Format};
 use crate::output;
+use crate::report::{Report, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,8 +44,14 @@ pub fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
     if let Some(baseline) = &baseline {
         verdicts.extend(check::check_baseline(&report, baseline, &tolerances));
     }
-    print(&check::render_text(&scenario.name, &verdicts))?;
+    match args.run.format {
+        Format::Table => print(&check::render_text(&scenario.name, &verdicts))?,
+        Format::Json => print(&json_text(checked_document(&report, &verdicts))?)?,
+    }
     write_results(&report, &dir, chatty)?;
+    if args.run.report {
+        write_report(&dir, chatty)?;
+    }
     if let (true, Some(baseline)) = (args.update_baseline, &args.baseline) {
         write_results(&report, baseline, chatty)?;
         eprintln!("baseline updated: {}", baseline.display());
@@ -55,6 +62,14 @@ pub fn check_command(args: CheckArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::from(CHECK_FAILED)
     })
+}
+
+/// The results' JSON document with the checks: `checks` (one object per verdict) and `passed`.
+fn checked_document(report: &Report, verdicts: &[Verdict]) -> std::io::Result<serde_json::Value> {
+    let mut document = json::document(report)?;
+    document["checks"] = serde_json::to_value(verdicts)?;
+    document["passed"] = verdicts.iter().all(|verdict| verdict.passed).into();
+    Ok(document)
 }
 
 /// Where this run's results go: `--out` (or the default folder), except that `check` never

@@ -5,12 +5,15 @@
 mod check;
 mod fit;
 mod merge;
+mod report_files;
 mod run;
 mod validate;
 
 pub use check::check_command;
 pub use fit::fit_command;
 pub use merge::merge_command;
+pub(crate) use report_files::write_report;
+pub use report_files::{completions_command, man_command, report_command};
 pub use run::run_command;
 pub use validate::validate_command;
 
@@ -67,6 +70,8 @@ pub enum CliError {
     Stdout(std::io::Error),
     #[error("{0}")]
     Fit(#[from] crate::fit::FitError),
+    #[error("{0}")]
+    Report(#[from] crate::report::html::ReportError),
     #[error("{flag} {value}: {expected}")]
     Flag {
         flag: &'static str,
@@ -320,6 +325,15 @@ pub(crate) fn check_output_dir(dir: &Path) -> Result<(), CliError> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+/// A JSON document as stdout text, one line per key.
+pub(crate) fn json_text(document: std::io::Result<serde_json::Value>) -> Result<String, CliError> {
+    let document = document.map_err(CliError::Stdout)?;
+    let mut text =
+        serde_json::to_string_pretty(&document).map_err(|e| CliError::Stdout(e.into()))?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// Prints on stdout; a full disk is an error, a closed pipe is not.

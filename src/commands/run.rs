@@ -1,13 +1,13 @@
 //! `statesim run`: a scenario (or one `--shard` of it), the table on stdout, CSV files in `--out`.
 
 use super::{
-    CliError, check_output_dir, choose_warmups, describe_stats, overrides, prepare, print,
-    results_dir, run_points_of, write_results,
+    CliError, check_output_dir, choose_warmups, describe_stats, json_text, overrides, prepare,
+    print, results_dir, run_points_of, write_report, write_results,
 };
-use crate::cli::RunArgs;
+use crate::cli::{Format, RunArgs};
 use crate::model::{Limits, LoggedRequest, simulate_with_request_log};
 use crate::output;
-use crate::report::render_table;
+use crate::report::{json, render_table};
 use crate::run::{Shard, run_shard};
 use crate::scenario::Scenario;
 use crate::scenario::{self, QUICKSTART, ScenarioError};
@@ -31,9 +31,15 @@ pub fn run_command(args: RunArgs) -> Result<(), CliError> {
     }
     choose_warmups(&mut points, &options, args.quiet)?;
     let report = run_points_of(&points, &args, &options)?;
-    // The table first: if stdout fails, nothing has been written.
-    print(&render_table(&report))?;
+    // Stdout first: if it fails, nothing has been written.
+    match args.format {
+        Format::Table => print(&render_table(&report))?,
+        Format::Json => print(&json_text(json::document(&report))?)?,
+    }
     write_results(&report, &dir, !args.quiet)?;
+    if args.report {
+        write_report(&dir, !args.quiet)?;
+    }
     if let Some(file) = &args.request_log {
         write_request_log(&points[0].scenario, file).map_err(|source| CliError::Output {
             path: file.clone(),

@@ -31,6 +31,9 @@ pub struct Limits {
     /// `--max-events`: events over all runs of the command.
     pub max_events: u64,
     events_used: AtomicU64,
+    /// Simulated nanoseconds every run has got through, for the progress bar: added at each
+    /// check and at a run's end.
+    simulated_ns: AtomicU64,
     /// Set when one run stops, so the others stop too.
     cancelled: AtomicBool,
 }
@@ -42,6 +45,7 @@ impl Limits {
             deadline,
             max_events,
             events_used: AtomicU64::new(0),
+            simulated_ns: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
         }
     }
@@ -54,6 +58,12 @@ impl Limits {
     /// Events counted so far, over every run.
     pub fn events_used(&self) -> u64 {
         self.events_used.load(Ordering::Relaxed)
+    }
+
+    /// Simulated time got through so far, over every run: how far a command is, in the unit its
+    /// length is known in before it runs.
+    pub fn simulated_nanos(&self) -> u64 {
+        self.simulated_ns.load(Ordering::Relaxed)
     }
 
     /// Tells the other runs to stop (one has).
@@ -110,6 +120,8 @@ pub(super) struct Guard {
     stalled: u32,
     /// Events already added to the shared count.
     events_counted: u64,
+    /// Simulated time already added to the shared progress.
+    time_reported: SimTime,
 }
 
 impl Guard {
@@ -118,6 +130,7 @@ impl Guard {
             last_time: SimTime::ZERO,
             stalled: 0,
             events_counted: 0,
+            time_reported: SimTime::ZERO,
         }
     }
 }
@@ -147,7 +160,20 @@ impl World<'_> {
         }
     }
 
+    /// Adds the simulated time since the last report to the shared progress.
+    pub(super) fn report_progress(&mut self) {
+        let advanced = self
+            .now
+            .nanos()
+            .saturating_sub(self.guard.time_reported.nanos());
+        self.guard.time_reported = self.now;
+        self.limits
+            .simulated_ns
+            .fetch_add(advanced, Ordering::Relaxed);
+    }
+
     fn limits_hold(&mut self) -> Result<(), Stopped> {
+        self.report_progress();
         let limits = self.limits;
         let new_events = self.events - self.guard.events_counted;
         self.guard.events_counted = self.events;

@@ -656,6 +656,7 @@ impl<'s> World<'s> {
             return Err(stopped);
         }
         self.now = self.end;
+        self.report_progress();
         self.close_buckets_before(self.end);
         if self.recorder.series.start() < self.end {
             self.close_bucket(self.end);

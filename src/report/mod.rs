@@ -1,7 +1,11 @@
 //! Writers: the stdout table and the CSV files. Each file format is an [`Exporter`]; adding one
 //! (JSON, SVG) means one more type here, not a change to the run.
 
+pub mod charts;
 mod csv_files;
+pub mod folder;
+pub mod html;
+pub mod json;
 mod table;
 pub mod verdict;
 
@@ -19,6 +23,8 @@ pub use table::render_table;
 #[derive(Clone, Debug)]
 pub struct Report {
     pub scenario: String,
+    /// The scenario's `description` (summary.json and report.html show it).
+    pub description: String,
     pub seed: u64,
     /// [`crate::scenario::Scenario::source_hash`] of the scenario that was run.
     pub scenario_hash: u64,
@@ -70,6 +76,7 @@ pub trait Exporter {
 pub fn default_exporters() -> Vec<Box<dyn Exporter>> {
     vec![
         Box::new(SummaryCsv),
+        Box::new(json::SummaryJson),
         Box::new(ReplicationsCsv),
         Box::new(LatencyCsv),
         Box::new(ScalabilityCsv),

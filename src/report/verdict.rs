@@ -592,6 +592,7 @@ mod tests {
             series_fixed: 0,
             slo: Vec::new(),
             fault_kinds: Vec::new(),
+            description: String::new(),
             summaries: summaries.to_vec(),
         }
     }

@@ -12,6 +12,7 @@ mod fit;
 mod hostile;
 mod properties;
 mod replications;
+mod reports;
 mod support;
 mod sweeps;
 mod traffic;
