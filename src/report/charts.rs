@@ -193,6 +193,7 @@ pub fn latency_cdf(series: &[Series]) -> Result<String, ChartError> {
             .x_label_formatter(&|ms| short_number(*ms))
             .y_label_formatter(&|position| tail_label(*position))
             .label_style((FONT, 14))
+            .max_light_lines(2)
             .draw()
             .map_err(failed)?;
         for line in &lines {
@@ -255,6 +256,7 @@ fn draw_panel(
         .x_label_formatter(&|s| short_number(*s))
         .y_label_formatter(&|v| short_number(*v))
         .label_style((FONT, 13))
+        .max_light_lines(2)
         .draw()
         .map_err(failed)?;
     let shade = RGBColor(120, 120, 120).mix(0.18);
@@ -328,9 +330,10 @@ pub fn sweep(
             .x_label_formatter(&x_format)
             .y_label_formatter(&|v| short_number(*v))
             .label_style((FONT, 14))
+            .max_light_lines(2)
             .draw()
             .map_err(failed)?;
-        for line in series {
+        for (index, line) in series.iter().enumerate() {
             let colour = colour(line.colour);
             let band: Vec<(f64, f64)> = line
                 .points
@@ -367,7 +370,8 @@ pub fn sweep(
                 chart
                     .draw_series([EmptyElement::at((x, y))
                         + Circle::new((0, 0), 8, colour.stroke_width(2))
-                        + Text::new("knee", (10, -18), (FONT, 14))])
+                        // Lines sharing a knee would print their labels on top of each other.
+                        + Text::new("knee", (10, -18 - 16 * index as i32), (FONT, 14))])
                     .map_err(failed)?;
             }
         }
@@ -410,6 +414,7 @@ pub fn stacked_bars(
             .x_label_formatter(&|x| category_label(categories, *x))
             .y_label_formatter(&|v| short_number(*v))
             .label_style((FONT, 14))
+            .max_light_lines(2)
             .draw()
             .map_err(failed)?;
         let mut base = vec![0.0; count];
@@ -472,6 +477,7 @@ pub fn server_bars(title: &str, y_label: &str, series: &[Series]) -> Result<Stri
             })
             .y_label_formatter(&|v| short_number(*v))
             .label_style((FONT, 14))
+            .max_light_lines(2)
             .draw()
             .map_err(failed)?;
         for (k, line) in series.iter().enumerate() {

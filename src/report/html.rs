@@ -466,6 +466,18 @@ fn around(windows: &[(f64, f64)], first: f64, last: f64) -> std::ops::Range<f64>
     (start - margin).max(first)..(end + margin).min(last)
 }
 
+/// One colour per loss cause, in [`LossCause::ALL`]'s order, apart from the topologies' own.
+const CAUSE_COLOURS: [plotters::style::RGBColor; 8] = [
+    plotters::style::RGBColor(178, 34, 34),
+    plotters::style::RGBColor(255, 140, 0),
+    plotters::style::RGBColor(70, 130, 180),
+    plotters::style::RGBColor(106, 90, 205),
+    plotters::style::RGBColor(46, 139, 87),
+    plotters::style::RGBColor(218, 165, 32),
+    plotters::style::RGBColor(139, 69, 19),
+    plotters::style::RGBColor(112, 128, 144),
+];
+
 /// Sessions lost by cause, stacked per topology; left out when no session was lost.
 fn lost_chart(folder: &ResultsFolder, view: &View) -> Result<Option<Chart>, ReportError> {
     let table = &folder.summary;
@@ -487,7 +499,7 @@ fn lost_chart(folder: &ResultsFolder, view: &View) -> Result<Option<Chart>, Repo
         if values.iter().any(|v| *v > 0.0) {
             stacks.push(Stack {
                 name: cause.name().replace('_', " "),
-                colour: charts::colour(9 - k),
+                colour: CAUSE_COLOURS[k % CAUSE_COLOURS.len()],
                 values,
             });
         }
@@ -672,20 +684,22 @@ fn verdict_table(table: &Table, view: &View) -> Result<String, FolderError> {
     Ok(html)
 }
 
-/// A figure with about four significant digits.
+/// A figure with four significant digits, an integer as it is.
 fn figure(value: f64) -> String {
     if !value.is_finite() {
         return String::new();
     }
-    let magnitude = value.abs();
-    let decimals = match magnitude {
-        m if m >= 1000.0 || m == 0.0 => 0,
-        m if m >= 100.0 => 1,
-        m if m >= 1.0 => 2,
-        m if m >= 0.01 => 4,
-        _ => 6,
-    };
-    format!("{value:.decimals$}")
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        return format!("{value:.0}");
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 6) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 fn escape(text: &str) -> String {
@@ -717,6 +731,16 @@ figure{margin:2em 0}figure img{width:100%;height:auto;border:1px solid #eee}figc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_keep_four_significant_digits() {
+        assert_eq!(figure(936.0), "936");
+        assert_eq!(figure(0.99679), "0.9968");
+        assert_eq!(figure(0.768), "0.768");
+        assert_eq!(figure(12.566527), "12.57");
+        assert_eq!(figure(1211.275), "1211");
+        assert_eq!(figure(f64::NAN), "");
+    }
 
     #[test]
     fn text_is_escaped() {

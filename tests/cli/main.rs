@@ -6,6 +6,7 @@ mod check;
 mod commands;
 mod conservation;
 mod determinism;
+mod docs;
 mod errors;
 mod faults;
 mod fit;
