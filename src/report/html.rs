@@ -411,12 +411,28 @@ fn timeline_charts(folder: &ResultsFolder, view: &View) -> Result<Vec<Chart>, Re
         )?;
         let span = around(&windows, times[0], times[times.len() - 1] + bucket);
         charts.push(Chart {
-            file_name: format!("report-timeline-{}.svg", super::safe_file_name(topology)),
+            file_name: timeline_file(&view.topologies, index),
             title: format!("{topology}: timeline of replication 0, fault windows shaded"),
             svg: charts::timeline(&format!("{topology} over time"), &panels, &windows, span)?,
         });
     }
     Ok(charts)
+}
+
+/// A timeline's file: `report-timeline-<topology>.svg`, with the topology's index added when
+/// another topology's name makes the same file name (`a b` and `a_b`).
+fn timeline_file(topologies: &[String], index: usize) -> String {
+    let name = super::safe_file_name(&topologies[index]);
+    let shared = topologies
+        .iter()
+        .filter(|other| super::safe_file_name(other) == name)
+        .count()
+        > 1;
+    if shared {
+        format!("report-timeline-{name}-{index}.svg")
+    } else {
+        format!("report-timeline-{name}.svg")
+    }
 }
 
 /// Each fault of replication 0 of a topology, from its start to its recovery (the run's end if

@@ -426,3 +426,51 @@ fn progress_adds_up_to_the_simulated_time_of_every_run() {
         scenario.duration.nanos() * scenario.topologies.len() as u64
     );
 }
+
+#[test]
+fn hostile_names_stay_text_in_the_report() {
+    let scenario = folder_with(&[(
+        "s.toml",
+        r#"
+name = "<script>alert(1)</script>"
+description = "<img src=x onerror=alert(2)> & \"quotes\""
+duration = "20s"
+[workload]
+sessions_per_second = 10
+service_time = "5ms"
+[servers]
+count = 2
+[[topology]]
+name = "a b</text><script>"
+state = "token"
+[[topology]]
+name = "a_b__text__script_"
+state = "none"
+"#,
+    )]);
+    let run = super::support::run_in(scenario, &["s.toml", "--quiet", "--report"]);
+    let out = run.dir.path().join("out");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_self_contained(&html);
+    assert!(!html.contains("<img src=x"), "the description is escaped");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // In the charts the name is text, not markup: the SVG parses, has no script element, and
+    // the legend holds the name as written.
+    let latency = std::fs::read_to_string(out.join("report-latency.svg")).unwrap();
+    let document = roxmltree::Document::parse(&latency).unwrap();
+    assert!(
+        !document
+            .descendants()
+            .any(|node| node.has_tag_name("script"))
+    );
+    assert_has(&svg_texts(&latency), &["a b</text><script>"], "latency");
+    // Two names that make the same file name get a timeline each.
+    let timelines = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("report-timeline-")
+        })
+        .count();
+    assert_eq!(timelines, 2);
+}
