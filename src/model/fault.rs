@@ -52,6 +52,7 @@ impl World<'_> {
                 wipes,
                 ..
             } => self.store_down(fault, failover.unwrap_or(duration), wipes),
+            Fault::Slow { .. } | Fault::Pauses { .. } => self.gray_failure_begins(fault),
             Fault::RandomCrashes { .. } => {
                 unreachable!("random crashes are scheduled per server, not as one event")
             }
@@ -293,6 +294,9 @@ impl World<'_> {
         server.replaces = record;
         self.servers.push(server);
         let index = (self.servers.len() - 1) as u32;
+        if self.needs.gray {
+            self.install_pause_clock(index);
+        }
         self.balancer.add_server();
         self.recorder.servers_provisioned.add(self.now, 1);
         self.queue

@@ -14,6 +14,7 @@ mod balancer;
 mod balancer_retry;
 mod client;
 mod fault;
+mod gray;
 mod limits;
 mod server;
 mod store;
@@ -71,6 +72,8 @@ enum Event {
     /// A probe sent `timeout` ago to a hung server got no answer.
     ProbeTimedOut(u32),
     Fault(u32),
+    /// A fault with a duration of its own (`slow`, `pauses`) ends.
+    FaultEnd(u32),
     Restart(u32),
     /// Random crashes (fault `fault`): the server fails, or its repair ends.
     RandomFailure {
@@ -224,6 +227,7 @@ struct Seeds {
     random_crashes: u64,
     probe_phase: u64,
     between_sessions: u64,
+    pause_phase: u64,
 }
 
 impl Seeds {
@@ -252,6 +256,7 @@ impl Seeds {
             backoff: s("client.backoff"),
             random_crashes: s("fault.random_crashes"),
             between_sessions: s("workload.between_sessions"),
+            pause_phase: s("fault.pauses.phase"),
         }
     }
 }
@@ -318,6 +323,11 @@ struct Needs {
     replication: bool,
     /// A token is verified on the worker.
     verification: bool,
+    /// A compute step may take more than its demand: verification, replication, or a gray
+    /// failure (one test on the request path for all three).
+    compute_extras: bool,
+    /// A scenario with `slow` or `pauses` faults.
+    gray: bool,
 }
 
 /// One row of faults.csv while it is being filled.
@@ -579,6 +589,11 @@ impl<'s> World<'s> {
                     State::Server { ref replication, .. } if !matches!(replication, Replication::None)
                 ),
                 verification: matches!(topology.state, State::Token { .. }),
+                compute_extras: false,
+                gray: scenario
+                    .faults
+                    .iter()
+                    .any(|f| matches!(f, Fault::Slow { .. } | Fault::Pauses { .. })),
             },
             next_bucket: scenario.bucket,
             memory_capacity,
@@ -605,6 +620,13 @@ impl<'s> World<'s> {
             .add(SimTime::ZERO, up * i64::from(topology.servers.workers));
         recorder.servers_up.add(SimTime::ZERO, up);
         recorder.servers_provisioned.add(SimTime::ZERO, up);
+        let needs = &mut world.needs;
+        needs.compute_extras = needs.verification || needs.replication || needs.gray;
+        if world.needs.gray {
+            for server in 0..servers {
+                world.install_pause_clock(server);
+            }
+        }
         world
     }
 
@@ -630,6 +652,7 @@ impl<'s> World<'s> {
                 _ => self.queue.push(fault.at(), Event::Fault(index as u32)),
             }
         }
+        self.schedule_fault_ends();
         if let Some(autoscale) = &self.scenario.autoscale {
             // The fleet as configured counts as the controller's standing recommendation, so it
             // does not scale in before a whole stabilization window has been observed.
@@ -690,6 +713,7 @@ impl<'s> World<'s> {
             Event::HealthCheck(server) => self.on_health_check(server),
             Event::ProbeTimedOut(server) => self.observe_probe(server, false),
             Event::Fault(index) => self.on_fault(index as usize),
+            Event::FaultEnd(index) => self.on_fault_end(index),
             Event::Restart(server) => self.on_restart(server),
             Event::RandomFailure { fault, server } => self.on_random_failure(fault, server),
             Event::RandomRepair { fault, server } => self.on_random_repair(fault, server),

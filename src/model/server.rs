@@ -57,6 +57,10 @@ pub struct Server {
     /// measurement window opened.
     pub busy_workers: TimeAverage,
     pub busy_area_at_warmup: i128,
+    /// A `slow` fault's factor on its work (1 when none is in force).
+    pub slow_factor: f64,
+    /// A `pauses` fault's clock.
+    pub pauses: Option<super::gray::PauseClock>,
 }
 
 impl Server {
@@ -80,6 +84,8 @@ impl Server {
             sessions_lost: 0,
             busy_workers: TimeAverage::new(),
             busy_area_at_warmup: 0,
+            slow_factor: 1.0,
+            pauses: None,
         }
     }
 
@@ -736,19 +742,33 @@ impl World<'_> {
     #[inline(always)]
     pub(super) fn start_compute(&mut self, handle: Handle) {
         // Most topologies add nothing to the demand: skip the lookups they would need.
+        let done = if self.needs.compute_extras {
+            self.compute_done_at(handle)
+        } else {
+            let request = self.requests.get(handle).expect("live request");
+            self.now.saturating_add(request.demand)
+        };
+        let request = self.requests.get_mut(handle).expect("live request");
+        request.phase = Phase::Compute;
+        // Always through the queue (never inline), so a run of zero-length steps cannot recurse.
+        self.queue.push(done, Event::ComputeDone(handle));
+    }
+
+    /// When a compute step with extras ends: the demand, plus verification and replication,
+    /// stretched by a gray failure of its server.
+    fn compute_done_at(&self, handle: Handle) -> SimTime {
+        let request = self.requests.get(handle).expect("live request");
         let extra = if self.needs.verification || self.needs.replication {
             self.compute_overhead(handle)
         } else {
             SimTime::ZERO
         };
-        let request = self.requests.get_mut(handle).expect("live request");
-        request.phase = Phase::Compute;
-        // Always through the queue (never inline), so a run of zero-length steps cannot recurse.
-        let done = self
-            .now
-            .saturating_add(request.demand)
-            .saturating_add(extra);
-        self.queue.push(done, Event::ComputeDone(handle));
+        let work = request.demand.saturating_add(extra);
+        if self.needs.gray {
+            self.gray_finish(request.server, work)
+        } else {
+            self.now.saturating_add(work)
+        }
     }
 
     /// What the worker spends besides the demand: token verification, replication.

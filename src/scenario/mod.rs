@@ -700,6 +700,24 @@ pub enum Fault {
         failover: Option<SimTime>,
         wipes: bool,
     },
+    /// A gray failure: from `at` (for `duration`, or to the end) the server's work takes
+    /// `factor` times as long. Its probes still pass.
+    Slow {
+        at: SimTime,
+        server: u32,
+        duration: Option<SimTime>,
+        factor: f64,
+    },
+    /// Stop-the-world pauses (a garbage collector): from `at` (for `duration`, or to the end),
+    /// every `every` the server (`None`: every server) serves nothing for `pause`. Each server's
+    /// pauses start at a random phase of the period; its probes still pass.
+    Pauses {
+        at: SimTime,
+        server: Option<u32>,
+        duration: Option<SimTime>,
+        every: SimTime,
+        pause: SimTime,
+    },
 }
 
 impl Fault {
@@ -710,7 +728,9 @@ impl Fault {
             | Fault::Hang { at, .. }
             | Fault::RollingRestart { at, .. }
             | Fault::Scale { at, .. }
-            | Fault::StoreOutage { at, .. } => *at,
+            | Fault::StoreOutage { at, .. }
+            | Fault::Slow { at, .. }
+            | Fault::Pauses { at, .. } => *at,
             Fault::RandomCrashes { .. } => SimTime::ZERO,
         }
     }
@@ -724,6 +744,19 @@ impl Fault {
             Fault::RollingRestart { .. } => "rolling_restart",
             Fault::Scale { .. } => "scale",
             Fault::StoreOutage { .. } => "store_outage",
+            Fault::Slow { .. } => "slow",
+            Fault::Pauses { .. } => "pauses",
+        }
+    }
+
+    /// When a fault with a duration ends (`None`: it lasts to the end of the run, or has no
+    /// duration of its own).
+    pub fn ends_at(&self) -> Option<SimTime> {
+        match self {
+            Fault::Slow { at, duration, .. } | Fault::Pauses { at, duration, .. } => {
+                duration.map(|d| at.saturating_add(d))
+            }
+            _ => None,
         }
     }
 }
@@ -781,6 +814,35 @@ impl fmt::Display for Fault {
             }
             Fault::StoreOutage { at, duration, .. } => {
                 write!(f, "store outage at {} for {}", d(*at), d(*duration))
+            }
+            Fault::Slow {
+                at,
+                server,
+                duration,
+                factor,
+            } => {
+                write!(f, "server {server} {factor}x slower from {}", d(*at))?;
+                if let Some(duration) = duration {
+                    write!(f, " for {}", d(*duration))?;
+                }
+                Ok(())
+            }
+            Fault::Pauses {
+                at,
+                server,
+                duration,
+                every,
+                pause,
+            } => {
+                match server {
+                    Some(server) => write!(f, "server {server} pauses")?,
+                    None => write!(f, "every server pauses")?,
+                }
+                write!(f, " {} every {} from {}", d(*pause), d(*every), d(*at))?;
+                if let Some(duration) = duration {
+                    write!(f, " for {}", d(*duration))?;
+                }
+                Ok(())
             }
         }
     }

@@ -388,6 +388,8 @@ pub enum FaultKind {
     RollingRestart,
     Scale,
     StoreOutage,
+    Slow,
+    Pauses,
 }
 
 /// One `[[fault]]`, by kind. Each kind's keys are their own struct so that a problem inside the
@@ -400,6 +402,27 @@ pub enum FaultFile {
     RollingRestart(RollingRestartFile),
     Scale(ScaleFile),
     StoreOutage(StoreOutageFile),
+    Slow(SlowFile),
+    Pauses(PausesFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowFile {
+    pub at: HumanDuration,
+    pub server: u32,
+    pub duration: Option<HumanDuration>,
+    pub factor: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PausesFile {
+    pub at: Option<HumanDuration>,
+    pub server: Option<u32>,
+    pub duration: Option<HumanDuration>,
+    pub every: HumanDuration,
+    pub pause: HumanDuration,
 }
 
 #[derive(Deserialize)]
@@ -493,8 +516,8 @@ pub fn fault_file(value: &Value, path: &str) -> Result<FaultFile, Vec<Problem>> 
     let Some(kind) = table.remove("kind") else {
         return Err(vec![Problem::new(
             path,
-            "a fault needs a `kind`: crash, hang, random_crashes, rolling_restart, scale or \
-             store_outage",
+            "a fault needs a `kind`: crash, hang, random_crashes, rolling_restart, scale, \
+             store_outage, slow or pauses",
         )]);
     };
     let kind: FaultKind = FaultKind::deserialize(kind).map_err(|error| {
@@ -510,6 +533,8 @@ pub fn fault_file(value: &Value, path: &str) -> Result<FaultFile, Vec<Problem>> 
         FaultKind::RollingRestart => FaultFile::RollingRestart(from_table(table, path)?),
         FaultKind::Scale => FaultFile::Scale(from_table(table, path)?),
         FaultKind::StoreOutage => FaultFile::StoreOutage(from_table(table, path)?),
+        FaultKind::Slow => FaultFile::Slow(from_table(table, path)?),
+        FaultKind::Pauses => FaultFile::Pauses(from_table(table, path)?),
     })
 }
 

@@ -896,3 +896,94 @@ at = "60s"
         "only the crashed server loses sessions"
     );
 }
+
+/// Bisection for the t where a decreasing function crosses zero, within [0, high].
+fn solve_decreasing(f: impl Fn(f64) -> f64, high: f64) -> f64 {
+    let (mut low, mut high) = (0.0, high);
+    for _ in 0..200 {
+        let mid = 0.5 * (low + high);
+        if f(mid) > 0.0 {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    0.5 * (low + high)
+}
+
+#[test]
+fn a_slow_server_is_an_mm1_at_its_slowed_rate() {
+    // Random dispatch splits the Poisson stream into Poisson streams (round robin would make
+    // Erlang ones): each of the 4 servers is an M/M/1 with lambda = 0.3 per ms, three at mu = 1
+    // and server 0, twice as slow, at mu = 0.5 (rho 0.6). A request's response time is then
+    // exponential with rate mu - lambda on its server, and the fleet's the 3:1 mixture.
+    let runs = simulate(&load(
+        "scenarios/validation/random_dispatch.toml",
+        &[
+            "workload.sessions_per_second=1200",
+            "fault=[{kind = \"slow\", at = \"0s\", server = 0, factor = 2}]",
+        ],
+    ));
+    let (fast, slow) = (1.0 - 0.3, 0.5 - 0.3);
+    assert_theory(
+        "slow server mixture mean",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        0.75 / fast + 0.25 / slow,
+        0.0,
+    );
+    let survival = |t: f64| 0.75 * (-fast * t).exp() + 0.25 * (-slow * t).exp() - 0.01;
+    assert_theory(
+        "slow server mixture p99",
+        &runs,
+        |r| metric(r, "latency_p99_ms"),
+        solve_decreasing(survival, 1000.0),
+        HDR_QUANTISATION,
+    );
+    // Its own utilisation: lambda / mu = 0.6, the others 0.3 (fleet mean 0.375).
+    assert_theory(
+        "fleet utilisation with one slow server",
+        &runs,
+        |r| metric(r, "server_utilization"),
+        (0.6 + 3.0 * 0.3) / 4.0,
+        0.0,
+    );
+}
+
+#[test]
+fn periodic_pauses_add_the_mean_residual_delay() {
+    // One server with workers to spare (no queueing), a deterministic 10 ms service and pauses of
+    // P = 100 ms every T = 1 s. A Poisson arrival falls in a pause with probability P/T and then
+    // waits its residual, P/2 on average; otherwise a pause starts during its service with
+    // probability d/T and adds P. Mean latency: d + P (P/2 + d) / T = 10 + 6 = 16 ms.
+    let runs = simulate_text(
+        r#"
+name = "pauses"
+seed = 21
+duration = "300s"
+warmup = "5s"
+replications = 10
+[workload]
+sessions_per_second = 50
+service_time = "10ms"
+[servers]
+count = 1
+workers = 64
+[[topology]]
+name = "paused"
+state = "none"
+[[fault]]
+kind = "pauses"
+every = "1s"
+pause = "100ms"
+"#,
+    );
+    let (d, p, t) = (10.0, 100.0, 1000.0);
+    assert_theory(
+        "mean latency with periodic pauses",
+        &runs,
+        |r| metric(r, "latency_mean_ms"),
+        d + p * (p / 2.0 + d) / t,
+        0.0,
+    );
+}

@@ -182,6 +182,95 @@ impl Resolver<'_> {
                     wipes: *wipes,
                 }
             }
+            FaultFile::Slow(SlowFile {
+                at,
+                server,
+                duration: slow_for,
+                factor,
+            }) => {
+                self.fault_time(at.0, path, duration);
+                self.fault_server(*server, path, topologies);
+                self.positive_duration(slow_for.map(|d| d.0), path);
+                self.check(
+                    factor.is_finite() && *factor > 0.0 && *factor <= 1e6,
+                    format!("{path}.factor"),
+                    format!(
+                        "must be a multiple of the service time in (0, 1e6] (5 makes the server \
+                         five times slower), got {factor}"
+                    ),
+                );
+                Fault::Slow {
+                    at: at.0,
+                    server: *server,
+                    duration: slow_for.map(|d| d.0),
+                    factor: *factor,
+                }
+            }
+            FaultFile::Pauses(PausesFile {
+                at,
+                server,
+                duration: pausing_for,
+                every,
+                pause,
+            }) => {
+                let at = at.map_or(SimTime::ZERO, |d| d.0);
+                self.fault_time(at, path, duration);
+                if let Some(server) = server {
+                    self.fault_server(*server, path, topologies);
+                }
+                self.positive_duration(pausing_for.map(|d| d.0), path);
+                self.check(
+                    every.0 >= super::fleet::MIN_PERIOD,
+                    format!("{path}.every"),
+                    "must be at least 1ms",
+                );
+                self.check(
+                    pause.0 > SimTime::ZERO && pause.0 < every.0,
+                    format!("{path}.pause"),
+                    format!(
+                        "must be longer than zero and shorter than its period (every = {}), got {}",
+                        units::format_duration(every.0),
+                        units::format_duration(pause.0)
+                    ),
+                );
+                Fault::Pauses {
+                    at,
+                    server: *server,
+                    duration: pausing_for.map(|d| d.0),
+                    every: every.0,
+                    pause: pause.0,
+                }
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, duration: Option<SimTime>, path: &str) {
+        if let Some(duration) = duration {
+            self.check(
+                duration > SimTime::ZERO,
+                format!("{path}.duration"),
+                "must be greater than zero",
+            );
+        }
+    }
+
+    /// Two `pauses` faults on one server (or one on every server beside another) would need
+    /// two pause clocks on a server; a server has one.
+    pub(super) fn overlapping_pauses(&mut self, faults: &[Fault]) {
+        let mut seen: Vec<Option<u32>> = Vec::new();
+        for (index, fault) in faults.iter().enumerate() {
+            let Fault::Pauses { server, .. } = fault else {
+                continue;
+            };
+            let clash = seen
+                .iter()
+                .any(|other| other.is_none() || server.is_none() || other == server);
+            self.check(
+                !clash,
+                format!("fault[{index}].server"),
+                "another `pauses` fault already covers this server: give each server one",
+            );
+            seen.push(*server);
         }
     }
 

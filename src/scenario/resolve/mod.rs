@@ -200,11 +200,12 @@ pub fn resolve(
         });
     }
 
-    let faults = fault_files
+    let faults: Vec<Fault> = fault_files
         .iter()
         .enumerate()
         .map(|(index, file)| r.fault(file, &format!("fault[{index}]"), &raw, &topologies))
         .collect();
+    r.overlapping_pauses(&faults);
     let autoscale = raw
         .autoscale
         .as_ref()
