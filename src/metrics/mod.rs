@@ -162,6 +162,8 @@ pub struct Counters {
     /// Tries the balancer sent again after a refused connection, a reset or a 5xx (they do not
     /// count as the client's attempts).
     pub balancer_retries: u64,
+    /// Outlier ejections in the window.
+    pub outlier_ejections: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
     /// Sessions already active when the measurement window opened (they are measured from then on).
@@ -469,6 +471,7 @@ pub const METRICS: &[Metric] = &[
         r.counters.requests as f64
     )),
     metric!("balancer_retries", |r| r.counters.balancer_retries as f64),
+    metric!("outlier_ejections", |r| r.counters.outlier_ejections as f64),
     metric!("load_imbalance", |r| r.load_imbalance),
     metric!("cost_per_hour", |r| r.cost_per_hour),
     metric!("cost_per_million_requests", |r| ratio(

@@ -1,8 +1,9 @@
 //! The load balancer: routing policies over the servers it believes healthy, and the health-check
 //! bookkeeping that forms that belief. It never looks at a server's real state.
 
+use crate::engine::SimTime;
 use crate::engine::rng::{StreamRng, mix64};
-use crate::scenario::{Balancer as BalancerConfig, Policy};
+use crate::scenario::{Balancer as BalancerConfig, MAX_EJECTION_TIME, Outlier, Policy};
 use rand::RngExt;
 
 /// Virtual nodes per server on the consistent-hash ring (Envoy's ring hash uses a minimum ring of
@@ -32,6 +33,13 @@ pub struct Balancer {
     rotation: usize,
     ring: Vec<(u64, u32)>,
     rng: StreamRng,
+    outlier: Option<Outlier>,
+    /// Out of the rotation by outlier ejection (passive health checking).
+    ejected: Vec<bool>,
+    /// Times each server has been ejected (the next ejection lasts that much longer).
+    ejections: Vec<u32>,
+    /// Failed answers in a row from each server.
+    failed_answers: Vec<u32>,
 }
 
 impl Balancer {
@@ -53,6 +61,10 @@ impl Balancer {
             rotation: 0,
             ring: Vec::new(),
             rng,
+            outlier: config.outlier.clone(),
+            ejected: vec![false; n],
+            ejections: vec![0; n],
+            failed_answers: vec![0; n],
         };
         balancer.rebuild_candidates();
         balancer
@@ -82,6 +94,9 @@ impl Balancer {
         self.consecutive_failures.push(0);
         self.consecutive_passes.push(0);
         self.outstanding.push(0);
+        self.ejected.push(false);
+        self.ejections.push(0);
+        self.failed_answers.push(0);
     }
 
     /// The server joins the rotation, healthy.
@@ -111,13 +126,61 @@ impl Balancer {
     pub fn route(&mut self, affinity_key: u64, home: Option<u32>) -> u32 {
         match self.policy {
             Policy::Sticky => match home {
-                Some(server) if self.healthy[server as usize] && self.attached[server as usize] => {
-                    server
-                }
+                Some(server) if self.reachable(server) => server,
                 _ => self.pick(self.fallback, affinity_key),
             },
             policy => self.pick(policy, affinity_key),
         }
+    }
+
+    /// Whether a sticky cookie naming `server` is honoured: it is healthy, attached and not
+    /// ejected.
+    #[inline]
+    fn reachable(&self, server: u32) -> bool {
+        let s = server as usize;
+        self.healthy[s] && self.attached[s] && !self.ejected[s]
+    }
+
+    /// A server's answer reaches the balancer: a success ends its run of failures, a failure
+    /// extends it. Returns how long the server is ejected for when this failure ejects it.
+    pub fn observe_answer(&mut self, server: u32, succeeded: bool) -> Option<SimTime> {
+        let outlier = self.outlier.as_ref()?;
+        let s = server as usize;
+        if succeeded {
+            self.failed_answers[s] = 0;
+            return None;
+        }
+        self.failed_answers[s] += 1;
+        if self.ejected[s] || self.failed_answers[s] < outlier.consecutive_failures {
+            return None;
+        }
+        let fleet = self.attached.iter().filter(|a| **a).count();
+        let out = self.ejected.iter().filter(|e| **e).count();
+        let allowed = if outlier.max_ejected_percent > 0.0 {
+            ((outlier.max_ejected_percent / 100.0 * fleet as f64) as usize).max(1)
+        } else {
+            0
+        };
+        if out >= allowed {
+            return None;
+        }
+        self.ejected[s] = true;
+        self.ejections[s] += 1;
+        self.failed_answers[s] = 0;
+        self.candidates_stale = true;
+        let time = SimTime::from_nanos(
+            outlier
+                .ejection_time
+                .nanos()
+                .saturating_mul(u64::from(self.ejections[s])),
+        );
+        Some(time.min(MAX_EJECTION_TIME))
+    }
+
+    /// The server's ejection is over: it is back in the rotation.
+    pub fn unejected(&mut self, server: u32) {
+        self.ejected[server as usize] = false;
+        self.candidates_stale = true;
     }
 
     /// Whether the policy routes anything by affinity (decides whether `routes_by_affinity` is
@@ -131,9 +194,7 @@ impl Balancer {
     /// a server the balancer routes to, or consistent hashing places it), rather than by a pick.
     pub fn routes_by_affinity(&self, home: Option<u32>) -> bool {
         match self.policy {
-            Policy::Sticky => home.is_some_and(|server| {
-                self.healthy[server as usize] && self.attached[server as usize]
-            }),
+            Policy::Sticky => home.is_some_and(|server| self.reachable(server)),
             Policy::ConsistentHash => true,
             _ => false,
         }
@@ -269,10 +330,11 @@ impl Balancer {
         self.candidates_stale = false;
         self.candidates.clear();
         let all = 0..self.healthy.len() as u32;
-        let (healthy, registered) = (&self.healthy, &self.registered);
+        let (healthy, registered, ejected) = (&self.healthy, &self.registered, &self.ejected);
         self.candidates.extend(
-            all.clone()
-                .filter(|s| healthy[*s as usize] && registered[*s as usize]),
+            all.clone().filter(|s| {
+                healthy[*s as usize] && registered[*s as usize] && !ejected[*s as usize]
+            }),
         );
         // Fail open: every registered server, else every one still attached, else any.
         if self.candidates.is_empty() {
@@ -303,7 +365,6 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::SimTime;
     use crate::engine::rng::stream;
     use crate::scenario::{BalancerRetry, HealthCheck, RetryOn};
 
@@ -324,6 +385,11 @@ mod tests {
                 pause: SimTime::ZERO,
                 server_timeout: None,
             },
+            outlier: Some(Outlier {
+                consecutive_failures: 3,
+                ejection_time: SimTime::from_secs(30),
+                max_ejected_percent: 50.0,
+            }),
         };
         Balancer::new(&config, servers, stream(1, 0, "balancer"))
     }
@@ -352,6 +418,39 @@ mod tests {
             alone.redispatch(0, 0),
             0,
             "with one server there is nowhere else"
+        );
+    }
+
+    #[test]
+    fn outliers_are_ejected_after_consecutive_failures_within_the_cap() {
+        let mut b = balancer(Policy::RoundRobin, 4);
+        assert_eq!(b.observe_answer(1, false), None);
+        assert_eq!(b.observe_answer(1, true), None, "a success ends the run");
+        assert_eq!(b.observe_answer(1, false), None);
+        assert_eq!(b.observe_answer(1, false), None);
+        assert_eq!(b.observe_answer(1, false), Some(SimTime::from_secs(30)));
+        assert!(
+            (0..8).map(|_| b.route(0, None)).all(|s| s != 1),
+            "out of the rotation"
+        );
+        assert!(
+            !b.routes_by_affinity(Some(1)),
+            "its sticky cookie is not honoured"
+        );
+        // 50% of 4: a second server may go, a third may not.
+        for _ in 0..3 {
+            b.observe_answer(2, false);
+        }
+        assert!((0..3).all(|_| b.observe_answer(3, false).is_none()));
+        b.unejected(1);
+        assert!((0..8).any(|_| b.route(0, None) == 1));
+        for _ in 0..2 {
+            b.observe_answer(1, false);
+        }
+        assert_eq!(
+            b.observe_answer(1, false),
+            Some(SimTime::from_secs(60)),
+            "the second ejection lasts twice as long"
         );
     }
 

@@ -34,9 +34,34 @@ impl World<'_> {
     /// A try failed: the balancer tries again if its retry policy allows, else `outcome` goes
     /// back to the client.
     pub(super) fn try_failed(&mut self, handle: Handle, outcome: Outcome, failure: TryFailure) {
+        if self.needs.outlier
+            && let Some(request) = self.requests.get(handle)
+        {
+            self.observe_answer(request.server, false);
+        }
         if !self.retry_at_balancer(handle, failure) {
             self.respond(handle, outcome);
         }
+    }
+
+    /// Passive health checking: the balancer sees each answer (or failure) of a server, and
+    /// ejects it after a run of failures. An ejection of a server going through a fault is the
+    /// fault's detection, as a failed probe would be.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn observe_answer(&mut self, server: u32, succeeded: bool) {
+        let Some(ejection) = self.balancer.observe_answer(server, succeeded) else {
+            return;
+        };
+        if self.now >= self.warmup {
+            self.recorder.counters.outlier_ejections += 1;
+        }
+        if let Some(record) = self.servers[server as usize].open_fault {
+            self.recorder.faults[record as usize]
+                .detected
+                .get_or_insert(self.now);
+        }
+        self.after(ejection, Event::Unejected(server));
     }
 
     #[cold]

@@ -74,6 +74,8 @@ enum Event {
     Fault(u32),
     /// A fault with a duration of its own (`slow`, `pauses`) ends.
     FaultEnd(u32),
+    /// A server's outlier ejection is over.
+    Unejected(u32),
     Restart(u32),
     /// Random crashes (fault `fault`): the server fails, or its repair ends.
     RandomFailure {
@@ -328,6 +330,8 @@ struct Needs {
     compute_extras: bool,
     /// A scenario with `slow` or `pauses` faults.
     gray: bool,
+    /// The balancer ejects outliers: it watches every answer.
+    outlier: bool,
 }
 
 /// One row of faults.csv while it is being filled.
@@ -594,6 +598,7 @@ impl<'s> World<'s> {
                     .faults
                     .iter()
                     .any(|f| matches!(f, Fault::Slow { .. } | Fault::Pauses { .. })),
+                outlier: topology.balancer.outlier.is_some(),
             },
             next_bucket: scenario.bucket,
             memory_capacity,
@@ -714,6 +719,7 @@ impl<'s> World<'s> {
             Event::ProbeTimedOut(server) => self.observe_probe(server, false),
             Event::Fault(index) => self.on_fault(index as usize),
             Event::FaultEnd(index) => self.on_fault_end(index),
+            Event::Unejected(server) => self.balancer.unejected(server),
             Event::Restart(server) => self.on_restart(server),
             Event::RandomFailure { fault, server } => self.on_random_failure(fault, server),
             Event::RandomRepair { fault, server } => self.on_random_repair(fault, server),

@@ -911,6 +911,9 @@ impl World<'_> {
         request.outcome = outcome;
         let (server, id, key) = (request.server, request.session_id, request.draw_key);
         self.balancer.answered(server);
+        if self.needs.outlier && outcome == Outcome::Ok {
+            self.observe_answer(server, true);
+        }
         let network = &self.topology.network;
         let seeds = &self.seeds;
         let to_balancer = Self::draw_time(

@@ -344,7 +344,23 @@ pub struct Balancer {
     pub fallback: Policy,
     pub health_check: HealthCheck,
     pub retry: BalancerRetry,
+    /// Passive health checking (outlier ejection), when configured.
+    pub outlier: Option<Outlier>,
 }
+
+/// Outlier ejection with Envoy's semantics: a server whose answers fail `consecutive_failures`
+/// times in a row (5xx, refused, reset or timed out) leaves the rotation for `ejection_time` ×
+/// the times it has been ejected (at most `MAX_EJECTION_TIME`), unless `max_ejected_percent` of
+/// the fleet is out already (at least one server may always be ejected).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outlier {
+    pub consecutive_failures: u32,
+    pub ejection_time: SimTime,
+    pub max_ejected_percent: f64,
+}
+
+/// Envoy's `max_ejection_time` default: an ejection never lasts longer than 300 s.
+pub const MAX_EJECTION_TIME: SimTime = SimTime::from_secs(300);
 
 /// What the balancer does when a try fails before the server answers (HAProxy `retries` and
 /// `option redispatch`, NGINX `proxy_next_upstream`, Envoy's retry policy).

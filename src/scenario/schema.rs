@@ -310,6 +310,16 @@ pub struct BalancerFile {
     pub retry_on: Option<Vec<RetryCondition>>,
     pub retry_pause: Option<HumanDuration>,
     pub server_timeout: Option<HumanDuration>,
+    pub outlier: Option<OutlierFile>,
+}
+
+/// `balancer.outlier`: each key defaults to Envoy's (5 failures, 30 s, 10%).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierFile {
+    pub consecutive_failures: Option<u32>,
+    pub ejection_time: Option<HumanDuration>,
+    pub max_ejected_percent: Option<f64>,
 }
 
 #[derive(Clone, Default, Deserialize)]

@@ -525,3 +525,46 @@ fn traffic_keys_reject_bad_values_with_their_place() {
         }
     }
 }
+
+#[test]
+fn gray_failures_and_outlier_ejection_refuse_impossible_values() {
+    expect_each_rejected_in_one_line(&[
+        (
+            "[[fault]]\nkind = \"slow\"\nat = \"1s\"\nserver = 0\nfactor = 0",
+            &["`fault[0].factor`", "(0, 1e6]", "got 0"],
+        ),
+        (
+            "[[fault]]\nkind = \"slow\"\nat = \"1s\"\nserver = 0\nfactor = -2",
+            &["`fault[0].factor`", "got -2"],
+        ),
+        (
+            "[[fault]]\nkind = \"slow\"\nat = \"1s\"\nserver = 5\nfactor = 5",
+            &["`fault[0].server`", "out of range"],
+        ),
+        (
+            "[[fault]]\nkind = \"pauses\"\nevery = \"1s\"\npause = \"2s\"",
+            &["`fault[0].pause`", "shorter than its period"],
+        ),
+        (
+            "[[fault]]\nkind = \"pauses\"\nserver = 9\nevery = \"1s\"\npause = \"10ms\"",
+            &["`fault[0].server`", "out of range"],
+        ),
+        (
+            "[[fault]]\nkind = \"pauses\"\nevery = \"1s\"\npause = \"10ms\"\n\
+             [[fault]]\nkind = \"pauses\"\nserver = 1\nevery = \"2s\"\npause = \"10ms\"",
+            &["`fault[1].server`", "already covers this server"],
+        ),
+        (
+            "[[fault]]\nkind = \"slow\"\nat = \"1s\"\nserver = 0\nfactor = 2\nduration = \"0s\"",
+            &["`fault[0].duration`", "greater than zero"],
+        ),
+        (
+            "[balancer]\noutlier = { max_ejected_percent = 150 }",
+            &["`balancer.outlier.max_ejected_percent`", "[0, 100]"],
+        ),
+        (
+            "[balancer]\noutlier = { consecutive_failures = 0 }",
+            &["`balancer.outlier.consecutive_failures`", "at least 1"],
+        ),
+    ]);
+}

@@ -613,3 +613,62 @@ restart_after = "60s"
         "{retries:?}"
     );
 }
+
+#[test]
+fn outlier_ejection_stops_routing_to_a_dead_server_without_waiting_for_probes() {
+    // The quickstart's crash without balancer retries: round robin keeps sending to the dead
+    // server until three 10-second probes fail (21 s). With Envoy-style outlier ejection after 5
+    // failed answers in a row, the balancer takes it out at the fifth: the one request the crash
+    // reset and four refused connections.
+    let base = [
+        "--quiet",
+        "--set",
+        "duration=60s",
+        "--set",
+        "warmup=5s",
+        "--set",
+        "fault.0.at=20s",
+        "--set",
+        "balancer.retries=0",
+    ];
+    let probes_only = run_ok(&base);
+    let mut with_outlier = base.to_vec();
+    with_outlier.extend(["--set", "balancer.outlier={consecutive_failures = 5}"]);
+    let ejecting = run_ok(&with_outlier);
+    for topology in ["stateless-store", "stateless-token"] {
+        let slow = probes_only.topology(topology);
+        let fast = ejecting.topology(topology);
+        assert!(
+            number(&slow, "failed") > 1000.0,
+            "{topology}: {}",
+            slow["failed"]
+        );
+        assert_eq!(number(&fast, "failed"), 5.0, "{topology}");
+        assert_eq!(number(&fast, "outlier_ejections"), 1.0, "{topology}");
+        assert_eq!(number(&slow, "outlier_ejections"), 0.0);
+        let detected = |run: &super::support::Finished| {
+            let rows = read_csv(&run.out("faults.csv"));
+            let row = rows
+                .iter()
+                .find(|r| r["topology"] == topology)
+                .unwrap()
+                .clone();
+            number(&row, "detected_at_s") - number(&row, "start_s")
+        };
+        assert!(
+            detected(&probes_only) > 10.0,
+            "probes need at least one interval"
+        );
+        assert!(
+            detected(&ejecting) < 1.0,
+            "the fifth failure ejects it: {}",
+            detected(&ejecting)
+        );
+    }
+    // The sticky fleet still loses the sessions homed on the dead server.
+    let lost = number(&ejecting.topology("stateful"), "sessions_lost");
+    assert_eq!(
+        lost,
+        number(&probes_only.topology("stateful"), "sessions_lost")
+    );
+}

@@ -26,6 +26,7 @@ struct Shape {
     faults: Vec<(usize, u32, u32)>,
     memory_kb: Option<u32>,
     autoscale: bool,
+    outlier: bool,
 }
 
 const POLICIES: [&str; 6] = [
@@ -67,8 +68,12 @@ fn shape() -> impl Strategy<Value = Shape> {
         ),
         (proptest::option::of(1u32..50), any::<bool>(), 0usize..6),
         proptest::collection::vec(0usize..STATES.len(), 1..4),
-        proptest::collection::vec((0usize..6, 0u32..100, 0u32..100), 0..4),
-        (proptest::option::of(20u32..200), any::<bool>()),
+        proptest::collection::vec((0usize..8, 0u32..100, 0u32..100), 0..4),
+        (
+            proptest::option::of(20u32..200),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
@@ -77,7 +82,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                 (budget, relogin, policy),
                 states,
                 faults,
-                (memory_kb, autoscale),
+                (memory_kb, autoscale, outlier),
             )| Shape {
                 servers,
                 workers,
@@ -96,6 +101,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                 faults,
                 memory_kb,
                 autoscale,
+                outlier,
             },
         )
 }
@@ -143,6 +149,9 @@ fn scenario_text(shape: &Shape) -> String {
         "[balancer]\npolicy = \"{}\"\nfallback = \"round_robin\"\n[balancer.health_check]\ninterval = \"2s\"\nunhealthy_threshold = 2\ntimeout = \"500ms\"\n",
         POLICIES[shape.policy]
     );
+    if shape.outlier {
+        text += "[balancer.outlier]\nconsecutive_failures = 2\nejection_time = \"1s\"\nmax_ejected_percent = 50\n";
+    }
     if shape.autoscale {
         text += &format!(
             "[autoscale]\ntarget_utilization = 0.5\nmin = 1\nmax = {}\nsync_period = \"3s\"\nscale_down_stabilization = \"6s\"\nstartup = \"1s\"\ndrain = \"2s\"\n",
@@ -156,6 +165,7 @@ fn scenario_text(shape: &Shape) -> String {
         }
         text += &format!("[[topology]]\nname = \"t{index}\"\n{state}\n");
     }
+    let mut pausing = false;
     for &(kind, at, extra) in &shape.faults {
         let at_s = f64::from(at) / 100.0 * f64::from(shape.duration_s - 1);
         let server = extra % shape.servers;
@@ -178,6 +188,20 @@ fn scenario_text(shape: &Shape) -> String {
                 "kind = \"scale\"\nat = \"{at_s}s\"\ncount = {}\ndrain = \"1s\"",
                 extra % 6 + 1
             ),
+            6 => format!(
+                "kind = \"slow\"\nat = \"{at_s}s\"\nserver = {server}\nfactor = {}\nduration = \"{}s\"",
+                extra % 9 + 1,
+                extra % 5 + 1
+            ),
+            // One pause clock per server: one `pauses` fault per scenario here.
+            7 if !pausing => {
+                pausing = true;
+                format!(
+                    "kind = \"pauses\"\nat = \"{at_s}s\"\nevery = \"{}ms\"\npause = \"{}ms\"",
+                    500 + extra * 10,
+                    extra % 400 + 1
+                )
+            }
             // A store outage needs a topology with a store (STATES 4 and 5) to be valid.
             _ if shape.states.iter().any(|state| matches!(state, 4 | 5)) => format!(
                 "kind = \"store_outage\"\nat = \"{at_s}s\"\nduration = \"{}s\"\nwipes = {}",

@@ -136,7 +136,7 @@ impl Resolver<'_> {
                 .map_or(DEFAULT_HEALTH_CHECK.timeout, |d| d.0),
         };
         let retry_on = local.retry_on.clone().or(global.retry_on.clone());
-        let balancer = Balancer {
+        let mut balancer = Balancer {
             policy: local.policy.or(global.policy).unwrap_or(Policy::RoundRobin),
             fallback: local
                 .fallback
@@ -161,7 +161,15 @@ impl Resolver<'_> {
                     .map_or(DEFAULT_RETRY.pause, |d| d.0),
                 server_timeout: local.server_timeout.or(global.server_timeout).map(|d| d.0),
             },
+            outlier: None,
         };
+        let outlier_file = local.outlier.as_ref().or(global.outlier.as_ref());
+        balancer.outlier = outlier_file.map(|file| {
+            self.outlier(
+                file,
+                &merged_key(path, "balancer", "outlier", local.outlier.is_some()),
+            )
+        });
         let origin = |key: &str, set_locally: bool| merged_key(path, "balancer", key, set_locally);
         self.check(
             balancer.retry.retries <= 10,
@@ -215,6 +223,34 @@ impl Resolver<'_> {
             "must be at least 1",
         );
         balancer
+    }
+
+    /// `balancer.outlier`, with Envoy's defaults for the keys it leaves out.
+    fn outlier(&mut self, file: &OutlierFile, origin: &str) -> Outlier {
+        let outlier = Outlier {
+            consecutive_failures: file.consecutive_failures.unwrap_or(5),
+            ejection_time: file.ejection_time.map_or(SimTime::from_secs(30), |d| d.0),
+            max_ejected_percent: file.max_ejected_percent.unwrap_or(10.0),
+        };
+        self.check(
+            outlier.consecutive_failures >= 1,
+            format!("{origin}.consecutive_failures"),
+            "must be at least 1 (Envoy's default is 5)",
+        );
+        self.check(
+            outlier.ejection_time >= MIN_PERIOD && outlier.ejection_time <= MAX_EJECTION_TIME,
+            format!("{origin}.ejection_time"),
+            "must be between 1ms and 300s (Envoy's default is 30s)",
+        );
+        self.check(
+            (0.0..=100.0).contains(&outlier.max_ejected_percent),
+            format!("{origin}.max_ejected_percent"),
+            format!(
+                "must be a percentage in [0, 100] (Envoy's default is 10), got {}",
+                outlier.max_ejected_percent
+            ),
+        );
+        outlier
     }
 
     /// The topology's prices, each from its own `cost`, else the scenario's, else the default.
