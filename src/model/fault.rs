@@ -50,8 +50,9 @@ impl World<'_> {
                 duration,
                 failover,
                 wipes,
+                shard,
                 ..
-            } => self.store_down(fault, failover.unwrap_or(duration), wipes),
+            } => self.store_down(fault, failover.unwrap_or(duration), wipes, shard),
             Fault::Slow { .. } | Fault::Pauses { .. } => self.gray_failure_begins(fault),
             Fault::RandomCrashes { .. } => {
                 unreachable!("random crashes are scheduled per server, not as one event")

@@ -213,7 +213,12 @@ impl World<'_> {
 
     /// Names what outgrew the budget: the longest queue, or the sessions themselves.
     fn overloaded(&self, limits: &Limits) -> Stopped {
-        let store_queue = self.store.as_ref().map_or(0, |store| store.queue_len());
+        let store_queue = self
+            .stores
+            .iter()
+            .map(|store| store.queue_len())
+            .max()
+            .unwrap_or(0);
         let (busiest, server_queue) = self
             .servers
             .iter()

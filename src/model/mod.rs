@@ -95,7 +95,8 @@ enum Event {
         fault: u32,
         batch: u32,
     },
-    StoreUp,
+    /// A store outage of this shard ends.
+    StoreUp(u32),
     AutoscaleTick,
     /// The measurement window opens: sessions alive now are measured from here on.
     WarmupEnd,
@@ -230,6 +231,7 @@ struct Seeds {
     probe_phase: u64,
     between_sessions: u64,
     pause_phase: u64,
+    store_shard: u64,
 }
 
 impl Seeds {
@@ -259,6 +261,7 @@ impl Seeds {
             random_crashes: s("fault.random_crashes"),
             between_sessions: s("workload.between_sessions"),
             pause_phase: s("fault.pauses.phase"),
+            store_shard: s("store.shard"),
         }
     }
 }
@@ -371,7 +374,8 @@ pub struct World<'s> {
     request_hooks: bool,
     balancer: Balancer,
     servers: Vec<Server>,
-    store: Option<StoreStation>,
+    /// The store's shards (empty without a store).
+    stores: Vec<StoreStation>,
     sessions: Slab<Session>,
     requests: Slab<Request>,
     next_session_id: u64,
@@ -392,10 +396,9 @@ pub struct World<'s> {
     recommendations: std::collections::VecDeque<(SimTime, u32)>,
     /// The faults.csv row of a store outage in a topology without a store.
     storeless_outage: Option<u32>,
-    /// Store outages begun and not yet over: the store is back when the last one ends.
-    store_outages_open: u32,
-    /// One of the open outages wipes the store: it comes back empty.
-    store_wipes_on_return: bool,
+    /// In a topology without a store, store outages begun and not yet over (its row closes
+    /// when the last one ends).
+    storeless_outages_open: u32,
     /// Busy and capacity areas at the previous autoscaler tick.
     autoscale_areas: (i128, i128),
     events: u64,
@@ -507,7 +510,14 @@ impl<'s> World<'s> {
     ) -> World<'s> {
         let seed = scenario.seed;
         let servers = topology.servers.count;
-        let store = topology.store().map(StoreStation::new);
+        let stores: Vec<StoreStation> = topology
+            .store()
+            .map(|config| {
+                (0..config.shards)
+                    .map(|_| StoreStation::new(config))
+                    .collect()
+            })
+            .unwrap_or_default();
         let memory_capacity = match (&topology.state, topology.servers.memory_mb) {
             (State::Server { session_bytes, .. }, Some(memory_mb)) if *session_bytes > 0.0 => {
                 Some((memory_mb * 1024.0 * 1024.0 / session_bytes).floor() as u64)
@@ -548,7 +558,7 @@ impl<'s> World<'s> {
                 rng::stream(seed, replication, "balancer"),
             ),
             servers: (0..servers).map(|_| Server::new(cache)).collect(),
-            store,
+            stores,
             sessions: Slab::new(),
             requests: Slab::new(),
             next_session_id: 0,
@@ -610,8 +620,7 @@ impl<'s> World<'s> {
             recommendations: std::collections::VecDeque::new(),
             autoscale_areas: (0, 0),
             storeless_outage: None,
-            store_outages_open: 0,
-            store_wipes_on_return: false,
+            storeless_outages_open: 0,
             events: 0,
             requests_simulated: 0,
             limits,
@@ -726,7 +735,7 @@ impl<'s> World<'s> {
             Event::Started(server) => self.on_started(server),
             Event::DrainEnd(server) => self.on_drain_end(server),
             Event::RollingBatch { fault, batch } => self.on_rolling_batch(fault, batch),
-            Event::StoreUp => self.on_store_up(),
+            Event::StoreUp(shard) => self.on_store_up(shard),
             Event::AutoscaleTick => self.on_autoscale_tick(),
             Event::WarmupEnd => self.on_warmup_end(),
         }
@@ -789,7 +798,7 @@ impl<'s> World<'s> {
             busy_area: rec.busy_workers.area(at),
             capacity_area: rec.worker_capacity.area(at),
             store_busy_area: rec.busy_store_workers.area(at),
-            store_workers: self.store.as_ref().map_or(0.0, |s| f64::from(s.workers())),
+            store_workers: self.store_workers(),
             load_imbalance: self.load_imbalance(),
         };
         self.recorder.series.close(at, &levels);
@@ -819,6 +828,11 @@ impl<'s> World<'s> {
             return f64::NAN;
         }
         f64::from(most) / (total as f64 / count as f64)
+    }
+
+    /// Workers over every shard of the store (0 without one).
+    fn store_workers(&self) -> f64 {
+        self.stores.iter().map(|s| f64::from(s.workers())).sum()
     }
 
     /// Opens a faults.csv row; returns its index.
@@ -904,6 +918,7 @@ impl<'s> World<'s> {
             .iter()
             .filter(|(_, s)| s.in_window && !s.lost)
             .count() as u64;
+        let store_capacity = self.store_workers();
         let rec = &mut self.recorder;
         rec.counters.in_flight = in_flight_attempts + black_holed + awaiting_retry;
         rec.counters.sessions_active = active;
@@ -952,7 +967,7 @@ impl<'s> World<'s> {
             mean_busy_store_workers: rec
                 .busy_store_workers
                 .average_since(warmup, store_busy, end),
-            store_capacity: self.store.as_ref().map_or(0.0, |s| f64::from(s.workers())),
+            store_capacity,
             mean_servers_up: rec.servers_up.average_since(warmup, up, end),
             mean_servers_provisioned: rec.servers_provisioned.average_since(
                 warmup,

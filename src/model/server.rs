@@ -659,7 +659,8 @@ impl World<'_> {
                 }
             }
             Replication::StoreBackup(_) => {
-                if self.store.as_ref().is_some_and(|store| store.up) {
+                let shard = self.session_shard(session.id);
+                if self.stores[shard].is_up() {
                     Ok(Recovery::Store)
                 } else {
                     Err(cause)

@@ -1,9 +1,11 @@
-//! The external session store (Redis-like): a shared queueing station with its own workers and
-//! waiting room. Every server's requests meet here, which is how it becomes the bottleneck, and
-//! an outage here fails every request that needs it.
+//! The external session store (Redis-like): shared queueing stations with their own workers and
+//! waiting rooms, one per shard (one unless `shards` says more). Every server's requests meet
+//! here, which is how it becomes the bottleneck, and an outage here fails every request that
+//! needs it, or, on one shard, every request of the sessions that hash to it.
 
 use super::server::session_key;
 use super::{Event, Outcome, Phase, Recovery, World};
+use crate::engine::rng::mix64;
 use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
 use crate::scenario::{State, Store};
@@ -21,6 +23,38 @@ pub struct StoreStation {
     epoch: u32,
     /// The faults.csv row of the current outage.
     open_fault: Option<u32>,
+    /// Outages holding this shard down (they may overlap), and whether any of them wipes it.
+    outages_open: u32,
+    wipes_on_return: bool,
+}
+
+/// A `StoreOpDone` event's shard and epoch in one `u32`, so the event stays 16 bytes: the shard
+/// in the top 14 bits (at most 16,384 shards), the epoch (outages so far, modulo 2^18) below.
+const EPOCH_BITS: u32 = 18;
+
+fn tag(shard: u32, epoch: u32) -> u32 {
+    (shard << EPOCH_BITS) | (epoch & ((1 << EPOCH_BITS) - 1))
+}
+
+fn untag(tag: u32) -> (usize, u32) {
+    ((tag >> EPOCH_BITS) as usize, tag & ((1 << EPOCH_BITS) - 1))
+}
+
+/// The shard of a session: a `hot_share` of sessions on shard 0, the others hashed evenly. The
+/// hash is salted per replication (the same in every topology of it): session ids repeat from
+/// one replication to the next, and a fixed mapping would make their shards the same draw.
+pub fn shard_of(session_id: u64, salt: u64, shards: u32, hot_share: f64) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    let key = mix64(session_id ^ salt);
+    if hot_share > 0.0 {
+        let u = (mix64(key) >> 11) as f64 / (1u64 << 53) as f64;
+        if u < hot_share {
+            return 0;
+        }
+    }
+    (key % u64::from(shards)) as usize
 }
 
 impl StoreStation {
@@ -33,6 +67,8 @@ impl StoreStation {
             up: true,
             epoch: 0,
             open_fault: None,
+            outages_open: 0,
+            wipes_on_return: false,
         }
     }
 
@@ -44,6 +80,10 @@ impl StoreStation {
     pub fn workers(&self) -> u32 {
         self.workers
     }
+
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
 }
 
 impl World<'_> {
@@ -51,6 +91,17 @@ impl World<'_> {
         self.topology
             .store()
             .expect("store events only occur in topologies with a store")
+    }
+
+    /// The shard a session's state lives on.
+    pub(super) fn session_shard(&self, session_id: u64) -> usize {
+        let config = self.store_config();
+        shard_of(
+            session_id,
+            self.seeds.store_shard,
+            config.shards,
+            config.hot_share,
+        )
     }
 
     /// Sends the request's current store operation (read or write) over the network.
@@ -81,8 +132,9 @@ impl World<'_> {
         if !matches!(request.phase, Phase::StoreRead | Phase::StoreWrite) {
             return; // its server crashed; the connection is gone
         }
-        if !self.store.as_ref().expect("store topology").up {
-            self.store_unavailable(handle);
+        let shard = self.session_shard(request.session_id);
+        if !self.stores[shard].up {
+            self.store_unavailable(handle, shard);
             return;
         }
         let config = self.store_config();
@@ -92,10 +144,10 @@ impl World<'_> {
             (&config.write, self.seeds.store_write)
         };
         let service = Self::draw_time(dist, seed, request.session_id, request.draw_key);
-        let store = self.store.as_mut().expect("store topology");
+        let store = &mut self.stores[shard];
         if store.busy < store.workers {
             store.busy += 1;
-            let epoch = store.epoch;
+            let epoch = tag(shard as u32, store.epoch);
             self.recorder.busy_store_workers.add(self.now, 1);
             self.queue.push(
                 self.now.saturating_add(service),
@@ -115,9 +167,10 @@ impl World<'_> {
         }
     }
 
-    /// The store cannot be reached: the server gives up on the request at once.
-    fn store_unavailable(&mut self, handle: Handle) {
-        if let Some(record) = self.store.as_ref().and_then(|s| s.open_fault) {
+    /// The store (the request's shard) cannot be reached: the server gives up on the request at
+    /// once.
+    fn store_unavailable(&mut self, handle: Handle, shard: usize) {
+        if let Some(record) = self.stores[shard].open_fault {
             self.recorder.faults[record as usize].requests_failed += 1;
         }
         self.store_failed(handle, Outcome::StoreUnavailable);
@@ -138,9 +191,10 @@ impl World<'_> {
         self.finish_work(handle, outcome);
     }
 
-    pub(super) fn on_store_op_done(&mut self, handle: Handle, epoch: u32) {
-        let store = self.store.as_mut().expect("store topology");
-        if epoch != store.epoch {
+    pub(super) fn on_store_op_done(&mut self, handle: Handle, tagged: u32) {
+        let (shard, epoch) = untag(tagged);
+        let store = &mut self.stores[shard];
+        if epoch != untag(tag(0, store.epoch)).1 {
             return; // an outage cut this operation off and reset the workers
         }
         match store.queue.pop_front() {
@@ -149,7 +203,7 @@ impl World<'_> {
                     self.now.saturating_add(service),
                     Event::StoreOpDone {
                         request: next,
-                        epoch,
+                        epoch: tagged,
                     },
                 );
             }
@@ -214,61 +268,90 @@ impl World<'_> {
         }
     }
 
-    /// A store outage begins: every operation in the store or on its way fails, and so will every
-    /// one until it is back. Outages may overlap: the store is back when the last one ends (empty
-    /// if any of them wipes it), and the first one's faults.csv row covers them all.
-    pub(super) fn store_down(&mut self, fault: u32, back_after: SimTime, wipes: bool) {
-        self.queue
-            .push(self.now.saturating_add(back_after), Event::StoreUp);
-        self.store_outages_open += 1;
-        self.store_wipes_on_return |= wipes;
-        if self.store_outages_open > 1 {
-            return; // already down
-        }
-        let Some(store) = self.store.as_mut() else {
+    /// A store outage begins on `shard` (every shard when `None`): every operation there or on
+    /// its way fails, and so will every one until it is back. Outages may overlap: a shard is
+    /// back when the last one holding it ends (empty if any of them wipes it), and the first
+    /// one's faults.csv row covers them all; each shard taken down has a row of its own.
+    pub(super) fn store_down(
+        &mut self,
+        fault: u32,
+        back_after: SimTime,
+        wipes: bool,
+        shard: Option<u32>,
+    ) {
+        let back = self.now.saturating_add(back_after);
+        if self.stores.is_empty() {
             // This topology keeps no state in a store: the outage costs it nothing, but its row
             // in faults.csv (and the p99 during it) still lets it be compared with the others.
-            let record = self.open_fault_record(fault, None);
-            self.recorder.faults[record as usize].detected = Some(self.now);
-            self.storeless_outage = Some(record);
+            self.queue.push(back, Event::StoreUp(0));
+            self.storeless_outages_open += 1;
+            if self.storeless_outages_open == 1 {
+                let record = self.open_fault_record(fault, None);
+                self.recorder.faults[record as usize].detected = Some(self.now);
+                self.storeless_outage = Some(record);
+            }
             return;
+        }
+        let shards = match shard {
+            Some(shard) => shard..shard + 1,
+            None => 0..self.stores.len() as u32,
         };
+        for shard in shards {
+            self.queue.push(back, Event::StoreUp(shard));
+            self.shard_down(fault, shard as usize, wipes);
+        }
+    }
+
+    fn shard_down(&mut self, fault: u32, shard: usize, wipes: bool) {
+        let store = &mut self.stores[shard];
+        store.outages_open += 1;
+        store.wipes_on_return |= wipes;
+        if store.outages_open > 1 {
+            return; // already down
+        }
         store.up = false;
-        store.epoch += 1;
+        store.epoch = store.epoch.wrapping_add(1);
         store.queue.clear();
         let busy = std::mem::take(&mut store.busy);
         self.recorder
             .busy_store_workers
             .add(self.now, -i64::from(busy));
         let record = self.open_fault_record(fault, None);
-        let store = self.store.as_mut().expect("checked above");
-        store.open_fault = Some(record);
+        self.stores[shard].open_fault = Some(record);
         // Clients see errors at once: the outage is "detected" when it starts.
         self.recorder.faults[record as usize].detected = Some(self.now);
         let cut_off: Vec<Handle> = self
             .requests
             .iter()
-            .filter(|(_, r)| matches!(r.phase, Phase::StoreRead | Phase::StoreWrite))
+            .filter(|(_, r)| {
+                matches!(r.phase, Phase::StoreRead | Phase::StoreWrite)
+                    && self.session_shard(r.session_id) == shard
+            })
             .map(|(handle, _)| handle)
             .collect();
         for handle in cut_off {
-            self.store_unavailable(handle);
+            self.store_unavailable(handle, shard);
         }
     }
 
-    /// One store outage ends; the store is back if it was the last one open.
-    pub(super) fn on_store_up(&mut self) {
-        self.store_outages_open -= 1;
-        if self.store_outages_open > 0 {
-            return; // another outage still holds it down
-        }
-        let wipes = std::mem::take(&mut self.store_wipes_on_return);
-        let Some(store) = self.store.as_mut() else {
-            if let Some(record) = self.storeless_outage.take() {
+    /// One store outage of `shard` ends; the shard is back if it was the last one open.
+    pub(super) fn on_store_up(&mut self, shard: u32) {
+        let shard = shard as usize;
+        if self.stores.is_empty() {
+            self.storeless_outages_open -= 1;
+            if self.storeless_outages_open == 0
+                && let Some(record) = self.storeless_outage.take()
+            {
                 self.close_fault_record(record);
             }
             return;
-        };
+        }
+        let store = &mut self.stores[shard];
+        store.outages_open -= 1;
+        if store.outages_open > 0 {
+            return; // another outage still holds it down
+        }
+        let wipes = std::mem::take(&mut store.wipes_on_return);
         store.up = true;
         let record = store.open_fault.take();
         if let Some(record) = record {
@@ -277,13 +360,14 @@ impl World<'_> {
         if !wipes {
             return;
         }
-        // It came back empty: every session whose state only the store held is gone.
+        // It came back empty: every session whose state only this shard held is gone.
         let store_only = matches!(self.topology.state, State::Store { .. });
         let lost: Vec<Handle> = self
             .sessions
             .iter()
             .filter(|(_, s)| {
                 !s.lost
+                    && self.session_shard(s.id) == shard
                     && if store_only {
                         s.next_request > 0
                     } else {

@@ -610,6 +610,13 @@ pub struct Cache {
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Independent queueing stations (a Redis Cluster's primaries); a session lives on the one
+    /// its id hashes to.
+    pub shards: u32,
+    /// The share of sessions on shard 0 (a hot key range), the rest hashed evenly over all
+    /// shards; 0 for an even spread.
+    pub hot_share: f64,
+    /// Workers of each shard.
     pub workers: u32,
     /// What the store is billed as: nodes at `cost.store_per_hour` each (a Redis cluster of N
     /// shards is N nodes, whatever its workers).
@@ -715,6 +722,8 @@ pub enum Fault {
         duration: SimTime,
         failover: Option<SimTime>,
         wipes: bool,
+        /// One shard of a sharded store; `None`: every shard.
+        shard: Option<u32>,
     },
     /// A gray failure: from `at` (for `duration`, or to the end) the server's work takes
     /// `factor` times as long. Its probes still pass.
@@ -828,8 +837,17 @@ impl fmt::Display for Fault {
             Fault::Scale { at, count, .. } => {
                 write!(f, "scale to {count} servers at {}", d(*at))
             }
-            Fault::StoreOutage { at, duration, .. } => {
-                write!(f, "store outage at {} for {}", d(*at), d(*duration))
+            Fault::StoreOutage {
+                at,
+                duration,
+                shard,
+                ..
+            } => {
+                write!(f, "store outage")?;
+                if let Some(shard) = shard {
+                    write!(f, " of shard {shard}")?;
+                }
+                write!(f, " at {} for {}", d(*at), d(*duration))
             }
             Fault::Slow {
                 at,

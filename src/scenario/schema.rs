@@ -380,6 +380,8 @@ pub struct CacheFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreFile {
+    pub shards: Option<u32>,
+    pub hot_share: Option<f64>,
     pub workers: Option<u32>,
     pub nodes: Option<u32>,
     pub queue_limit: Option<u32>,
@@ -477,6 +479,7 @@ pub struct StoreOutageFile {
     pub failover: Option<HumanDuration>,
     #[serde(default)]
     pub wipes: bool,
+    pub shard: Option<u32>,
 }
 
 /// At most this many schema problems are reported from one file (each needs a pass of serde).

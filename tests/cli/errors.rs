@@ -568,3 +568,24 @@ fn gray_failures_and_outlier_ejection_refuse_impossible_values() {
         ),
     ]);
 }
+
+#[test]
+fn shards_refuse_impossible_values() {
+    let store = "[[topology]]\nname = \"s\"\nstate = \"store\"\nstore = { shards = 4 }";
+    expect_each_rejected_in_one_line(&[
+        (
+            "[[topology]]\nname = \"s\"\nstate = \"store\"\nstore = { shards = 0 }",
+            &["`topology[1].store.shards`", "between 1 and 16384"],
+        ),
+        (
+            "[[topology]]\nname = \"s\"\nstate = \"store\"\nstore = { shards = 2, hot_share = 1.5 }",
+            &["`topology[1].store.hot_share`", "between 0 and 1"],
+        ),
+        (
+            &format!(
+                "{store}\n[[fault]]\nkind = \"store_outage\"\nat = \"1s\"\nduration = \"1s\"\nshard = 4"
+            ),
+            &["`fault[0].shard`", "out of range", "4 shards"],
+        ),
+    ]);
+}

@@ -45,8 +45,8 @@ const STATES: [&str; 7] = [
     "state = \"server\"\nsession_ttl = \"5s\"",
     "state = \"server\"\nreplication = \"sync\"\nwrite_fraction = 0.5",
     "state = \"server\"\nreplication = \"async\"\nreplication_lag = \"300ms\"",
-    "state = \"server\"\nreplication = \"store_backup\"\nstore = { workers = 1, read = \"1ms\", write = \"1ms\", queue_limit = 3 }",
-    "state = \"store\"\nstore = { workers = 1, read = \"1ms\", write = \"1ms\", write_fraction = 0.3 }\ncache = { capacity = 5, ttl = \"2s\" }",
+    "state = \"server\"\nreplication = \"store_backup\"\nstore = { shards = 2, workers = 1, read = \"1ms\", write = \"1ms\", queue_limit = 3 }",
+    "state = \"store\"\nstore = { shards = 3, hot_share = 0.5, workers = 1, read = \"1ms\", write = \"1ms\", write_fraction = 0.3 }\ncache = { capacity = 5, ttl = \"2s\" }",
     "state = \"token\"",
 ];
 
@@ -204,9 +204,11 @@ fn scenario_text(shape: &Shape) -> String {
             }
             // A store outage needs a topology with a store (STATES 4 and 5) to be valid.
             _ if shape.states.iter().any(|state| matches!(state, 4 | 5)) => format!(
-                "kind = \"store_outage\"\nat = \"{at_s}s\"\nduration = \"{}s\"\nwipes = {}",
+                "kind = \"store_outage\"\nat = \"{at_s}s\"\nduration = \"{}s\"\nwipes = {}{}",
                 extra % 4 + 1,
-                extra % 2 == 0
+                extra % 2 == 0,
+                // Every store here has at least 2 shards: sometimes one of them fails alone.
+                if extra % 3 == 0 { "\nshard = 1" } else { "" }
             ),
             _ => format!("kind = \"crash\"\nat = \"{at_s}s\"\nserver = {server}"),
         };

@@ -987,3 +987,55 @@ pause = "100ms"
         0.0,
     );
 }
+
+#[test]
+fn one_shard_down_fails_the_share_of_sessions_that_hash_to_it() {
+    // A store of 4 shards with shard 1 down for the whole run: every session is one request and
+    // its state sits on the shard its id hashes to, so a request fails (store_unavailable) with
+    // probability 1/4. With hot_share = 0.5, half the sessions sit on shard 0 and the rest
+    // spread evenly: shard 0 down fails 0.5 + 0.5/4 = 0.625 of them.
+    let scenario = |hot_share: f64, shard: u32| {
+        format!(
+            r#"
+name = "shards"
+seed = 5
+duration = "120s"
+warmup = "1s"
+replications = 10
+[workload]
+sessions_per_second = 200
+service_time = "1ms"
+[servers]
+count = 2
+workers = 8
+[[topology]]
+name = "store"
+state = "store"
+[topology.store]
+shards = 4
+hot_share = {hot_share}
+workers = 4
+[[fault]]
+kind = "store_outage"
+at = "0s"
+duration = "120s"
+shard = {shard}
+"#
+        )
+    };
+    let share = |r: &RunResult| metric(r, "store_unavailable") / metric(r, "requests");
+    assert_theory(
+        "one of 4 shards down",
+        &simulate_text(&scenario(0.0, 1)),
+        share,
+        0.25,
+        0.0,
+    );
+    assert_theory(
+        "the hot shard down",
+        &simulate_text(&scenario(0.5, 0)),
+        share,
+        0.625,
+        0.0,
+    );
+}

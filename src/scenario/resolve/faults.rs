@@ -155,7 +155,23 @@ impl Resolver<'_> {
                 duration: outage,
                 failover,
                 wipes,
+                shard,
             }) => {
+                if let Some(shard) = shard {
+                    let stores = topologies.iter().filter_map(|t| t.store().map(|s| (t, s)));
+                    for (topology, store) in stores {
+                        self.check(
+                            *shard < store.shards,
+                            format!("{path}.shard"),
+                            format!(
+                                "shard index {shard} is out of range: topology \"{}\"'s store has {} shards (indices 0..{})",
+                                topology.name,
+                                store.shards,
+                                store.shards - 1
+                            ),
+                        );
+                    }
+                }
                 self.fault_time(at.0, path, duration);
                 self.check(
                     topologies.iter().any(Topology::has_store),
@@ -180,6 +196,7 @@ impl Resolver<'_> {
                     duration: outage.0,
                     failover: failover.map(|d| d.0),
                     wipes: *wipes,
+                    shard: *shard,
                 }
             }
             FaultFile::Slow(SlowFile {

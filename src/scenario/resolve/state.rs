@@ -159,7 +159,11 @@ impl Resolver<'_> {
     }
 
     fn store(&mut self, file: Option<&StoreFile>, path: &str) -> Store {
+        // Redis Cluster's hash slots: 16384, so at most as many primaries.
+        const MAX_SHARDS: u32 = 16_384;
         let empty = StoreFile {
+            shards: None,
+            hot_share: None,
             workers: None,
             nodes: None,
             queue_limit: None,
@@ -168,9 +172,13 @@ impl Resolver<'_> {
             write_fraction: None,
         };
         let file = file.unwrap_or(&empty);
+        let shards = file.shards.unwrap_or(1);
         let store = Store {
+            shards,
+            hot_share: file.hot_share.unwrap_or(0.0),
             workers: file.workers.unwrap_or(1),
-            nodes: file.nodes.unwrap_or(1),
+            // A cluster of N shards is billed as N nodes unless said otherwise.
+            nodes: file.nodes.unwrap_or(shards.max(1)),
             queue_limit: file.queue_limit,
             read: self.dist(
                 file.read.as_ref(),
@@ -190,6 +198,22 @@ impl Resolver<'_> {
             store.workers >= 1,
             format!("{path}.workers"),
             "the store needs at least one worker",
+        );
+        self.check(
+            (1..=MAX_SHARDS).contains(&store.shards),
+            format!("{path}.shards"),
+            format!(
+                "must be between 1 and {MAX_SHARDS} shards, got {}",
+                store.shards
+            ),
+        );
+        self.check(
+            (0.0..=1.0).contains(&store.hot_share),
+            format!("{path}.hot_share"),
+            format!(
+                "must be the share of sessions on shard 0, between 0 and 1, got {}",
+                store.hot_share
+            ),
         );
         self.check(
             (1..=1_000_000).contains(&store.nodes),
