@@ -1007,3 +1007,13 @@ impl<'s> World<'s> {
         result
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// Every pending event is one queue entry: a larger Event costs every run cache space (the
+    /// store's shard rides in its epoch's top bits to keep this).
+    #[test]
+    fn an_event_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<super::Event>(), 16);
+    }
+}
