@@ -173,11 +173,7 @@ pub fn latency_cdf(series: &[Series]) -> Result<String, ChartError> {
     let x_range = (low * 0.8).max(1e-3)..(high * 1.25).max(low * 2.0).max(2e-3);
     let key_points = vec![tail_position(50.0), 1.0, 2.0, 3.0, 4.0];
     svg("latency distribution", (WIDTH, HEIGHT), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Latency distribution (tail)", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
+        let mut chart = framed(root, "Latency distribution (tail)")
             .build_cartesian_2d(
                 x_range.log_scale(),
                 KeyAxis {
@@ -202,9 +198,7 @@ pub fn latency_cdf(series: &[Series]) -> Result<String, ChartError> {
                 .draw_series(LineSeries::new(line.points.clone(), colour.stroke_width(2)))
                 .map_err(failed)?
                 .label(line.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(3))
-                });
+                .legend(line_key(colour));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
@@ -279,9 +273,7 @@ fn draw_panel(
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .map_err(failed)?
             .label(line.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(3))
-            });
+            .legend(line_key(colour));
     }
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
@@ -305,11 +297,7 @@ pub fn sweep(
     let x_range = (x_low - pad)..(x_high + pad);
     let y_range = 0.0..(if y_high > 0.0 { y_high * 1.1 } else { 1.0 });
     svg(title, (WIDTH, HEIGHT), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
+        let mut chart = framed(root, title)
             .build_cartesian_2d(x_range, y_range)
             .map_err(failed)?;
         let names = match axis {
@@ -361,9 +349,7 @@ pub fn sweep(
                 .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)).point_size(3))
                 .map_err(failed)?
                 .label(line.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(3))
-                });
+                .legend(line_key(colour));
             if let Some(knee) = line.knee
                 && let Some(&(x, y)) = points.iter().find(|(x, _)| *x == knee)
             {
@@ -393,11 +379,7 @@ pub fn stacked_bars(
     let y_range = 0.0..(if high > 0.0 { high * 1.15 } else { 1.0 });
     let count = categories.len();
     svg(title, (WIDTH, HEIGHT), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
+        let mut chart = framed(root, title)
             .build_cartesian_2d(
                 KeyAxis {
                     range: -0.5..count as f64 - 0.5,
@@ -437,9 +419,7 @@ pub fn stacked_bars(
                 .draw_series(bars)
                 .map_err(failed)?
                 .label(stack.name.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled())
-                });
+                .legend(box_key(colour));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
@@ -456,11 +436,7 @@ pub fn server_bars(title: &str, y_label: &str, series: &[Series]) -> Result<Stri
     let y_range = 0.0..(if high > 0.0 { high * 1.15 } else { 1.0 });
     let width = 0.8 / series.len().max(1) as f64;
     svg(title, (WIDTH, HEIGHT), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
+        let mut chart = framed(root, title)
             .build_cartesian_2d(-0.5..servers as f64 - 0.5, y_range)
             .map_err(failed)?;
         chart
@@ -490,12 +466,34 @@ pub fn server_bars(title: &str, y_label: &str, series: &[Series]) -> Result<Stri
                 }))
                 .map_err(failed)?
                 .label(line.name.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled())
-                });
+                .legend(box_key(colour));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
+}
+
+/// A chart's frame: its title above, room for the axes' labels.
+fn framed<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'static, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70);
+    builder
+}
+
+/// A legend entry for a line.
+fn line_key(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(3))
+}
+
+/// A legend entry for a bar.
+fn box_key(colour: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled())
 }
 
 fn draw_legend<'a, X, Y>(

@@ -153,7 +153,22 @@ impl View {
 }
 
 fn latency_chart(folder: &ResultsFolder, view: &View) -> Result<Chart, ReportError> {
-    let table = &folder.latency;
+    let series = per_topology(&folder.latency, view, ("percentile", "latency_ms"), 1.0)?;
+    Ok(Chart {
+        file_name: "report-latency.svg".into(),
+        title: "Latency distribution, p50 to p99.99".into(),
+        svg: charts::latency_cdf(&series)?,
+    })
+}
+
+/// A line per topology of the shown point, in the topologies' colours: (x, y × `scale`) from
+/// the table's rows.
+fn per_topology(
+    table: &Table,
+    view: &View,
+    (x, y): (&str, &str),
+    scale: f64,
+) -> Result<Vec<Series>, FolderError> {
     let mut series: Vec<Series> = view
         .topologies
         .iter()
@@ -167,17 +182,11 @@ fn latency_chart(folder: &ResultsFolder, view: &View) -> Result<Chart, ReportErr
     for row in view.rows(table) {
         let topology = table.text(row, "topology")?;
         if let Some(line) = series.iter_mut().find(|s| s.name == topology) {
-            line.points.push((
-                table.number(row, "percentile")?,
-                table.number(row, "latency_ms")?,
-            ));
+            line.points
+                .push((table.number(row, x)?, scale * table.number(row, y)?));
         }
     }
-    Ok(Chart {
-        file_name: "report-latency.svg".into(),
-        title: "Latency distribution, p50 to p99.99".into(),
-        svg: charts::latency_cdf(&series)?,
-    })
+    Ok(series)
 }
 
 /// Throughput, p99 and efficiency against the last swept key, one line per series (a topology at
@@ -537,26 +546,7 @@ fn lost_chart(folder: &ResultsFolder, view: &View) -> Result<Option<Chart>, Repo
 
 /// Utilisation per server, side by side per topology: sticky imbalance shows as uneven bars.
 fn server_chart(folder: &ResultsFolder, view: &View) -> Result<Chart, ReportError> {
-    let table = &folder.servers;
-    let mut series: Vec<Series> = view
-        .topologies
-        .iter()
-        .enumerate()
-        .map(|(index, name)| Series {
-            name: name.clone(),
-            colour: index,
-            points: Vec::new(),
-        })
-        .collect();
-    for row in view.rows(table) {
-        let topology = table.text(row, "topology")?;
-        if let Some(line) = series.iter_mut().find(|s| s.name == topology) {
-            line.points.push((
-                table.number(row, "server")?,
-                100.0 * table.number(row, "utilization")?,
-            ));
-        }
-    }
+    let series = per_topology(&folder.servers, view, ("server", "utilization"), 100.0)?;
     Ok(Chart {
         file_name: "report-servers.svg".into(),
         title: "Utilisation per server (mean over replications)".into(),
