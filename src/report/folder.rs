@@ -199,17 +199,7 @@ pub fn read(dir: &Path) -> Result<ResultsFolder, FolderError> {
         "servers.csv",
         &["topology", "server", "requests", "utilization"],
     )?;
-    let comparison = optional(
-        "comparison.csv",
-        &[
-            "characteristic",
-            "metric",
-            "topology",
-            "value",
-            "ci95",
-            "best",
-        ],
-    )?;
+    let comparison = optional("comparison.csv", &super::verdict::COMPARISON_COLUMNS)?;
     let timeseries = if dir.join("timeseries.csv").is_file() {
         Some(Table::read(
             dir,

@@ -509,6 +509,16 @@ fn trade_off(summaries: &[TopologySummary]) -> Vec<String> {
 /// provenance columns.
 pub struct ComparisonCsv;
 
+/// comparison.csv's own columns, between the sweep's `param_` columns and the provenance.
+pub const COMPARISON_COLUMNS: [&str; 6] = [
+    "characteristic",
+    "metric",
+    "topology",
+    "value",
+    "ci95",
+    "best",
+];
+
 impl Exporter for ComparisonCsv {
     fn file_name(&self) -> &'static str {
         "comparison.csv"
@@ -522,17 +532,7 @@ impl Exporter for ComparisonCsv {
         let mut writer = csv::Writer::from_writer(out);
         let mut header = vec!["scenario".to_string()];
         header.extend(report.param_columns());
-        header.extend(
-            [
-                "characteristic",
-                "metric",
-                "topology",
-                "value",
-                "ci95",
-                "best",
-            ]
-            .map(String::from),
-        );
+        header.extend(COMPARISON_COLUMNS.map(String::from));
         header.extend(PROVENANCE_COLUMNS.map(String::from));
         writer.write_record(&header)?;
         for row in comparison(report) {

@@ -1,7 +1,8 @@
 //! The commands as a user meets them: the quickstart, files written, example, validate, help.
 
 use super::support::{
-    bundled_scenarios, folder_with, number, project_path, read_csv, run_in, run_ok, statesim,
+    SHORT_QUICKSTART, bundled_scenarios, folder_with, number, project_path, read_csv, run_in,
+    run_ok, statesim,
 };
 use tempfile::TempDir;
 
@@ -28,17 +29,6 @@ const SUMMARY_COLUMNS: &[&str] = &[
     "server_utilization",
     "peak_session_memory_mb",
     "bytes_per_request",
-];
-
-/// A shortened quickstart (the crash moved inside the shorter run) for tests that need a run.
-const SHORT_QUICKSTART: &[&str] = &[
-    "--quiet",
-    "--set",
-    "duration=40s",
-    "--set",
-    "warmup=5s",
-    "--set",
-    "fault.0.at=20s",
 ];
 
 #[test]

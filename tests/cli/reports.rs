@@ -1,21 +1,9 @@
 //! What people look at and scripts read: report.html and its SVG charts, `--format json` and
 //! summary.json, shell completions and the man page.
 
-use super::support::{folder_with, read_csv, run_ok, statesim};
+use super::support::{SHORT_QUICKSTART, folder_with, read_csv, run_ok, statesim};
 use base64::Engine;
 use std::path::Path;
-
-/// The quickstart shortened to 40 s with its crash inside, and a report.
-const SHORT_QUICKSTART: &[&str] = &[
-    "--quiet",
-    "--report",
-    "--set",
-    "duration=40s",
-    "--set",
-    "warmup=5s",
-    "--set",
-    "fault.0.at=20s",
-];
 
 /// Every text of an SVG (labels, legend entries, title), trimmed; panics unless it is XML.
 fn svg_texts(svg: &str) -> Vec<String> {
@@ -47,7 +35,9 @@ fn assert_has(texts: &[String], wanted: &[&str], chart: &str) {
 
 #[test]
 fn the_quickstart_report_holds_every_chart_and_nothing_from_outside() {
-    let run = run_ok(SHORT_QUICKSTART);
+    let mut args = SHORT_QUICKSTART.to_vec();
+    args.push("--report");
+    let run = run_ok(&args);
     let out = run.dir.path().join("out");
     let topologies = ["stateful", "stateless-store", "stateless-token"];
 

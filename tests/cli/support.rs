@@ -146,3 +146,14 @@ pub fn folder_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A shortened quickstart (the crash moved inside the shorter run) for tests that need a run.
+pub const SHORT_QUICKSTART: &[&str] = &[
+    "--quiet",
+    "--set",
+    "duration=40s",
+    "--set",
+    "warmup=5s",
+    "--set",
+    "fault.0.at=20s",
+];
