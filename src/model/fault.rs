@@ -3,6 +3,7 @@
 //! the periodic health checks that are the balancer's only window on the servers.
 
 use super::balancer_retry::TryFailure;
+use super::gray::CUT_BALANCER;
 use super::server::{Condition, Server};
 use super::{Event, Outcome, Phase, World};
 use crate::engine::rng;
@@ -53,7 +54,9 @@ impl World<'_> {
                 shard,
                 ..
             } => self.store_down(fault, failover.unwrap_or(duration), wipes, shard),
-            Fault::Slow { .. } | Fault::Pauses { .. } => self.gray_failure_begins(fault),
+            Fault::Slow { .. } | Fault::Pauses { .. } | Fault::Partition { .. } => {
+                self.gray_failure_begins(fault)
+            }
             Fault::RandomCrashes { .. } => {
                 unreachable!("random crashes are scheduled per server, not as one event")
             }
@@ -254,6 +257,11 @@ impl World<'_> {
         match self.servers[server as usize].condition {
             Condition::Retired => return, // deregistered: no more probes
             Condition::Starting => {}
+            // A server cut off from the balancer does not answer its probes either.
+            Condition::Up if self.servers[server as usize].cut_off(CUT_BALANCER) => {
+                let at = self.now.saturating_add(check.timeout);
+                self.queue.push(at, Event::ProbeTimedOut(server));
+            }
             Condition::Up => self.observe_probe(server, true),
             Condition::Down => self.observe_probe(server, false), // connection refused
             Condition::Hung => {

@@ -1,6 +1,7 @@
-//! Gray failures: a server that is up, passes its probes, and serves badly. `slow` multiplies its
-//! work by a factor; `pauses` stops it for `pause` every `every` (a stop-the-world garbage
-//! collector).
+//! Gray failures: a server that is up and serves badly. `slow` multiplies its work by a factor;
+//! `pauses` stops it for `pause` every `every` (a stop-the-world garbage collector); both pass
+//! their probes. `partition` cuts it off from the store, the balancer or its replica peers
+//! (`CUT_*` flags on the server; the paths that cross the cut test them).
 //!
 //! Neither needs an event per request or per pause. A compute step's end is computed when it
 //! starts: its work (times the slow factor in force then) is laid over the server's pause clock,
@@ -10,8 +11,15 @@
 
 use super::{Event, World};
 use crate::engine::{SimTime, rng};
-use crate::scenario::Fault;
+use crate::scenario::{Fault, PartitionSide};
 use rand::RngExt;
+
+/// A server cut off from the store (its store operations fail).
+pub const CUT_STORE: u8 = 1;
+/// ... from the balancer (requests to it and its answers are lost; its probes time out).
+pub const CUT_BALANCER: u8 = 2;
+/// ... from its replica peers (sync writes fail; async writes stop reaching the replica).
+pub const CUT_PEERS: u8 = 4;
 
 /// When a server pauses: for `pause` from `first`, `first + every`, ... while a pause starts
 /// before `until`.
@@ -106,11 +114,14 @@ impl World<'_> {
         }
     }
 
-    /// It ends: its rows close, the factor goes.
+    /// It ends: its rows close, the factor goes. A server the balancer marked unhealthy during
+    /// a partition from it recovers when its probes pass again, which closes its row.
     pub(super) fn on_fault_end(&mut self, fault: u32) {
         for server in self.gray_servers(fault) {
             self.update_slow_factor(server);
-            self.close_fault_on(fault, server);
+            if self.balancer.is_healthy(server) {
+                self.close_fault_on(fault, server);
+            }
         }
     }
 
@@ -141,6 +152,7 @@ impl World<'_> {
     fn gray_servers(&self, fault: u32) -> Vec<u32> {
         match self.scenario.faults[fault as usize] {
             Fault::Slow { server, .. }
+            | Fault::Partition { server, .. }
             | Fault::Pauses {
                 server: Some(server),
                 ..
@@ -149,26 +161,40 @@ impl World<'_> {
         }
     }
 
-    /// The product of the factors of the slow faults on `server` in force now.
+    /// The server's slow factor (the product of the slow faults in force now) and what it is
+    /// cut off from (the partitions in force now).
     fn update_slow_factor(&mut self, server: u32) {
         let now = self.now;
-        let factor = self
-            .scenario
-            .faults
-            .iter()
-            .filter_map(|fault| match fault {
+        let in_force = |fault: &Fault| fault.at() <= now && fault.ends_at().is_none_or(|e| now < e);
+        let mut factor = 1.0;
+        let mut cut = 0;
+        for fault in self.scenario.faults.iter().filter(|f| in_force(f)) {
+            match fault {
                 Fault::Slow {
-                    server: s, factor, ..
-                } if *s == server
-                    && fault.at() <= now
-                    && fault.ends_at().is_none_or(|end| now < end) =>
-                {
-                    Some(*factor)
+                    server: s,
+                    factor: f,
+                    ..
+                } if *s == server => factor *= f,
+                Fault::Partition {
+                    server: s, from, ..
+                } if *s == server => {
+                    cut |= match from {
+                        PartitionSide::Store => CUT_STORE,
+                        PartitionSide::Balancer => CUT_BALANCER,
+                        PartitionSide::Peers => CUT_PEERS,
+                    }
                 }
-                _ => None,
-            })
-            .product();
-        self.servers[server as usize].slow_factor = factor;
+                _ => {}
+            }
+        }
+        let state = &mut self.servers[server as usize];
+        state.slow_factor = factor;
+        if cut & CUT_PEERS == 0 {
+            state.replication_stalled_since = None;
+        } else if state.cut_from & CUT_PEERS == 0 {
+            state.replication_stalled_since = Some(now);
+        }
+        state.cut_from = cut;
     }
 
     /// When a compute step of `work` that starts now on `server` ends.

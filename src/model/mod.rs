@@ -335,6 +335,8 @@ struct Needs {
     gray: bool,
     /// The balancer ejects outliers: it watches every answer.
     outlier: bool,
+    /// A scenario with `partition` faults: the paths that cross a cut test for it.
+    partitions: bool,
 }
 
 /// One row of faults.csv while it is being filled.
@@ -604,11 +606,17 @@ impl<'s> World<'s> {
                 ),
                 verification: matches!(topology.state, State::Token { .. }),
                 compute_extras: false,
-                gray: scenario
+                gray: scenario.faults.iter().any(|f| {
+                    matches!(
+                        f,
+                        Fault::Slow { .. } | Fault::Pauses { .. } | Fault::Partition { .. }
+                    )
+                }),
+                outlier: topology.balancer.outlier.is_some(),
+                partitions: scenario
                     .faults
                     .iter()
-                    .any(|f| matches!(f, Fault::Slow { .. } | Fault::Pauses { .. })),
-                outlier: topology.balancer.outlier.is_some(),
+                    .any(|f| matches!(f, Fault::Partition { .. })),
             },
             next_bucket: scenario.bucket,
             memory_capacity,

@@ -3,6 +3,7 @@
 //! responses.
 
 use super::balancer_retry::TryFailure;
+use super::gray::{CUT_BALANCER, CUT_PEERS};
 use super::{Event, Outcome, Phase, Recovery, Session, World};
 use crate::engine::{Handle, SimTime};
 use crate::metrics::{LossCause, TimeAverage};
@@ -61,9 +62,19 @@ pub struct Server {
     pub slow_factor: f64,
     /// A `pauses` fault's clock.
     pub pauses: Option<super::gray::PauseClock>,
+    /// What a partition cuts it off from (`gray::CUT_*` flags).
+    pub cut_from: u8,
+    /// Since when a partition from its peers keeps its writes from its async replica.
+    pub replication_stalled_since: Option<SimTime>,
 }
 
 impl Server {
+    /// Whether a partition cuts it off from `side` (a `gray::CUT_*` flag).
+    #[inline]
+    pub fn cut_off(&self, side: u8) -> bool {
+        self.cut_from & side != 0
+    }
+
     pub fn new(cache: Option<&Cache>) -> Server {
         Server {
             condition: Condition::Up,
@@ -86,6 +97,8 @@ impl Server {
             busy_area_at_warmup: 0,
             slow_factor: 1.0,
             pauses: None,
+            cut_from: 0,
+            replication_stalled_since: None,
         }
     }
 
@@ -219,7 +232,9 @@ impl World<'_> {
         };
         let (server_index, session_handle, in_window) =
             (request.server as usize, request.session, request.in_window);
-        if self.servers[server_index].condition != Condition::Up {
+        if self.servers[server_index].condition != Condition::Up
+            || (self.needs.partitions && self.servers[server_index].cut_off(CUT_BALANCER))
+        {
             self.arrive_at_unavailable_server(handle, in_window);
             return;
         }
@@ -290,7 +305,9 @@ impl World<'_> {
             self.recorder.counters.requests_to_dead_server += 1;
         }
         let request = self.requests.get_mut(handle).expect("live request");
-        if self.servers[request.server as usize].condition == Condition::Hung {
+        let server = &self.servers[request.server as usize];
+        // A hung server, or one the balancer cannot reach: the try is lost, not refused.
+        if server.condition == Condition::Hung || server.cut_off(CUT_BALANCER) {
             request.phase = Phase::BlackHoled;
             self.start_server_timeout(handle);
         } else {
@@ -650,9 +667,12 @@ impl World<'_> {
                 }
             }
             Replication::Async { lag } => {
+                let stalled = self.servers[server as usize]
+                    .replication_stalled_since
+                    .is_some_and(|since| session.last_write >= since);
                 if !self.replica_alive(server, 1) {
                     Err(cause)
-                } else if self.now.saturating_sub(session.last_write) < *lag {
+                } else if stalled || self.now.saturating_sub(session.last_write) < *lag {
                     Err(LossCause::ReplicationLag)
                 } else {
                     Ok(Recovery::Replica)
@@ -677,7 +697,8 @@ impl World<'_> {
             let Some(next) = self.ring_neighbour(peer, server, Ring::After) else {
                 return false;
             };
-            if self.servers[next as usize].condition == Condition::Up {
+            let peer_server = &self.servers[next as usize];
+            if peer_server.condition == Condition::Up && !peer_server.cut_off(CUT_PEERS) {
                 return true;
             }
             peer = next;
@@ -838,13 +859,31 @@ impl World<'_> {
                 self.send_to_store(handle);
                 return;
             }
-            let (session, in_window) = (request.session, request.in_window);
+            let (session, in_window, server) = (request.session, request.in_window, request.server);
+            if self.needs.partitions && self.sync_write_cut_off(server) {
+                // The replicas never acknowledge: the write fails (a 5xx) and the state keeps
+                // its last replicated version.
+                self.count_failure_on_server(server);
+                self.finish_work(handle, Outcome::Failed);
+                return;
+            }
             self.state_written(session);
             if in_window {
                 self.recorder.traffic.replication += self.replica_copy_bytes();
             }
         }
         self.finish_work(handle, Outcome::Ok);
+    }
+
+    /// Whether a sync write on `server` cannot reach its replicas.
+    fn sync_write_cut_off(&self, server: u32) -> bool {
+        matches!(
+            self.topology.state,
+            State::Server {
+                replication: Replication::Sync { .. },
+                ..
+            }
+        ) && self.servers[server as usize].cut_off(CUT_PEERS)
     }
 
     /// Bytes a change of a session sends to its replicas: one copy per sync replica, one for
@@ -911,6 +950,12 @@ impl World<'_> {
         request.phase = Phase::Returning;
         request.outcome = outcome;
         let (server, id, key) = (request.server, request.session_id, request.draw_key);
+        if self.needs.partitions && self.servers[server as usize].cut_off(CUT_BALANCER) {
+            // The answer cannot reach the balancer, which waits for its timeout.
+            request.phase = Phase::BlackHoled;
+            self.start_server_timeout(handle);
+            return;
+        }
         self.balancer.answered(server);
         if self.needs.outlier && outcome == Outcome::Ok {
             self.observe_answer(server, true);

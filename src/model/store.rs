@@ -3,6 +3,7 @@
 //! here, which is how it becomes the bottleneck, and an outage here fails every request that
 //! needs it, or, on one shard, every request of the sessions that hash to it.
 
+use super::gray::CUT_STORE;
 use super::server::session_key;
 use super::{Event, Outcome, Phase, Recovery, World};
 use crate::engine::rng::mix64;
@@ -133,6 +134,14 @@ impl World<'_> {
             return; // its server crashed; the connection is gone
         }
         let shard = self.session_shard(request.session_id);
+        if self.needs.partitions && self.servers[request.server as usize].cut_off(CUT_STORE) {
+            // Its server cannot reach the store: the operation fails as in an outage, charged
+            // to the partition.
+            let server = request.server;
+            self.count_failure_on_server(server);
+            self.store_failed(handle, Outcome::StoreUnavailable);
+            return;
+        }
         if !self.stores[shard].up {
             self.store_unavailable(handle, shard);
             return;

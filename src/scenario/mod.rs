@@ -359,6 +359,30 @@ pub struct Outlier {
     pub max_ejected_percent: f64,
 }
 
+/// What a partitioned server is cut off from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionSide {
+    /// The session store: its store operations fail (store_unavailable).
+    Store,
+    /// The balancer: requests sent to it and its answers are lost until a timeout, and its
+    /// probes time out.
+    Balancer,
+    /// Its replica peers: sync writes fail, async writes stop reaching the replica, and replicas
+    /// it holds cannot be fetched.
+    Peers,
+}
+
+impl PartitionSide {
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionSide::Store => "store",
+            PartitionSide::Balancer => "balancer",
+            PartitionSide::Peers => "peers",
+        }
+    }
+}
+
 /// Envoy's `max_ejection_time` default: an ejection never lasts longer than 300 s.
 pub const MAX_EJECTION_TIME: SimTime = SimTime::from_secs(300);
 
@@ -733,6 +757,14 @@ pub enum Fault {
         duration: Option<SimTime>,
         factor: f64,
     },
+    /// A network partition: from `at` (for `duration`, or to the end) the server cannot reach
+    /// one side, nor that side it. Its probes fail only when the side is the balancer.
+    Partition {
+        at: SimTime,
+        server: u32,
+        duration: Option<SimTime>,
+        from: PartitionSide,
+    },
     /// Stop-the-world pauses (a garbage collector): from `at` (for `duration`, or to the end),
     /// every `every` the server (`None`: every server) serves nothing for `pause`. Each server's
     /// pauses start at a random phase of the period; its probes still pass.
@@ -755,7 +787,8 @@ impl Fault {
             | Fault::Scale { at, .. }
             | Fault::StoreOutage { at, .. }
             | Fault::Slow { at, .. }
-            | Fault::Pauses { at, .. } => *at,
+            | Fault::Pauses { at, .. }
+            | Fault::Partition { at, .. } => *at,
             Fault::RandomCrashes { .. } => SimTime::ZERO,
         }
     }
@@ -771,6 +804,7 @@ impl Fault {
             Fault::StoreOutage { .. } => "store_outage",
             Fault::Slow { .. } => "slow",
             Fault::Pauses { .. } => "pauses",
+            Fault::Partition { .. } => "partition",
         }
     }
 
@@ -778,9 +812,9 @@ impl Fault {
     /// duration of its own).
     pub fn ends_at(&self) -> Option<SimTime> {
         match self {
-            Fault::Slow { at, duration, .. } | Fault::Pauses { at, duration, .. } => {
-                duration.map(|d| at.saturating_add(d))
-            }
+            Fault::Slow { at, duration, .. }
+            | Fault::Pauses { at, duration, .. }
+            | Fault::Partition { at, duration, .. } => duration.map(|d| at.saturating_add(d)),
             _ => None,
         }
     }
@@ -856,6 +890,23 @@ impl fmt::Display for Fault {
                 factor,
             } => {
                 write!(f, "server {server} {factor}x slower from {}", d(*at))?;
+                if let Some(duration) = duration {
+                    write!(f, " for {}", d(*duration))?;
+                }
+                Ok(())
+            }
+            Fault::Partition {
+                at,
+                server,
+                duration,
+                from,
+            } => {
+                write!(
+                    f,
+                    "server {server} cut off from the {} at {}",
+                    from.name(),
+                    d(*at)
+                )?;
                 if let Some(duration) = duration {
                     write!(f, " for {}", d(*duration))?;
                 }

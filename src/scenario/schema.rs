@@ -402,6 +402,7 @@ pub enum FaultKind {
     StoreOutage,
     Slow,
     Pauses,
+    Partition,
 }
 
 /// One `[[fault]]`, by kind. Each kind's keys are their own struct so that a problem inside the
@@ -416,6 +417,16 @@ pub enum FaultFile {
     StoreOutage(StoreOutageFile),
     Slow(SlowFile),
     Pauses(PausesFile),
+    Partition(PartitionFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionFile {
+    pub at: HumanDuration,
+    pub server: u32,
+    pub duration: Option<HumanDuration>,
+    pub from: crate::scenario::PartitionSide,
 }
 
 #[derive(Deserialize)]
@@ -530,7 +541,7 @@ pub fn fault_file(value: &Value, path: &str) -> Result<FaultFile, Vec<Problem>> 
         return Err(vec![Problem::new(
             path,
             "a fault needs a `kind`: crash, hang, random_crashes, rolling_restart, scale, \
-             store_outage, slow or pauses",
+             store_outage, slow, pauses or partition",
         )]);
     };
     let kind: FaultKind = FaultKind::deserialize(kind).map_err(|error| {
@@ -548,6 +559,7 @@ pub fn fault_file(value: &Value, path: &str) -> Result<FaultFile, Vec<Problem>> 
         FaultKind::StoreOutage => FaultFile::StoreOutage(from_table(table, path)?),
         FaultKind::Slow => FaultFile::Slow(from_table(table, path)?),
         FaultKind::Pauses => FaultFile::Pauses(from_table(table, path)?),
+        FaultKind::Partition => FaultFile::Partition(from_table(table, path)?),
     })
 }
 

@@ -589,3 +589,29 @@ fn shards_refuse_impossible_values() {
         ),
     ]);
 }
+
+#[test]
+fn partitions_name_their_side_and_need_a_timeout_for_the_balancer() {
+    expect_each_rejected_in_one_line(&[
+        (
+            "[[fault]]\nkind = \"partition\"\nat = \"1s\"\nserver = 0\nfrom = \"dns\"",
+            &[
+                "`fault[0].from`",
+                "unknown variant `dns`",
+                "`store`, `balancer`, `peers`",
+            ],
+        ),
+        (
+            "[[fault]]\nkind = \"partition\"\nat = \"1s\"\nserver = 0\nfrom = \"balancer\"",
+            &["`fault[0].from`", "set client.timeout"],
+        ),
+        (
+            "[[fault]]\nkind = \"partition\"\nat = \"1s\"\nserver = 0\nfrom = \"store\"",
+            &["`fault[0].from`", "no topology has a store"],
+        ),
+        (
+            "[[fault]]\nkind = \"partition\"\nat = \"1s\"\nserver = 1\nfrom = \"peers\"",
+            &["`fault[0].from`", "no topology has replica peers"],
+        ),
+    ]);
+}

@@ -672,3 +672,153 @@ fn outlier_ejection_stops_routing_to_a_dead_server_without_waiting_for_probes() 
         number(&probes_only.topology("stateful"), "sessions_lost")
     );
 }
+
+/// Four servers under round robin, one request per session, with a store: the partition
+/// tests' fleet.
+const PARTITIONED: &str = r#"
+name = "partition"
+seed = 9
+duration = "120s"
+warmup = "10s"
+[workload]
+sessions_per_second = 100
+service_time = "5ms"
+[client]
+timeout = "1s"
+[servers]
+count = 4
+workers = 4
+[balancer]
+policy = "round_robin"
+retries = 0
+[balancer.health_check]
+interval = "5s"
+unhealthy_threshold = 2
+timeout = "500ms"
+[[topology]]
+name = "store"
+state = "store"
+[[topology]]
+name = "token"
+state = "token"
+"#;
+
+#[test]
+fn a_server_cut_off_from_the_store_fails_exactly_the_store_requests_it_gets() {
+    // Round robin sends it every fourth request; each needs the store, so a quarter fail with
+    // store_unavailable, and its probes pass: the balancer never takes it out.
+    let text = format!(
+        "{PARTITIONED}[[fault]]\nkind = \"partition\"\nat = \"0s\"\nserver = 1\nfrom = \"store\"\n"
+    );
+    let runs = simulate_text(&text);
+    let store = &runs[0];
+    let share = metric(store, "store_unavailable") / metric(store, "requests");
+    assert!((share - 0.25).abs() < 0.002, "share {share}");
+    assert_eq!(
+        metric(&runs[1], "store_unavailable"),
+        0.0,
+        "tokens need no store"
+    );
+    assert!(
+        metric(store, "time_to_detect_s").is_nan(),
+        "probes pass: never detected"
+    );
+}
+
+#[test]
+fn a_server_cut_off_from_the_balancer_is_found_by_its_probes_and_keeps_its_sessions() {
+    // From 30 s to 60 s: its tries and answers are lost until the client's 1 s timeout, and its
+    // probes time out. Detection takes two failed probes: between one and two 5 s intervals plus
+    // the 500 ms probe timeout. Recovery is the first probe that passes after the cut ends.
+    let text = format!(
+        "{PARTITIONED}[[fault]]\nkind = \"partition\"\nat = \"30s\"\nserver = 2\nduration = \"30s\"\nfrom = \"balancer\"\n"
+    );
+    for run in simulate_text(&text) {
+        let detect = metric(&run, "time_to_detect_s");
+        assert!(
+            (5.5..=10.5).contains(&detect),
+            "{}: detected after {detect}",
+            run.topology
+        );
+        let recover = metric(&run, "time_to_recover_s");
+        assert!(
+            (30.0..=35.0).contains(&recover),
+            "{}: recovered after {recover}",
+            run.topology
+        );
+        assert!(metric(&run, "timed_out") > 0.0);
+        assert_eq!(metric(&run, "sessions_lost"), 0.0);
+        run.counters.conservation().unwrap();
+    }
+}
+
+#[test]
+fn a_partition_from_peers_fails_sync_writes_and_starves_the_async_replica() {
+    // Server 1 crashes at 90 s; with the cut, it has been cut off from its peers since 30 s.
+    // Sync replication refuses the writes it cannot replicate, so its replicas stay current and
+    // the crash loses nothing; async replication keeps writing locally, and every session
+    // written during the cut is lost with the server (replication lag).
+    let scenario = |cut: bool| {
+        let partition = if cut {
+            "[[fault]]\nkind = \"partition\"\nat = \"30s\"\nserver = 1\nfrom = \"peers\"\n"
+        } else {
+            ""
+        };
+        format!(
+            r#"
+name = "peers"
+seed = 4
+duration = "120s"
+warmup = "10s"
+[workload]
+sessions_per_second = 40
+requests_per_session = 20
+think_time = "1s"
+service_time = "5ms"
+[servers]
+count = 4
+workers = 4
+[balancer]
+policy = "sticky"
+fallback = "round_robin"
+[[topology]]
+name = "sync"
+state = "server"
+replication = "sync"
+write_fraction = 0.5
+[[topology]]
+name = "async"
+state = "server"
+replication = "async"
+replication_lag = "100ms"
+write_fraction = 0.5
+[[fault]]
+kind = "crash"
+at = "90s"
+server = 1
+{partition}"#
+        )
+    };
+    let plain = simulate_text(&scenario(false));
+    let cut = simulate_text(&scenario(true));
+    assert!(
+        metric(&cut[0], "failed") > 100.0,
+        "sync writes on server 1 fail"
+    );
+    assert_eq!(metric(&plain[0], "sessions_lost"), 0.0);
+    assert_eq!(
+        metric(&cut[0], "sessions_lost"),
+        0.0,
+        "sync replicas stay current"
+    );
+    let lag = |run: &RunResult| metric(run, "sessions_lost_replication_lag");
+    assert!(
+        lag(&cut[1]) > 10.0 * lag(&plain[1]).max(1.0),
+        "async: {} lost to lag with the cut, {} without",
+        lag(&cut[1]),
+        lag(&plain[1])
+    );
+    for run in plain.iter().chain(&cut) {
+        run.counters.conservation().unwrap();
+    }
+}

@@ -68,7 +68,7 @@ fn shape() -> impl Strategy<Value = Shape> {
         ),
         (proptest::option::of(1u32..50), any::<bool>(), 0usize..6),
         proptest::collection::vec(0usize..STATES.len(), 1..4),
-        proptest::collection::vec((0usize..8, 0u32..100, 0u32..100), 0..4),
+        proptest::collection::vec((0usize..9, 0u32..100, 0u32..100), 0..4),
         (
             proptest::option::of(20u32..200),
             any::<bool>(),
@@ -193,6 +193,21 @@ fn scenario_text(shape: &Shape) -> String {
                 extra % 9 + 1,
                 extra % 5 + 1
             ),
+            // A balancer partition needs a client timeout; a store or peers partition is valid
+            // only beside a topology it can affect, which a random mix may lack: store and peers
+            // come with a crash of the same server, which every topology has.
+            8 if shape.timeout_ms.is_some() => format!(
+                "kind = \"partition\"\nat = \"{at_s}s\"\nserver = {server}\nduration = \"{}s\"\nfrom = \"balancer\"",
+                extra % 5 + 1
+            ),
+            8 if shape.states.iter().any(|state| matches!(state, 4 | 5)) => format!(
+                "kind = \"partition\"\nat = \"{at_s}s\"\nserver = {server}\nfrom = \"store\""
+            ),
+            8 if shape.servers >= 2 && shape.states.iter().any(|state| matches!(state, 2 | 3)) => {
+                format!(
+                    "kind = \"partition\"\nat = \"{at_s}s\"\nserver = {server}\nfrom = \"peers\""
+                )
+            }
             // One pause clock per server: one `pauses` fault per scenario here.
             7 if !pausing => {
                 pausing = true;

@@ -223,6 +223,48 @@ impl Resolver<'_> {
                     factor: *factor,
                 }
             }
+            FaultFile::Partition(PartitionFile {
+                at,
+                server,
+                duration: cut_for,
+                from,
+            }) => {
+                self.fault_time(at.0, path, duration);
+                self.fault_server(*server, path, topologies);
+                self.positive_duration(cut_for.map(|d| d.0), path);
+                if *from == PartitionSide::Balancer {
+                    self.check(
+                        raw.client.timeout.is_some(),
+                        format!("{path}.from"),
+                        "clients learn that a server is cut off from the balancer only through \
+                         their timeout: set client.timeout",
+                    );
+                }
+                let affected = match from {
+                    PartitionSide::Store => topologies.iter().any(Topology::has_store),
+                    PartitionSide::Balancer => true,
+                    PartitionSide::Peers => topologies.iter().any(|t| {
+                        matches!(&t.state, State::Server { replication, .. } if replication.peer_copies() > 0)
+                    }),
+                };
+                self.check(
+                    affected,
+                    format!("{path}.from"),
+                    format!(
+                        "no topology has {}, so this partition would change nothing",
+                        match from {
+                            PartitionSide::Store => "a store",
+                            _ => "replica peers (replication = \"sync\" or \"async\")",
+                        }
+                    ),
+                );
+                Fault::Partition {
+                    at: at.0,
+                    server: *server,
+                    duration: cut_for.map(|d| d.0),
+                    from: *from,
+                }
+            }
             FaultFile::Pauses(PausesFile {
                 at,
                 server,
