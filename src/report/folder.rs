@@ -27,6 +27,12 @@ pub enum FolderError {
     },
     #[error("{}: has no rows", path.display())]
     Empty { path: PathBuf },
+    #[error("{}: has {found} rows, but summary.csv has {expected}: the files are of different runs", path.display())]
+    Mismatch {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+    },
 }
 
 /// One CSV file: its header and rows.
@@ -100,6 +106,20 @@ impl Table {
 
     pub fn rows(&self) -> &[csv::StringRecord] {
         &self.rows
+    }
+
+    /// Fails unless this table has a row for each of `other`'s (scalability.csv has one per
+    /// summary.csv row).
+    pub fn row_per_row_of(&self, other: &Table) -> Result<(), FolderError> {
+        if self.rows.len() == other.rows.len() {
+            Ok(())
+        } else {
+            Err(FolderError::Mismatch {
+                path: self.path.clone(),
+                found: self.rows.len(),
+                expected: other.rows.len(),
+            })
+        }
     }
 
     /// A cell as text.

@@ -196,6 +196,7 @@ fn sweep_charts(folder: &ResultsFolder, view: &View) -> Result<Vec<Chart>, Repor
         return Ok(Vec::new());
     };
     let summary = &folder.summary;
+    scalability.row_per_row_of(summary)?;
     let params = summary.columns_starting("param_");
     let Some(swept) = params.last() else {
         return Ok(Vec::new());
