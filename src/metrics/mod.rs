@@ -164,6 +164,8 @@ pub struct Counters {
     pub balancer_retries: u64,
     /// Outlier ejections in the window.
     pub outlier_ejections: u64,
+    /// Requests that sent a hedge (`client.hedge_after`).
+    pub hedged_requests: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
     /// Sessions already active when the measurement window opened (they are measured from then on).
@@ -472,6 +474,7 @@ pub const METRICS: &[Metric] = &[
     )),
     metric!("balancer_retries", |r| r.counters.balancer_retries as f64),
     metric!("outlier_ejections", |r| r.counters.outlier_ejections as f64),
+    metric!("hedged_requests", |r| r.counters.hedged_requests as f64),
     metric!("load_imbalance", |r| r.load_imbalance),
     metric!("cost_per_hour", |r| r.cost_per_hour),
     metric!("cost_per_million_requests", |r| ratio(

@@ -71,6 +71,8 @@ impl World<'_> {
             lost: false,
             lost_in: None,
             retry_pending: false,
+            awaiting: false,
+            hedged: false,
             attempts: 0,
             request_sent_at: self.now,
             request_in_window: in_window,
@@ -102,7 +104,10 @@ impl World<'_> {
         }
     }
 
-    /// The client sends the session's next request (its first attempt).
+    /// The client sends the session's next request (its first attempt). Inlined into the event
+    /// loop, as the compiler did by itself before the hedge's check (measured: out of line, the
+    /// M/M/c run took 3.2% more instructions).
+    #[inline(always)]
     pub(super) fn send_request(&mut self, session_handle: Handle) {
         let in_window = self.in_window();
         let Some(session) = self.sessions.get_mut(session_handle) else {
@@ -114,7 +119,12 @@ impl World<'_> {
         session.request_sent_at = self.now;
         session.request_in_window = in_window;
         session.last_backoff = SimTime::ZERO;
+        session.awaiting = true;
+        session.hedged = false;
         let redone = index < session.redo_until;
+        if self.scenario.client.hedge_after.is_some() {
+            self.arm_hedge(session_handle, index);
+        }
         self.requests_simulated += 1;
         if self.requests_simulated.is_multiple_of(GUARD_INTERVAL) {
             self.check_limits();
@@ -127,7 +137,7 @@ impl World<'_> {
                 counters.requests_redone += 1;
             }
         }
-        self.send_attempt(session_handle);
+        self.send_attempt(session_handle, false);
     }
 
     /// The client sends another attempt of the session's current request.
@@ -136,11 +146,51 @@ impl World<'_> {
             return;
         };
         session.retry_pending = false;
+        if !session.awaiting {
+            return; // a hedge answered while the retry waited
+        }
         self.recorder.series.counts().retries += 1;
-        self.send_attempt(session_handle);
+        self.send_attempt(session_handle, false);
     }
 
-    fn send_attempt(&mut self, session_handle: Handle) {
+    /// Schedules the request's hedge (out of line: the request path does not use it).
+    #[cold]
+    #[inline(never)]
+    fn arm_hedge(&mut self, session_handle: Handle, index: u32) {
+        if let Some(after) = self.scenario.client.hedge_after {
+            let at = self.now.saturating_add(after);
+            self.queue.push(
+                at,
+                Event::Hedge {
+                    session: session_handle,
+                    index,
+                },
+            );
+        }
+    }
+
+    /// `hedge_after` has passed: a request still unanswered, with no retry pending and no hedge
+    /// yet, gets a second attempt. Its extra load counts as an attempt (retry amplification).
+    pub(super) fn on_hedge(&mut self, session_handle: Handle, index: u32) {
+        let Some(session) = self.sessions.get_mut(session_handle) else {
+            return;
+        };
+        if !session.awaiting
+            || session.hedged
+            || session.retry_pending
+            || session.lost
+            || session.next_request != index + 1
+        {
+            return;
+        }
+        session.hedged = true;
+        if session.request_in_window {
+            self.recorder.counters.hedged_requests += 1;
+        }
+        self.send_attempt(session_handle, true);
+    }
+
+    fn send_attempt(&mut self, session_handle: Handle, hedge: bool) {
         let Some(session) = self.sessions.get_mut(session_handle) else {
             return;
         };
@@ -189,7 +239,12 @@ impl World<'_> {
             session_id,
             draw_key,
         );
-        self.after(hop, Event::AtBalancer(request));
+        let arrival = if hedge {
+            Event::HedgeAtBalancer(request)
+        } else {
+            Event::AtBalancer(request)
+        };
+        self.after(hop, arrival);
     }
 
     /// The workload's draws for request `index` of session `session_id`: the same in every topology.
@@ -250,6 +305,9 @@ impl World<'_> {
         if timed_out {
             return; // the client already gave up on this attempt and moved on
         }
+        if self.scenario.client.hedge_after.is_some() && !self.unsettled(session, index) {
+            return; // the other attempt (hedge or original) settled the request first
+        }
         if outcome != Outcome::Ok {
             self.attempt_failed(session, outcome);
             return;
@@ -297,12 +355,15 @@ impl World<'_> {
             return;
         }
         request.timed_out = true;
-        let (session, server) = (request.session, request.server);
+        let (session, server, index) = (request.session, request.server, request.index);
         if request.phase == Phase::BlackHoled {
             // Nobody will ever answer it: the client closes the connection.
             self.requests.remove(handle);
             self.balancer.answered(server);
             self.count_failure_on_server(server);
+        }
+        if self.scenario.client.hedge_after.is_some() && !self.unsettled(session, index) {
+            return; // its hedge (or the original) already settled the request
         }
         self.attempt_failed(session, Outcome::TimedOut);
     }
@@ -378,13 +439,21 @@ impl World<'_> {
         }
     }
 
+    /// Whether request `index` of the session still waits for its answer.
+    fn unsettled(&self, session: Handle, index: u32) -> bool {
+        self.sessions
+            .get(session)
+            .is_some_and(|s| s.awaiting && s.next_request == index + 1)
+    }
+
     /// After request `index` of the session ended (any final outcome): think, send the next one,
     /// finish the session, or react to its loss.
     #[inline(always)] // measured: see start_compute in server.rs
     fn continue_session(&mut self, handle: Handle, index: u32) {
-        let Some(session) = self.sessions.get(handle) else {
+        let Some(session) = self.sessions.get_mut(handle) else {
             return;
         };
+        session.awaiting = false;
         if session.lost {
             self.after_session_lost(handle);
             return;

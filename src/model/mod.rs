@@ -76,6 +76,13 @@ enum Event {
     FaultEnd(u32),
     /// A server's outlier ejection is over.
     Unejected(u32),
+    /// A hedge reaches the balancer (routed away from the first attempt's server).
+    HedgeAtBalancer(Handle),
+    /// `client.hedge_after` has passed since request `index` of the session was sent.
+    Hedge {
+        session: Handle,
+        index: u32,
+    },
     Restart(u32),
     /// Random crashes (fault `fault`): the server fails, or its repair ends.
     RandomFailure {
@@ -190,6 +197,10 @@ struct Session {
     lost_in: Option<std::num::NonZeroU32>,
     /// A failed attempt of the current request waits for its retry.
     retry_pending: bool,
+    /// The current request is not settled yet (no answer won, no final failure).
+    awaiting: bool,
+    /// The current request has sent its hedge.
+    hedged: bool,
     /// The current request: its attempts so far, first send, whether it is in the window.
     attempts: u32,
     request_sent_at: SimTime,
@@ -737,6 +748,8 @@ impl<'s> World<'s> {
             Event::Fault(index) => self.on_fault(index as usize),
             Event::FaultEnd(index) => self.on_fault_end(index),
             Event::Unejected(server) => self.balancer.unejected(server),
+            Event::Hedge { session, index } => self.on_hedge(session, index),
+            Event::HedgeAtBalancer(request) => self.on_hedge_at_balancer(request),
             Event::Restart(server) => self.on_restart(server),
             Event::RandomFailure { fault, server } => self.on_random_failure(fault, server),
             Event::RandomRepair { fault, server } => self.on_random_repair(fault, server),
@@ -928,7 +941,16 @@ impl<'s> World<'s> {
             .count() as u64;
         let store_capacity = self.store_workers();
         let rec = &mut self.recorder;
-        rec.counters.in_flight = in_flight_attempts + black_holed + awaiting_retry;
+        rec.counters.in_flight = if self.scenario.client.hedge_after.is_some() {
+            // A request may have two attempts out, or one out beside a pending retry; and a
+            // settled one may have its losing attempt still out: count requests, not attempts.
+            self.sessions
+                .iter()
+                .filter(|(_, s)| s.awaiting && s.request_in_window)
+                .count() as u64
+        } else {
+            in_flight_attempts + black_holed + awaiting_retry
+        };
         rec.counters.sessions_active = active;
         let topology = self.topology;
         let warmup = self.warmup;
@@ -1023,5 +1045,11 @@ mod size_tests {
     #[test]
     fn an_event_is_16_bytes() {
         assert_eq!(std::mem::size_of::<super::Event>(), 16);
+    }
+
+    /// A request in flight is one cache line.
+    #[test]
+    fn a_request_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<super::Request>(), 64);
     }
 }

@@ -211,6 +211,30 @@ impl World<'_> {
         self.forward(handle, server, session_id, draw_key);
     }
 
+    /// A hedge reaches the balancer: it goes elsewhere than the first attempt (to the session's
+    /// home where the state lives in that server's memory), and leaves the session's home be.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn on_hedge_at_balancer(&mut self, handle: Handle) {
+        let Some(request) = self.requests.get_mut(handle) else {
+            return;
+        };
+        let Some(session) = self.sessions.get(request.session) else {
+            return;
+        };
+        let key = session_key(session);
+        // Not `route`: a second caller would stop it being inlined into `on_balancer`.
+        let server = match session.home {
+            Some(home) if self.needs.server_state => home,
+            Some(first) => self.balancer.redispatch(key, first),
+            None => self.balancer.redispatch(key, u32::MAX),
+        };
+        request.server = server;
+        request.phase = Phase::ToServer;
+        let (session_id, draw_key) = (session.id, request.draw_key);
+        self.forward(handle, server, session_id, draw_key);
+    }
+
     /// The balancer sends a try on to `server` (a first try or its retry): one more
     /// outstanding there, then the hop.
     #[inline(always)]

@@ -242,6 +242,9 @@ pub struct Client {
     /// Retries may be at most this fraction of requests (a token bucket, as in Finagle's
     /// RetryBudget and gRPC's retry throttling); `None` for no budget.
     pub retry_budget: Option<f64>,
+    /// A request still unanswered this long after it was sent gets a second attempt (a hedge,
+    /// "The Tail at Scale"); the first answer wins.
+    pub hedge_after: Option<SimTime>,
 }
 
 /// The wait before a retry (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015).

@@ -248,6 +248,7 @@ pub struct ClientFile {
     pub max_attempts: Option<u32>,
     pub backoff: Option<BackoffFile>,
     pub retry_budget: Option<f64>,
+    pub hedge_after: Option<HumanDuration>,
 }
 
 #[derive(Default, Deserialize)]

@@ -27,6 +27,7 @@ struct Shape {
     memory_kb: Option<u32>,
     autoscale: bool,
     outlier: bool,
+    hedge_ms: Option<u32>,
 }
 
 const POLICIES: [&str; 6] = [
@@ -73,6 +74,7 @@ fn shape() -> impl Strategy<Value = Shape> {
             proptest::option::of(20u32..200),
             any::<bool>(),
             any::<bool>(),
+            proptest::option::of(5u32..200),
         ),
     )
         .prop_map(
@@ -82,7 +84,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                 (budget, relogin, policy),
                 states,
                 faults,
-                (memory_kb, autoscale, outlier),
+                (memory_kb, autoscale, outlier, hedge_ms),
             )| Shape {
                 servers,
                 workers,
@@ -102,6 +104,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                 memory_kb,
                 autoscale,
                 outlier,
+                hedge_ms,
             },
         )
 }
@@ -126,6 +129,9 @@ fn scenario_text(shape: &Shape) -> String {
     );
     if let Some(timeout) = shape.timeout_ms {
         text += &format!("timeout = \"{timeout}ms\"\n");
+    }
+    if let Some(hedge) = shape.hedge_ms {
+        text += &format!("hedge_after = \"{hedge}ms\"\n");
     }
     if let Some(budget) = shape.budget {
         text += &format!("retry_budget = {}\n", f64::from(budget) / 100.0);

@@ -1039,3 +1039,75 @@ shard = {shard}
         0.0,
     );
 }
+
+#[test]
+fn a_hedge_caps_the_slow_servers_requests_at_hedge_after_plus_a_fast_answer() {
+    // Two servers under random dispatch, server 1 ten times slower, a deterministic 10 ms of
+    // work, workers to spare (no queueing). A request on the fast server answers in 10 ms, before
+    // the 30 ms hedge; one on the slow server (100 ms) is hedged at 30 ms to the fast one, which
+    // answers 10 ms later: 40 ms. Mean d/2 + (H + d)/2 = 25 ms (55 without the hedge), and half
+    // the requests send a second attempt: retry amplification 1.5.
+    let text = |hedge: &str| {
+        format!(
+            r#"
+name = "hedge"
+seed = 8
+duration = "300s"
+warmup = "5s"
+replications = 10
+[workload]
+sessions_per_second = 20
+service_time = "10ms"
+[client]
+{hedge}
+[servers]
+count = 2
+workers = 32
+[balancer]
+policy = "random"
+[[topology]]
+name = "token"
+state = "none"
+[[fault]]
+kind = "slow"
+at = "0s"
+server = 1
+factor = 10
+"#
+        )
+    };
+    let hedged = simulate_text(&text("hedge_after = \"30ms\""));
+    let plain = simulate_text(&text(""));
+    assert_theory(
+        "hedged mean",
+        &hedged,
+        |r| metric(r, "latency_mean_ms"),
+        25.0,
+        0.0,
+    );
+    assert_theory(
+        "unhedged mean",
+        &plain,
+        |r| metric(r, "latency_mean_ms"),
+        55.0,
+        0.0,
+    );
+    assert_theory(
+        "hedged retry amplification",
+        &hedged,
+        |r| metric(r, "retry_amplification"),
+        1.5,
+        0.0,
+    );
+    for run in hedged.iter().chain(&plain) {
+        run.counters.conservation().unwrap();
+        assert!(metric(run, "latency_max_ms") <= 100.0 * (1.0 + HDR_QUANTISATION));
+    }
+    for run in &hedged {
+        let max = metric(run, "latency_max_ms");
+        assert!(
+            max <= 40.0 * (1.0 + HDR_QUANTISATION),
+            "every answer within H + d: {max}"
+        );
+    }
+}

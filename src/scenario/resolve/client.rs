@@ -28,7 +28,13 @@ impl Resolver<'_> {
                 jitter: backoff.and_then(|b| b.jitter).unwrap_or(Jitter::Full),
             },
             retry_budget: file.retry_budget,
+            hedge_after: file.hedge_after.map(|d| d.0),
         };
+        self.check(
+            client.hedge_after != Some(SimTime::ZERO),
+            "client.hedge_after",
+            "must be greater than zero (leave it out for no hedging)",
+        );
         self.check(
             client.timeout != Some(SimTime::ZERO),
             "client.timeout",
