@@ -691,7 +691,8 @@ fn verdict_table(table: &Table, view: &View) -> Result<String, FolderError> {
     Ok(html)
 }
 
-/// A figure with four significant digits, an integer as it is.
+/// A figure with four significant digits, an integer as it is; a fraction near 1 (an
+/// availability) with six decimals, so 0.999993 and 0.999990 stay apart and neither reads 1.
 fn figure(value: f64) -> String {
     if !value.is_finite() {
         return String::new();
@@ -699,14 +700,12 @@ fn figure(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         return format!("{value:.0}");
     }
+    if (0.99..1.0).contains(&value.abs()) {
+        return format!("{value:.6}");
+    }
     let magnitude = value.abs().log10().floor() as i32;
     let decimals = (3 - magnitude).clamp(0, 6) as usize;
-    let text = format!("{value:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
+    format!("{value:.decimals$}")
 }
 
 fn escape(text: &str) -> String {
@@ -742,10 +741,12 @@ mod tests {
     #[test]
     fn figures_keep_four_significant_digits() {
         assert_eq!(figure(936.0), "936");
-        assert_eq!(figure(0.99679), "0.9968");
-        assert_eq!(figure(0.768), "0.768");
+        assert_eq!(figure(0.99679), "0.996790");
+        assert_eq!(figure(0.768), "0.7680");
         assert_eq!(figure(12.566527), "12.57");
         assert_eq!(figure(1211.275), "1211");
+        assert_eq!(figure(0.999993), "0.999993");
+        assert_eq!(figure(1.0000004), "1.000");
         assert_eq!(figure(f64::NAN), "");
     }
 
