@@ -117,9 +117,16 @@ impl World<'_> {
     /// It ends: its rows close, the factor goes. A server the balancer marked unhealthy during
     /// a partition from it recovers when its probes pass again, which closes its row.
     pub(super) fn on_fault_end(&mut self, fault: u32) {
+        let from_balancer = matches!(
+            self.scenario.faults[fault as usize],
+            Fault::Partition {
+                from: PartitionSide::Balancer,
+                ..
+            }
+        );
         for server in self.gray_servers(fault) {
             self.update_slow_factor(server);
-            if self.balancer.is_healthy(server) {
+            if !from_balancer || self.balancer.is_healthy(server) {
                 self.close_fault_on(fault, server);
             }
         }
