@@ -5,6 +5,7 @@
 use crate::metrics::{METRICS, TopologySummary, metric_index};
 use crate::report::Report;
 use crate::scenario::{Expectation, Scenario};
+use crate::text::escape_markup;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -359,7 +360,7 @@ pub fn render_junit(scenario: &str, verdicts: &[Verdict]) -> String {
     let _ = writeln!(
         out,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">",
-        xml(scenario),
+        escape_markup(scenario),
         verdicts.len()
     );
     for verdict in verdicts {
@@ -367,9 +368,9 @@ pub fn render_junit(scenario: &str, verdicts: &[Verdict]) -> String {
         let _ = write!(
             out,
             "    <testcase classname=\"{}.{}\" name=\"{}\"",
-            xml(scenario),
-            xml(&verdict.topology),
-            xml(&name)
+            escape_markup(scenario),
+            escape_markup(&verdict.topology),
+            escape_markup(&name)
         );
         if verdict.passed {
             out.push_str("/>\n");
@@ -381,20 +382,12 @@ pub fn render_junit(scenario: &str, verdicts: &[Verdict]) -> String {
             let _ = writeln!(
                 out,
                 ">\n      <failure message=\"{}\"/>\n    </testcase>",
-                xml(&message)
+                escape_markup(&message)
             );
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
-}
-
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
 }
 
 /// A Markdown table for a CI job summary: failures first, then the passes.

@@ -110,7 +110,7 @@ impl World<'_> {
             if self.servers[server as usize].is_running() {
                 self.open_fault_on(fault, server);
             }
-            self.update_slow_factor(server);
+            self.apply_faults_in_force(server);
         }
     }
 
@@ -125,7 +125,7 @@ impl World<'_> {
             }
         );
         for server in self.gray_servers(fault) {
-            self.update_slow_factor(server);
+            self.apply_faults_in_force(server);
             if !from_balancer || self.balancer.is_healthy(server) {
                 self.close_fault_on(fault, server);
             }
@@ -170,7 +170,7 @@ impl World<'_> {
 
     /// The server's slow factor (the product of the slow faults in force now) and what it is
     /// cut off from (the partitions in force now).
-    fn update_slow_factor(&mut self, server: u32) {
+    fn apply_faults_in_force(&mut self, server: u32) {
         let now = self.now;
         let in_force = |fault: &Fault| fault.at() <= now && fault.ends_at().is_none_or(|e| now < e);
         let mut factor = 1.0;

@@ -9,6 +9,7 @@
 use super::charts::{self, Band, ChartError, Panel, Series, Stack, SweepAxis, SweepSeries};
 use super::folder::{FolderError, ResultsFolder, Table};
 use crate::metrics::LossCause;
+use crate::text::escape_markup as escape;
 use base64::Engine;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -706,21 +707,6 @@ fn figure(value: f64) -> String {
     let magnitude = value.abs().log10().floor() as i32;
     let decimals = (3 - magnitude).clamp(0, 6) as usize;
     format!("{value:.decimals$}")
-}
-
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            _ => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:960px;\
