@@ -202,6 +202,9 @@ pub fn parse_scalar(value: &Value, quantity: Quantity, path: &str) -> Result<f64
     let parsed = match (quantity, value) {
         (Quantity::Time, Value::String(text)) => parse_duration(text).map(|t| t.nanos() as f64),
         (Quantity::Time, Value::Integer(0)) => Ok(0.0),
+        (Quantity::Time, Value::Float(x)) if !x.is_finite() => Err(format!(
+            "expected a duration such as \"250us\", \"20ms\" or \"1m30s\", got {x}"
+        )),
         (Quantity::Time, Value::Integer(_) | Value::Float(_)) => Err(format!(
             "a duration needs a unit: write e.g. \"{value}ms\" or \"{value}s\""
         )),

@@ -37,6 +37,12 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
             }
             fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<HumanDuration, E> {
+                if !x.is_finite() {
+                    // "write NaNs" would be advice the parser then refuses.
+                    return Err(E::custom(format!(
+                        "expected a duration such as \"250us\", \"20ms\" or \"1m30s\", got {x}"
+                    )));
+                }
                 Err(E::custom(format!(
                     "a duration needs a unit: write e.g. \"{x}s\" or \"{x}ms\""
                 )))
