@@ -122,7 +122,7 @@ impl World<'_> {
         session.awaiting = true;
         session.hedged = false;
         let redone = index < session.redo_until;
-        if self.scenario.client.hedge_after.is_some() {
+        if self.needs.hedging {
             self.arm_hedge(session_handle, index);
         }
         self.requests_simulated += 1;
@@ -305,7 +305,7 @@ impl World<'_> {
         if timed_out {
             return; // the client already gave up on this attempt and moved on
         }
-        if self.scenario.client.hedge_after.is_some() && !self.unsettled(session, index) {
+        if self.needs.hedging && !self.unsettled(session, index) {
             return; // the other attempt (hedge or original) settled the request first
         }
         if outcome != Outcome::Ok {
@@ -362,7 +362,7 @@ impl World<'_> {
             self.balancer.answered(server);
             self.count_failure_on_server(server);
         }
-        if self.scenario.client.hedge_after.is_some() && !self.unsettled(session, index) {
+        if self.needs.hedging && !self.unsettled(session, index) {
             return; // its hedge (or the original) already settled the request
         }
         self.attempt_failed(session, Outcome::TimedOut);

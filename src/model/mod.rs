@@ -348,6 +348,9 @@ struct Needs {
     outlier: bool,
     /// A scenario with `partition` faults: the paths that cross a cut test for it.
     partitions: bool,
+    /// `client.hedge_after`: a request may have two attempts out, and the later answer is
+    /// discarded.
+    hedging: bool,
 }
 
 /// One row of faults.csv while it is being filled.
@@ -628,6 +631,7 @@ impl<'s> World<'s> {
                     .faults
                     .iter()
                     .any(|f| matches!(f, Fault::Partition { .. })),
+                hedging: scenario.client.hedge_after.is_some(),
             },
             next_bucket: scenario.bucket,
             memory_capacity,
@@ -941,7 +945,7 @@ impl<'s> World<'s> {
             .count() as u64;
         let store_capacity = self.store_workers();
         let rec = &mut self.recorder;
-        rec.counters.in_flight = if self.scenario.client.hedge_after.is_some() {
+        rec.counters.in_flight = if self.needs.hedging {
             // A request may have two attempts out, or one out beside a pending retry; and a
             // settled one may have its losing attempt still out: count requests, not attempts.
             self.sessions
