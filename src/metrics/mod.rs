@@ -40,10 +40,12 @@ pub enum LossCause {
     StoreOutage,
     /// A request reached a server other than the session's home (non-sticky routing).
     Misrouted,
+    /// Its home server's zone was lost, with every copy of the session in it.
+    ZoneOutage,
 }
 
 impl LossCause {
-    pub const ALL: [LossCause; 8] = [
+    pub const ALL: [LossCause; 9] = [
         LossCause::Crash,
         LossCause::Hang,
         LossCause::Drain,
@@ -52,6 +54,7 @@ impl LossCause {
         LossCause::ReplicationLag,
         LossCause::StoreOutage,
         LossCause::Misrouted,
+        LossCause::ZoneOutage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +67,7 @@ impl LossCause {
             LossCause::ReplicationLag => "replication_lag",
             LossCause::StoreOutage => "store_outage",
             LossCause::Misrouted => "misrouted",
+            LossCause::ZoneOutage => "zone_outage",
         }
     }
 }
@@ -174,7 +178,7 @@ pub struct Counters {
     pub sessions_completed: u64,
     pub sessions_lost: u64,
     /// `sessions_lost` by [`LossCause`], in [`LossCause::ALL`] order.
-    pub sessions_lost_by: [u64; 8],
+    pub sessions_lost_by: [u64; LossCause::ALL.len()],
     /// Sessions whose home was lost but whose state was recovered from a replica or the store.
     pub sessions_failed_over: u64,
     /// Started, neither completed nor lost when the run ended.
@@ -197,6 +201,10 @@ pub struct Traffic {
     pub replication: f64,
     /// Tokens carried by requests.
     pub token: f64,
+    /// Everything that crossed zones: requests and answers to servers outside the client's
+    /// zone, store operations to a primary in another zone, copies to replicas there. Part of
+    /// it is counted above too (it is another cut of the same bytes).
+    pub cross_zone: f64,
 }
 
 impl Traffic {
@@ -371,6 +379,8 @@ pub struct RunResult {
     /// The size of one session's state (or token), and how many copies of it exist.
     pub session_state_bytes: f64,
     pub state_copies: f64,
+    /// Availability zones the topology's servers are spread over.
+    pub zones: u32,
     pub events: u64,
     /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
     pub requests_simulated: u64,
@@ -461,6 +471,7 @@ pub const METRICS: &[Metric] = &[
     metric!("sessions_lost_replication_lag", |r| lost_by(r, 5)),
     metric!("sessions_lost_store_outage", |r| lost_by(r, 6)),
     metric!("sessions_lost_misrouted", |r| lost_by(r, 7)),
+    metric!("sessions_lost_zone_outage", |r| lost_by(r, 8)),
     metric!("sessions_failed_over", |r| r.counters.sessions_failed_over
         as f64),
     metric!(
@@ -543,6 +554,13 @@ pub const METRICS: &[Metric] = &[
         r.traffic.state(),
         r.counters.requests as f64
     )),
+    // Not a figure of a topology in one zone (as a store's utilisation is not one without a
+    // store): the comparison leaves it out unless a topology has zones.
+    metric!("cross_zone_bytes_per_request", |r| if r.zones > 1 {
+        ratio(r.traffic.cross_zone, r.counters.requests as f64)
+    } else {
+        f64::NAN
+    }),
     metric!("session_state_bytes", |r| r.session_state_bytes),
     metric!("state_copies", |r| r.state_copies),
     metric!("events", |r| r.events as f64),

@@ -3,7 +3,7 @@
 
 use crate::engine::SimTime;
 use crate::engine::rng::{StreamRng, mix64};
-use crate::scenario::{Balancer as BalancerConfig, MAX_EJECTION_TIME, Outlier, Policy};
+use crate::scenario::{Balancer as BalancerConfig, MAX_EJECTION_TIME, Outlier, Policy, Zones};
 use rand::RngExt;
 
 /// Virtual nodes per server on the consistent-hash ring (Envoy's ring hash uses a minimum ring of
@@ -40,10 +40,15 @@ pub struct Balancer {
     ejections: Vec<u32>,
     /// Failed answers in a row from each server.
     failed_answers: Vec<u32>,
+    /// With zone affinity: the zones, and the candidates in each (with its own rotation).
+    zones: Option<Zones>,
+    zone_candidates: Vec<Vec<u32>>,
+    zone_rotation: Vec<usize>,
 }
 
 impl Balancer {
-    pub fn new(config: &BalancerConfig, servers: u32, rng: StreamRng) -> Balancer {
+    pub fn new(config: &BalancerConfig, servers: u32, zones: &Zones, rng: StreamRng) -> Balancer {
+        let affinity = config.zone_affinity && zones.count > 1;
         let n = servers as usize;
         let mut balancer = Balancer {
             policy: config.policy,
@@ -65,6 +70,9 @@ impl Balancer {
             ejected: vec![false; n],
             ejections: vec![0; n],
             failed_answers: vec![0; n],
+            zones: affinity.then(|| zones.clone()),
+            zone_candidates: vec![Vec::new(); if affinity { zones.count as usize } else { 0 }],
+            zone_rotation: vec![0; if affinity { zones.count as usize } else { 0 }],
         };
         balancer.rebuild_candidates();
         balancer
@@ -123,6 +131,9 @@ impl Balancer {
 
     /// Chooses a server for a request. `affinity_key` identifies the session (consistent hashing);
     /// `home` is its sticky server, if any. Returns the server and whether it is a new home.
+    /// Always inlined: on every request's path, and called from two copies of the balancer's
+    /// step (with zones and without).
+    #[inline(always)]
     pub fn route(&mut self, affinity_key: u64, home: Option<u32>) -> u32 {
         match self.policy {
             Policy::Sticky => match home {
@@ -131,6 +142,41 @@ impl Balancer {
             },
             policy => self.pick(policy, affinity_key),
         }
+    }
+
+    /// `route` with zone affinity: a request without a reachable sticky home goes to a server of
+    /// its client's `zone`, picked by the policy among the candidates there (consistent hashing
+    /// walks the ring to the first one there); to any zone only when its zone has none.
+    pub fn route_near(&mut self, affinity_key: u64, home: Option<u32>, zone: u32) -> u32 {
+        let policy = match (self.policy, home) {
+            (Policy::Sticky, Some(server)) if self.reachable(server) => return server,
+            (Policy::Sticky, _) => self.fallback,
+            (policy, _) => policy,
+        };
+        if self.candidates_stale {
+            self.rebuild_candidates();
+        }
+        let z = zone as usize;
+        if self.zone_candidates.get(z).is_none_or(Vec::is_empty) {
+            return self.pick(policy, affinity_key);
+        }
+        if policy == Policy::ConsistentHash {
+            let zones = self.zones.as_ref().expect("zone affinity has zones");
+            let start = self
+                .ring
+                .partition_point(|(hash, _)| *hash < mix64(affinity_key));
+            let on_ring = (0..self.ring.len())
+                .map(|step| self.ring[(start + step) % self.ring.len()].1)
+                .find(|server| zones.of(*server) == zone);
+            return on_ring.unwrap_or_else(|| self.zone_candidates[z][0]);
+        }
+        choose(
+            policy,
+            &self.zone_candidates[z],
+            &mut self.zone_rotation[z],
+            &mut self.rng,
+            &self.outstanding,
+        )
     }
 
     /// Whether a sticky cookie naming `server` is honoured: it is healthy, attached and not
@@ -253,46 +299,18 @@ impl Balancer {
         if self.candidates_stale {
             self.rebuild_candidates();
         }
-        let n = self.candidates.len();
-        match policy {
-            Policy::RoundRobin => {
-                let server = self.candidates[self.rotation % n];
-                self.rotation = self.rotation.wrapping_add(1);
-                server
-            }
-            Policy::Random => self.candidates[self.rng.random_range(0..n)],
-            Policy::LeastConnections => {
-                // Scan from a rotating start so ties spread evenly instead of piling on server 0.
-                let start = self.rotation % n;
-                self.rotation = self.rotation.wrapping_add(1);
-                (0..n)
-                    .map(|i| self.candidates[(start + i) % n])
-                    .min_by_key(|server| self.outstanding[*server as usize])
-                    .expect("candidates is never empty")
-            }
-            Policy::PowerOfTwo => {
-                if n == 1 {
-                    return self.candidates[0];
-                }
-                let first = self.rng.random_range(0..n);
-                let mut second = self.rng.random_range(0..n - 1);
-                if second >= first {
-                    second += 1;
-                }
-                let (a, b) = (self.candidates[first], self.candidates[second]);
-                if self.outstanding[b as usize] < self.outstanding[a as usize] {
-                    b
-                } else {
-                    a
-                }
-            }
-            Policy::ConsistentHash => {
-                let point = mix64(affinity_key);
-                let index = self.ring.partition_point(|(hash, _)| *hash < point);
-                self.ring[index % self.ring.len()].1
-            }
-            Policy::Sticky => unreachable!("validation forbids a sticky fallback"),
+        if policy == Policy::ConsistentHash {
+            let point = mix64(affinity_key);
+            let index = self.ring.partition_point(|(hash, _)| *hash < point);
+            return self.ring[index % self.ring.len()].1;
         }
+        choose(
+            policy,
+            &self.candidates,
+            &mut self.rotation,
+            &mut self.rng,
+            &self.outstanding,
+        )
     }
 
     pub fn dispatched(&mut self, server: u32) {
@@ -349,6 +367,14 @@ impl Balancer {
         if self.candidates.is_empty() {
             self.candidates.extend(all);
         }
+        if let Some(zones) = &self.zones {
+            for list in &mut self.zone_candidates {
+                list.clear();
+            }
+            for &server in &self.candidates {
+                self.zone_candidates[zones.of(server) as usize].push(server);
+            }
+        }
         if self.policy == Policy::ConsistentHash || self.fallback == Policy::ConsistentHash {
             self.ring.clear();
             for &server in &self.candidates {
@@ -358,6 +384,55 @@ impl Balancer {
                 }
             }
             self.ring.sort_unstable();
+        }
+    }
+}
+
+/// A pick by `policy` (not consistent hashing, which has its ring) among `candidates`, never
+/// empty. Always inlined: `pick` is on every request's path.
+#[inline(always)]
+fn choose(
+    policy: Policy,
+    candidates: &[u32],
+    rotation: &mut usize,
+    rng: &mut StreamRng,
+    outstanding: &[u32],
+) -> u32 {
+    let n = candidates.len();
+    match policy {
+        Policy::RoundRobin => {
+            let server = candidates[*rotation % n];
+            *rotation = rotation.wrapping_add(1);
+            server
+        }
+        Policy::Random => candidates[rng.random_range(0..n)],
+        Policy::LeastConnections => {
+            // Scan from a rotating start so ties spread evenly instead of piling on server 0.
+            let start = *rotation % n;
+            *rotation = rotation.wrapping_add(1);
+            (0..n)
+                .map(|i| candidates[(start + i) % n])
+                .min_by_key(|server| outstanding[*server as usize])
+                .expect("candidates is never empty")
+        }
+        Policy::PowerOfTwo => {
+            if n == 1 {
+                return candidates[0];
+            }
+            let first = rng.random_range(0..n);
+            let mut second = rng.random_range(0..n - 1);
+            if second >= first {
+                second += 1;
+            }
+            let (a, b) = (candidates[first], candidates[second]);
+            if outstanding[b as usize] < outstanding[a as usize] {
+                b
+            } else {
+                a
+            }
+        }
+        Policy::ConsistentHash | Policy::Sticky => {
+            unreachable!("consistent hashing walks its ring; validation forbids a sticky fallback")
         }
     }
 }
@@ -390,8 +465,9 @@ mod tests {
                 ejection_time: SimTime::from_secs(30),
                 max_ejected_percent: 50.0,
             }),
+            zone_affinity: false,
         };
-        Balancer::new(&config, servers, stream(1, 0, "balancer"))
+        Balancer::new(&config, servers, &Zones::one(), stream(1, 0, "balancer"))
     }
 
     #[test]

@@ -248,12 +248,10 @@ impl World<'_> {
     }
 
     /// The workload's draws for request `index` of session `session_id`: the same in every topology.
-    fn draw_request(&self, session_id: u64, index: u32) -> RequestDraws {
-        let workload = &self.scenario.workload;
-        let seeds = &self.seeds;
-        let key = u64::from(index);
-        let demand = Self::draw_time(&workload.service_time, seeds.service_time, session_id, key);
-        let payload = Self::draw(
+    /// The bytes of request `index` of the session and of its answer.
+    pub(super) fn payload_bytes(&self, session_id: u64, index: u32) -> f64 {
+        let (workload, seeds, key) = (&self.scenario.workload, &self.seeds, u64::from(index));
+        Self::draw(
             &workload.request_bytes,
             seeds.request_bytes,
             session_id,
@@ -263,7 +261,15 @@ impl World<'_> {
             seeds.response_bytes,
             session_id,
             key,
-        );
+        )
+    }
+
+    fn draw_request(&self, session_id: u64, index: u32) -> RequestDraws {
+        let workload = &self.scenario.workload;
+        let seeds = &self.seeds;
+        let key = u64::from(index);
+        let demand = Self::draw_time(&workload.service_time, seeds.service_time, session_id, key);
+        let payload = self.payload_bytes(session_id, index);
         // A keyed draw: the same for this request whichever topology makes it.
         let writes = |fraction: f64| match fraction {
             f if f >= 1.0 => true,

@@ -57,13 +57,19 @@ impl World<'_> {
             Fault::Slow { .. } | Fault::Pauses { .. } | Fault::Partition { .. } => {
                 self.gray_failure_begins(fault)
             }
+            Fault::ZoneOutage {
+                zone,
+                duration,
+                store_failover,
+                ..
+            } => self.zone_outage(fault, zone, duration, store_failover),
             Fault::RandomCrashes { .. } => {
                 unreachable!("random crashes are scheduled per server, not as one event")
             }
         }
     }
 
-    fn schedule_restart(&mut self, server: u32, after: Option<SimTime>) {
+    pub(super) fn schedule_restart(&mut self, server: u32, after: Option<SimTime>) {
         if let Some(delay) = after {
             self.queue
                 .push(self.now.saturating_add(delay), Event::Restart(server));
@@ -71,7 +77,7 @@ impl World<'_> {
     }
 
     /// Opens the faults.csv row of `fault` on `server` (unless one is open already).
-    fn open_server_fault(&mut self, fault: u32, server: u32) -> u32 {
+    pub(super) fn open_server_fault(&mut self, fault: u32, server: u32) -> u32 {
         if let Some(record) = self.servers[server as usize].open_fault {
             return record;
         }
@@ -82,7 +88,7 @@ impl World<'_> {
 
     /// The server stops: connections reset, its memory (session state) is gone, and every request
     /// it holds fails. The balancer is not told; it finds out through health checks.
-    fn crash(&mut self, server: u32, cause: LossCause) {
+    pub(super) fn crash(&mut self, server: u32, cause: LossCause) {
         let condition = self.servers[server as usize].condition;
         if !matches!(condition, Condition::Up | Condition::Hung) {
             return;
@@ -302,6 +308,7 @@ impl World<'_> {
         server.condition = Condition::Starting;
         server.replaces = record;
         self.servers.push(server);
+        self.replica_map.stale = true;
         let index = (self.servers.len() - 1) as u32;
         if self.needs.gray {
             self.install_pause_clock(index);
@@ -373,6 +380,7 @@ impl World<'_> {
         let target = &mut self.servers[server as usize];
         target.wipe_memory();
         target.condition = Condition::Retired;
+        self.replica_map.stale = true;
         self.balancer.detach(server);
         self.recorder.servers_provisioned.add(self.now, -1);
     }

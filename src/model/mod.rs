@@ -19,12 +19,13 @@ mod limits;
 mod server;
 mod store;
 mod trace;
+mod zone;
 
 use crate::engine::rng::{self, StreamRng};
 use crate::engine::{EventQueue, Handle, SimTime, Slab};
 use crate::metrics::series::{Levels, SeriesRecorder};
 use crate::metrics::{Counters, LatencyRecorder, RunResult, ServerRow, TimeAverage, Traffic};
-use crate::scenario::{Arrivals, Dist, Fault, Replication, Scenario, State, Topology};
+use crate::scenario::{Arrivals, Dist, Fault, HourlyUse, Replication, Scenario, State, Topology};
 use arrivals::ArrivalProcess;
 use balancer::Balancer;
 pub use limits::{GUARD_INTERVAL, Limits, Stopped};
@@ -243,6 +244,8 @@ struct Seeds {
     between_sessions: u64,
     pause_phase: u64,
     store_shard: u64,
+    client_zone: u64,
+    net_cross_zone: u64,
 }
 
 impl Seeds {
@@ -273,6 +276,8 @@ impl Seeds {
             between_sessions: s("workload.between_sessions"),
             pause_phase: s("fault.pauses.phase"),
             store_shard: s("store.shard"),
+            client_zone: s("client.zone"),
+            net_cross_zone: s("network.cross_zone"),
         }
     }
 }
@@ -351,6 +356,13 @@ struct Needs {
     /// `client.hedge_after`: a request may have two attempts out, and the later answer is
     /// discarded.
     hedging: bool,
+    /// More than one zone: hops may cross zones.
+    zones: bool,
+    /// The balancer prefers the client's zone.
+    zone_affinity: bool,
+    /// An answer's way back may be cut, watched or cross zones: partitions, outlier ejection
+    /// or zones (one test on the answer path for all three).
+    answer_extras: bool,
 }
 
 /// One row of faults.csv while it is being filled.
@@ -406,6 +418,10 @@ pub struct World<'s> {
     memory_capacity: Option<u64>,
     /// Copies of each session kept in other servers' memory (replication's replicas).
     replica_copies: u32,
+    /// Which servers hold whose replicas (model/zone.rs).
+    replica_map: zone::ReplicaMap,
+    /// The zone whose servers are crashing at this instant (a `zone_outage`).
+    zone_down: Option<u32>,
     /// The servers each rolling restart replaces, in order (filled at its first batch).
     rollouts: Vec<Vec<u32>>,
     /// The autoscaler's recent recommendations (time, servers), for the scale-down window.
@@ -571,6 +587,7 @@ impl<'s> World<'s> {
             balancer: Balancer::new(
                 &topology.balancer,
                 servers,
+                &topology.servers.zones,
                 rng::stream(seed, replication, "balancer"),
             ),
             servers: (0..servers).map(|_| Server::new(cache)).collect(),
@@ -632,6 +649,9 @@ impl<'s> World<'s> {
                     .iter()
                     .any(|f| matches!(f, Fault::Partition { .. })),
                 hedging: scenario.client.hedge_after.is_some(),
+                zones: topology.servers.zones.count > 1,
+                zone_affinity: topology.balancer.zone_affinity && topology.servers.zones.count > 1,
+                answer_extras: false,
             },
             next_bucket: scenario.bucket,
             memory_capacity,
@@ -639,6 +659,8 @@ impl<'s> World<'s> {
                 State::Server { replication, .. } => replication.peer_copies(),
                 _ => 0,
             },
+            replica_map: zone::ReplicaMap::unbuilt(),
+            zone_down: None,
             rollouts: vec![Vec::new(); scenario.faults.len()],
             recommendations: std::collections::VecDeque::new(),
             autoscale_areas: (0, 0),
@@ -659,11 +681,13 @@ impl<'s> World<'s> {
         recorder.servers_provisioned.add(SimTime::ZERO, up);
         let needs = &mut world.needs;
         needs.compute_extras = needs.verification || needs.replication || needs.gray;
+        needs.answer_extras = needs.partitions || needs.outlier || needs.zones;
         if world.needs.gray {
             for server in 0..servers {
                 world.install_pause_clock(server);
             }
         }
+        world.refresh_replica_map();
         world
     }
 
@@ -749,7 +773,12 @@ impl<'s> World<'s> {
             Event::ClientTimeout(request) => self.on_client_timeout(request),
             Event::HealthCheck(server) => self.on_health_check(server),
             Event::ProbeTimedOut(server) => self.observe_probe(server, false),
-            Event::Fault(index) => self.on_fault(index as usize),
+            // The handlers that may launch or retire servers: the replica lists are rebuilt once
+            // after them, not at each server (a fleet scaled by thousands at one instant).
+            Event::Fault(index) => {
+                self.on_fault(index as usize);
+                self.refresh_replica_map();
+            }
             Event::FaultEnd(index) => self.on_fault_end(index),
             Event::Unejected(server) => self.balancer.unejected(server),
             Event::Hedge { session, index } => self.on_hedge(session, index),
@@ -758,10 +787,19 @@ impl<'s> World<'s> {
             Event::RandomFailure { fault, server } => self.on_random_failure(fault, server),
             Event::RandomRepair { fault, server } => self.on_random_repair(fault, server),
             Event::Started(server) => self.on_started(server),
-            Event::DrainEnd(server) => self.on_drain_end(server),
-            Event::RollingBatch { fault, batch } => self.on_rolling_batch(fault, batch),
+            Event::DrainEnd(server) => {
+                self.on_drain_end(server);
+                self.refresh_replica_map();
+            }
+            Event::RollingBatch { fault, batch } => {
+                self.on_rolling_batch(fault, batch);
+                self.refresh_replica_map();
+            }
             Event::StoreUp(shard) => self.on_store_up(shard),
-            Event::AutoscaleTick => self.on_autoscale_tick(),
+            Event::AutoscaleTick => {
+                self.on_autoscale_tick();
+                self.refresh_replica_map();
+            }
             Event::WarmupEnd => self.on_warmup_end(),
         }
     }
@@ -1021,6 +1059,7 @@ impl<'s> World<'s> {
             load_imbalance: self.window_load_imbalance(),
             session_memory_steady_bytes: f64::NAN,
             session_state_bytes: topology.state.state_bytes(),
+            zones: topology.servers.zones.count,
             state_copies: topology.state.copies(),
             cost_per_hour: f64::NAN,
             events: self.events,
@@ -1033,11 +1072,12 @@ impl<'s> World<'s> {
         // the state traffic moved.
         result.session_memory_steady_bytes = steady_session_memory(topology, &result);
         let hours = result.window_secs / 3600.0;
-        result.cost_per_hour = topology.cost.per_hour(
-            result.mean_servers_provisioned,
-            topology.store().map_or(0.0, |store| f64::from(store.nodes)),
-            result.traffic.state() / 1e9 / hours,
-        );
+        result.cost_per_hour = topology.cost.per_hour(HourlyUse {
+            servers: result.mean_servers_provisioned,
+            store_nodes: topology.store().map_or(0.0, |store| f64::from(store.nodes)),
+            state_gigabytes: result.traffic.state() / 1e9 / hours,
+            cross_zone_gigabytes: result.traffic.cross_zone / 1e9 / hours,
+        });
         result
     }
 }

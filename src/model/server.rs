@@ -4,7 +4,7 @@
 
 use super::balancer_retry::TryFailure;
 use super::gray::{CUT_BALANCER, CUT_PEERS};
-use super::{Event, Outcome, Phase, Recovery, Session, World};
+use super::{Event, Outcome, Phase, Recovery, Session, World, zone};
 use crate::engine::{Handle, SimTime};
 use crate::metrics::{LossCause, TimeAverage};
 use crate::scenario::{Cache, MemoryFull, Replication, State};
@@ -178,15 +178,6 @@ impl SessionCache {
     }
 }
 
-/// Which way round the servers (in index order) a walk to replica peers goes.
-#[derive(Clone, Copy)]
-enum Ring {
-    /// Towards the servers that hold a server's replicas.
-    After,
-    /// Towards the servers whose replicas a server holds.
-    Before,
-}
-
 /// The key a session is known by at the balancer and in caches (a new login is a new session).
 pub fn session_key(session: &Session) -> u64 {
     session.id ^ (u64::from(session.life) << 48)
@@ -194,6 +185,24 @@ pub fn session_key(session: &Session) -> u64 {
 
 impl World<'_> {
     pub(super) fn on_balancer(&mut self, handle: Handle) {
+        // One test for everything zones add, so that a fleet in one zone pays nothing more.
+        if self.needs.zones {
+            self.on_balancer_in_zones(handle);
+        } else {
+            self.route_and_forward::<false>(handle);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn on_balancer_in_zones(&mut self, handle: Handle) {
+        self.route_and_forward::<true>(handle);
+    }
+
+    /// The balancer picks the try's server (in the client's zone with zone affinity) and sends
+    /// it on; `ZONES`: the fleet spans zones.
+    #[inline(always)]
+    fn route_and_forward<const ZONES: bool>(&mut self, handle: Handle) {
         let Some(request) = self.requests.get_mut(handle) else {
             return;
         };
@@ -203,12 +212,22 @@ impl World<'_> {
         if self.balancer.has_affinity() {
             request.by_affinity = self.balancer.routes_by_affinity(session.home);
         }
-        let server = self.balancer.route(session_key(session), session.home);
+        let server = if ZONES && self.needs.zone_affinity {
+            let zone = zone::client_zone(
+                self.seeds.client_zone,
+                &self.topology.servers.zones,
+                session.id,
+            );
+            self.balancer
+                .route_near(session_key(session), session.home, zone)
+        } else {
+            self.balancer.route(session_key(session), session.home)
+        };
         session.home = Some(server);
         request.server = server;
         request.phase = Phase::ToServer;
         let (session_id, draw_key) = (session.id, request.draw_key);
-        self.forward(handle, server, session_id, draw_key);
+        self.forward_within::<ZONES>(handle, server, session_id, draw_key);
     }
 
     /// A hedge reaches the balancer: it goes elsewhere than the first attempt (to the session's
@@ -239,14 +258,33 @@ impl World<'_> {
     /// outstanding there, then the hop.
     #[inline(always)]
     pub(super) fn forward(&mut self, handle: Handle, server: u32, session_id: u64, draw_key: u64) {
+        if self.needs.zones {
+            self.forward_within::<true>(handle, server, session_id, draw_key);
+        } else {
+            self.forward_within::<false>(handle, server, session_id, draw_key);
+        }
+    }
+
+    /// `forward`, with `ZONES` known where it is called.
+    #[inline(always)]
+    fn forward_within<const ZONES: bool>(
+        &mut self,
+        handle: Handle,
+        server: u32,
+        session_id: u64,
+        draw_key: u64,
+    ) {
         self.balancer.dispatched(server);
         self.servers[server as usize].dispatched += 1;
-        let hop = Self::draw_time(
+        let mut hop = Self::draw_time(
             &self.topology.network.balancer_server,
             self.seeds.net_to_server,
             session_id,
             draw_key,
         );
+        if ZONES {
+            hop = hop.saturating_add(self.zone_hop_to_server(handle, server));
+        }
         self.after(hop, Event::AtServer(handle));
     }
 
@@ -429,36 +467,13 @@ impl World<'_> {
     /// the servers whose replica peer it is (their own states, idle ones included: a replica
     /// lives as long as its original).
     fn states_held(&self, server: u32) -> u64 {
-        let mut held = self.own_states(server);
-        let mut source = server;
-        for _ in 0..self.replica_copies {
-            let Some(previous) = self.ring_neighbour(source, server, Ring::Before) else {
-                break;
-            };
-            held += self.own_states(previous);
-            source = previous;
-        }
-        held
-    }
-
-    /// The next server from `from` in index order (or the previous one) that is not retired,
-    /// unless that is `origin` (the walk has gone round). The `replica_copies` servers after a
-    /// server hold its sessions' replicas.
-    fn ring_neighbour(&self, from: u32, origin: u32, direction: Ring) -> Option<u32> {
-        let n = self.servers.len() as u32;
-        let mut at = from;
-        loop {
-            at = match direction {
-                Ring::After => (at + 1) % n,
-                Ring::Before => (at + n - 1) % n,
-            };
-            if at == origin {
-                return None;
-            }
-            if self.servers[at as usize].condition != Condition::Retired {
-                return Some(at);
-            }
-        }
+        let replicas: u64 = self
+            .replica_map
+            .sources(server)
+            .iter()
+            .map(|source| self.own_states(*source))
+            .sum();
+        self.own_states(server) + replicas
     }
 
     /// Frees room on `server` for one more session and on each of its replica peers for its
@@ -468,15 +483,11 @@ impl World<'_> {
         if !self.make_room(server, capacity) {
             return false;
         }
-        let mut peer = server;
-        for _ in 0..self.replica_copies {
-            let Some(next) = self.ring_neighbour(peer, server, Ring::After) else {
-                break;
-            };
-            if !self.make_room(next, capacity) {
+        for slot in 0..self.replica_map.peers(server).len() {
+            let peer = self.replica_map.peers(server)[slot];
+            if !self.make_room(peer, capacity) {
                 return false;
             }
-            peer = next;
         }
         true
     }
@@ -486,15 +497,11 @@ impl World<'_> {
         let held = self.states_held(server);
         let target = &mut self.servers[server as usize];
         target.peak_states = target.peak_states.max(held);
-        let mut peer = server;
-        for _ in 0..self.replica_copies {
-            let Some(next) = self.ring_neighbour(peer, server, Ring::After) else {
-                break;
-            };
-            let held = self.states_held(next);
-            let target = &mut self.servers[next as usize];
+        for slot in 0..self.replica_map.peers(server).len() {
+            let peer = self.replica_map.peers(server)[slot];
+            let held = self.states_held(peer);
+            let target = &mut self.servers[peer as usize];
             target.peak_states = target.peak_states.max(held);
-            peer = next;
         }
     }
 
@@ -636,6 +643,7 @@ impl World<'_> {
         if !matches!(self.topology.state, State::Server { .. }) {
             return;
         }
+        self.refresh_replica_map();
         let homed: Vec<Handle> = self
             .sessions
             .iter()
@@ -683,8 +691,8 @@ impl World<'_> {
         let session = self.sessions.get(handle).expect("live session");
         match replication {
             Replication::None => Err(cause),
-            Replication::Sync { peers } => {
-                if self.replica_alive(server, *peers) {
+            Replication::Sync { .. } => {
+                if self.replica_alive(server) {
                     Ok(Recovery::Replica)
                 } else {
                     Err(cause)
@@ -694,7 +702,7 @@ impl World<'_> {
                 let stalled = self.servers[server as usize]
                     .replication_stalled_since
                     .is_some_and(|since| session.last_write >= since);
-                if !self.replica_alive(server, 1) {
+                if !self.replica_alive(server) {
                     Err(cause)
                 } else if stalled || self.now.saturating_sub(session.last_write) < *lag {
                     Err(LossCause::ReplicationLag)
@@ -713,21 +721,15 @@ impl World<'_> {
         }
     }
 
-    /// Whether one of the `peers` servers after `server` (in index order, skipping retired ones),
-    /// which hold its sessions' replicas, is up.
-    fn replica_alive(&self, server: u32, peers: u32) -> bool {
-        let mut peer = server;
-        for _ in 0..peers {
-            let Some(next) = self.ring_neighbour(peer, server, Ring::After) else {
-                return false;
-            };
-            let peer_server = &self.servers[next as usize];
-            if peer_server.condition == Condition::Up && !peer_server.cut_off(CUT_PEERS) {
-                return true;
-            }
-            peer = next;
-        }
-        false
+    /// Whether one of the servers holding `server`'s replicas is up (and not in a zone going
+    /// down at this instant).
+    fn replica_alive(&self, server: u32) -> bool {
+        self.replica_map.peers(server).iter().any(|peer| {
+            let peer_server = &self.servers[*peer as usize];
+            peer_server.condition == Condition::Up
+                && !peer_server.cut_off(CUT_PEERS)
+                && !(self.needs.zones && self.in_zone_going_down(*peer))
+        })
     }
 
     /// A worker has been assigned: begin with a store read (a store topology's session, on a cache
@@ -863,7 +865,16 @@ impl World<'_> {
         if let Replication::Sync { peers } = replication
             && request.writes_state
         {
-            let slowest = (1..=u64::from(*peers)).map(round_trip).max();
+            let to_peer = |lane: u64| {
+                let mut trip = round_trip(lane);
+                if self.needs.zones {
+                    let (server, id, key) = (request.server, request.session_id, request.draw_key);
+                    let slot = lane as usize - 1;
+                    trip = trip.saturating_add(self.zone_round_trip_to_peer(server, slot, id, key));
+                }
+                trip
+            };
+            let slowest = (1..=u64::from(*peers)).map(to_peer).max();
             delay = delay.saturating_add(slowest.unwrap_or(SimTime::ZERO));
         }
         delay
@@ -894,6 +905,9 @@ impl World<'_> {
             self.state_written(session);
             if in_window {
                 self.recorder.traffic.replication += self.replica_copy_bytes();
+                if self.needs.zones {
+                    self.recorder.traffic.cross_zone += self.cross_zone_replica_bytes(server);
+                }
             }
         }
         self.finish_work(handle, Outcome::Ok);
@@ -974,16 +988,6 @@ impl World<'_> {
         request.phase = Phase::Returning;
         request.outcome = outcome;
         let (server, id, key) = (request.server, request.session_id, request.draw_key);
-        if self.needs.partitions && self.servers[server as usize].cut_off(CUT_BALANCER) {
-            // The answer cannot reach the balancer, which waits for its timeout.
-            request.phase = Phase::BlackHoled;
-            self.start_server_timeout(handle);
-            return;
-        }
-        self.balancer.answered(server);
-        if self.needs.outlier && outcome == Outcome::Ok {
-            self.observe_answer(server, true);
-        }
         let network = &self.topology.network;
         let seeds = &self.seeds;
         let to_balancer = Self::draw_time(
@@ -998,8 +1002,37 @@ impl World<'_> {
             id,
             key,
         );
-        let back = to_balancer.saturating_add(to_client);
+        let mut back = to_balancer.saturating_add(to_client);
+        if self.needs.answer_extras {
+            match self.answer_extras(handle, server, outcome) {
+                Some(across) => back = back.saturating_add(across),
+                None => return,
+            }
+        }
+        self.balancer.answered(server);
         self.after(back, Event::AtClient(handle));
+    }
+
+    /// What partitions, outlier ejection and zones add to an answer's way back: `None` when it
+    /// cannot reach the balancer (which waits for its timeout), else the time it spends
+    /// crossing zones. (An answer that gets through is a success for outlier ejection.)
+    #[cold]
+    #[inline(never)]
+    fn answer_extras(&mut self, handle: Handle, server: u32, outcome: Outcome) -> Option<SimTime> {
+        if self.needs.partitions && self.servers[server as usize].cut_off(CUT_BALANCER) {
+            let request = self.requests.get_mut(handle).expect("live request");
+            request.phase = Phase::BlackHoled;
+            self.start_server_timeout(handle);
+            return None;
+        }
+        if self.needs.outlier && outcome == Outcome::Ok {
+            self.observe_answer(server, true);
+        }
+        Some(if self.needs.zones {
+            self.zone_hop_from_server(handle)
+        } else {
+            SimTime::ZERO
+        })
     }
 
     /// Charges a failed attempt to the fault the server is going through, if any.

@@ -117,12 +117,16 @@ impl World<'_> {
             _ => self.seeds.net_to_store_read,
         };
         let network = &self.topology.network;
-        let hop = Self::draw_time(
+        let mut hop = Self::draw_time(
             &network.server_store,
             seed,
             request.session_id,
             request.draw_key,
         );
+        if self.needs.zones {
+            let shard = self.session_shard(request.session_id);
+            hop = hop.saturating_add(self.zone_hop_to_store(handle, shard, 2));
+        }
         self.after(hop, Event::AtStore(handle));
     }
 
@@ -232,12 +236,16 @@ impl World<'_> {
             _ => self.seeds.net_from_store_read,
         };
         let network = &self.topology.network;
-        let hop = Self::draw_time(
+        let mut hop = Self::draw_time(
             &network.server_store,
             seed,
             request.session_id,
             request.draw_key,
         );
+        if self.needs.zones {
+            let shard = self.session_shard(request.session_id);
+            hop = hop.saturating_add(self.zone_hop_to_store(handle, shard, 3));
+        }
         self.after(hop, Event::StoreReply(handle));
     }
 

@@ -494,7 +494,7 @@ fn around(windows: &[(f64, f64)], first: f64, last: f64) -> std::ops::Range<f64>
 }
 
 /// One colour per loss cause, in [`LossCause::ALL`]'s order, apart from the topologies' own.
-const CAUSE_COLOURS: [plotters::style::RGBColor; 8] = [
+const CAUSE_COLOURS: [plotters::style::RGBColor; LossCause::ALL.len()] = [
     plotters::style::RGBColor(178, 34, 34),
     plotters::style::RGBColor(255, 140, 0),
     plotters::style::RGBColor(70, 130, 180),
@@ -503,6 +503,7 @@ const CAUSE_COLOURS: [plotters::style::RGBColor; 8] = [
     plotters::style::RGBColor(218, 165, 32),
     plotters::style::RGBColor(139, 69, 19),
     plotters::style::RGBColor(112, 128, 144),
+    plotters::style::RGBColor(199, 21, 133),
 ];
 
 /// Sessions lost by cause, stacked per topology; left out when no session was lost.

@@ -132,6 +132,7 @@ const CHARACTERISTICS: &[Characteristic] = &[
         figures: &[
             figure("cost_per_hour", Better::Lower),
             figure("cost_per_million_requests", Better::Lower),
+            figure("cross_zone_bytes_per_request", Better::Lower),
         ],
     },
 ];

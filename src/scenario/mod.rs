@@ -304,6 +304,42 @@ pub struct Network {
     pub server_store: Dist,
     /// Between servers (session replication, fetching a replica after a failover).
     pub server_server: Dist,
+    /// Added to a hop between two zones (each way): a request to a server outside its client's
+    /// zone, a store operation to a shard whose primary is in another zone, a replica elsewhere.
+    pub cross_zone: Dist,
+}
+
+/// The availability zones servers live in (`servers.zones`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Zones {
+    /// Zones are numbered `0..count`.
+    pub count: u32,
+    /// Server i's zone is `of_server[i % len]` (servers added by scaling repeat the list);
+    /// empty: `i % count`.
+    pub of_server: Vec<u32>,
+}
+
+impl Zones {
+    /// Every server in one zone: nothing crosses zones.
+    pub fn one() -> Zones {
+        Zones {
+            count: 1,
+            of_server: Vec::new(),
+        }
+    }
+
+    pub fn of(&self, server: u32) -> u32 {
+        if self.of_server.is_empty() {
+            server % self.count
+        } else {
+            self.of_server[server as usize % self.of_server.len()]
+        }
+    }
+
+    /// The zone a store shard's primary lives in (primaries spread over the zones in turn).
+    pub fn of_shard(&self, shard: u32) -> u32 {
+        shard % self.count
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -314,6 +350,7 @@ pub struct Servers {
     pub queue_limit: Option<u32>,
     pub memory_mb: Option<f64>,
     pub on_memory_full: MemoryFull,
+    pub zones: Zones,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -349,6 +386,8 @@ pub struct Balancer {
     pub retry: BalancerRetry,
     /// Passive health checking (outlier ejection), when configured.
     pub outlier: Option<Outlier>,
+    /// Prefer servers in the client's zone (all zones when none there is healthy).
+    pub zone_affinity: bool,
 }
 
 /// Outlier ejection with Envoy's semantics: a server whose answers fail `consecutive_failures`
@@ -461,15 +500,27 @@ pub struct Cost {
     pub store_per_hour: f64,
     /// Per gigabyte (10^9 bytes) of state traffic: store reads and writes, replicas, tokens.
     pub transfer_per_gb: f64,
+    /// Per gigabyte of any traffic between zones (requests, answers, state), both directions'
+    /// charges together.
+    pub cross_zone_per_gb: f64,
+}
+
+/// What an hour of a topology uses, to be priced.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HourlyUse {
+    pub servers: f64,
+    pub store_nodes: f64,
+    pub state_gigabytes: f64,
+    pub cross_zone_gigabytes: f64,
 }
 
 impl Cost {
-    /// The cost of an hour of `servers` servers and `store_nodes` store nodes moving
-    /// `state_gigabytes_per_hour` of state.
-    pub fn per_hour(&self, servers: f64, store_nodes: f64, state_gigabytes_per_hour: f64) -> f64 {
-        servers * self.server_per_hour
-            + store_nodes * self.store_per_hour
-            + state_gigabytes_per_hour * self.transfer_per_gb
+    /// The cost of an hour's use.
+    pub fn per_hour(&self, used: HourlyUse) -> f64 {
+        used.servers * self.server_per_hour
+            + used.store_nodes * self.store_per_hour
+            + used.state_gigabytes * self.transfer_per_gb
+            + used.cross_zone_gigabytes * self.cross_zone_per_gb
     }
 }
 
@@ -510,6 +561,8 @@ pub enum State {
         session_bytes: f64,
         session_ttl: SimTime,
         replication: Replication,
+        /// Which servers hold a session's replicas.
+        replica_placement: ReplicaPlacement,
         /// Share of requests that change the session (and so replicate it).
         write_fraction: f64,
     },
@@ -622,6 +675,29 @@ impl Replication {
             Replication::Sync { peers } => *peers,
             Replication::Async { .. } => 1,
             Replication::None | Replication::StoreBackup(_) => 0,
+        }
+    }
+}
+
+/// Which servers hold a server's replicas: the next ones in index order (skipping retired
+/// ones) that pass this test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaPlacement {
+    /// The next servers, wherever they are.
+    Any,
+    /// The next servers in the same zone (a zone outage takes every copy).
+    SameZone,
+    /// The next servers in another zone than the home's.
+    OtherZone,
+}
+
+impl ReplicaPlacement {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplicaPlacement::Any => "any",
+            ReplicaPlacement::SameZone => "same_zone",
+            ReplicaPlacement::OtherZone => "other_zone",
         }
     }
 }
@@ -778,6 +854,15 @@ pub enum Fault {
         every: SimTime,
         pause: SimTime,
     },
+    /// A zone is lost at `at`: every server in it crashes (back empty after `duration`, if
+    /// given), and every store shard whose primary is there is unreachable until a replica in
+    /// another zone takes over after `store_failover` (or the zone is back).
+    ZoneOutage {
+        at: SimTime,
+        zone: u32,
+        duration: Option<SimTime>,
+        store_failover: Option<SimTime>,
+    },
 }
 
 impl Fault {
@@ -791,7 +876,8 @@ impl Fault {
             | Fault::StoreOutage { at, .. }
             | Fault::Slow { at, .. }
             | Fault::Pauses { at, .. }
-            | Fault::Partition { at, .. } => *at,
+            | Fault::Partition { at, .. }
+            | Fault::ZoneOutage { at, .. } => *at,
             Fault::RandomCrashes { .. } => SimTime::ZERO,
         }
     }
@@ -808,6 +894,7 @@ impl Fault {
             Fault::Slow { .. } => "slow",
             Fault::Pauses { .. } => "pauses",
             Fault::Partition { .. } => "partition",
+            Fault::ZoneOutage { .. } => "zone_outage",
         }
     }
 
@@ -927,6 +1014,15 @@ impl fmt::Display for Fault {
                     None => write!(f, "every server pauses")?,
                 }
                 write!(f, " {} every {} from {}", d(*pause), d(*every), d(*at))?;
+                if let Some(duration) = duration {
+                    write!(f, " for {}", d(*duration))?;
+                }
+                Ok(())
+            }
+            Fault::ZoneOutage {
+                at, zone, duration, ..
+            } => {
+                write!(f, "outage of zone {zone} at {}", d(*at))?;
                 if let Some(duration) = duration {
                     write!(f, " for {}", d(*duration))?;
                 }

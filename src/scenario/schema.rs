@@ -285,6 +285,7 @@ pub struct CostFile {
     pub server_per_hour: Option<f64>,
     pub store_per_hour: Option<f64>,
     pub transfer_per_gb: Option<f64>,
+    pub cross_zone_per_gb: Option<f64>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -294,6 +295,7 @@ pub struct NetworkFile {
     pub balancer_server: Option<Value>,
     pub server_store: Option<Value>,
     pub server_server: Option<Value>,
+    pub cross_zone: Option<Value>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -304,6 +306,8 @@ pub struct ServersFile {
     pub queue_limit: Option<u32>,
     pub memory_mb: Option<f64>,
     pub on_memory_full: Option<MemoryFull>,
+    /// A number of zones, or each server's zone.
+    pub zones: Option<Value>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -318,6 +322,7 @@ pub struct BalancerFile {
     pub retry_pause: Option<HumanDuration>,
     pub server_timeout: Option<HumanDuration>,
     pub outlier: Option<OutlierFile>,
+    pub zone_affinity: Option<bool>,
 }
 
 /// `balancer.outlier`: each key defaults to Envoy's (5 failures, 30 s, 10%).
@@ -356,6 +361,7 @@ pub struct TopologyFile {
     pub session_ttl: Option<HumanDuration>,
     pub replication: Option<ReplicationKind>,
     pub replicas: Option<u32>,
+    pub replica_placement: Option<crate::scenario::ReplicaPlacement>,
     pub replication_lag: Option<HumanDuration>,
     pub write_fraction: Option<f64>,
     pub store: Option<StoreFile>,
@@ -410,6 +416,7 @@ pub enum FaultKind {
     Slow,
     Pauses,
     Partition,
+    ZoneOutage,
 }
 
 /// One `[[fault]]`, by kind. Each kind's keys are their own struct so that a problem inside the
@@ -425,6 +432,16 @@ pub enum FaultFile {
     Slow(SlowFile),
     Pauses(PausesFile),
     Partition(PartitionFile),
+    ZoneOutage(ZoneOutageFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneOutageFile {
+    pub at: HumanDuration,
+    pub zone: u32,
+    pub duration: Option<HumanDuration>,
+    pub store_failover: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -567,6 +584,7 @@ pub fn fault_file(value: &Value, path: &str) -> Result<FaultFile, Vec<Problem>> 
         FaultKind::Slow => FaultFile::Slow(from_table(table, path)?),
         FaultKind::Pauses => FaultFile::Pauses(from_table(table, path)?),
         FaultKind::Partition => FaultFile::Partition(from_table(table, path)?),
+        FaultKind::ZoneOutage => FaultFile::ZoneOutage(from_table(table, path)?),
     })
 }
 

@@ -615,3 +615,85 @@ fn partitions_name_their_side_and_need_a_timeout_for_the_balancer() {
         ),
     ]);
 }
+
+#[test]
+fn zones_refuse_impossible_values() {
+    let topology = |keys: &str| format!("[[topology]]\nname = \"z\"\nstate = \"server\"\n{keys}");
+    expect_each_rejected_in_one_line(&[
+        (
+            &topology("servers = { zones = 0 }"),
+            &[
+                "`topology[1].servers.zones`",
+                "a number of zones (1 to 64)",
+                "got 0",
+            ],
+        ),
+        (
+            &topology("servers = { zones = [0, 1, 2] }"),
+            &[
+                "`topology[1].servers.zones`",
+                "2 servers need 2 entries, got 3",
+            ],
+        ),
+        (
+            &topology("servers = { zones = [0, -1] }"),
+            &[
+                "`topology[1].servers.zones`",
+                "a number from 0 to 63, got -1",
+            ],
+        ),
+        (
+            &topology("servers = { zones = \"two\" }"),
+            &["`topology[1].servers.zones`", "got a string"],
+        ),
+        (
+            "[[fault]]\nkind = \"zone_outage\"\nat = \"1s\"\nzone = 1",
+            &[
+                "`fault[0].zone`",
+                "out of range",
+                "has one zone (0); set servers.zones",
+            ],
+        ),
+        (
+            &format!(
+                "{}\n[[fault]]\nkind = \"zone_outage\"\nat = \"1s\"\nzone = 0\nduration = \"5s\"\nstore_failover = \"6s\"",
+                topology("servers = { zones = 2 }")
+            ),
+            &["`fault[0].store_failover`", "at most the duration"],
+        ),
+        (
+            &topology("replication = \"sync\"\nreplica_placement = \"other_zone\""),
+            &["`topology[1].replica_placement`", "at least two zones"],
+        ),
+        (
+            &topology(
+                "replication = \"sync\"\nreplica_placement = \"same_zone\"\nservers = { zones = 2 }",
+            ),
+            &[
+                "`topology[1].replica_placement`",
+                "in the same zone",
+                "only 0",
+            ],
+        ),
+        (
+            &topology("replica_placement = \"same_zone\""),
+            &["`topology[1].replica_placement`"],
+        ),
+        (
+            &topology("replication = \"sync\"\nreplica_placement = \"far\""),
+            &[
+                "`topology[1].replica_placement`",
+                "unknown variant `far`",
+                "`other_zone`",
+            ],
+        ),
+        (
+            &topology("replication = \"sync\"\nreplicas = 17\nservers = { count = 20 }"),
+            &["`topology[1].replicas`", "1 to 16 replicas", "got 17"],
+        ),
+        (
+            "[cost]\ncross_zone_per_gb = -1",
+            &["`cost.cross_zone_per_gb`", "must be a price"],
+        ),
+    ]);
+}

@@ -28,6 +28,9 @@ struct Shape {
     autoscale: bool,
     outlier: bool,
     hedge_ms: Option<u32>,
+    zones: u32,
+    zone_affinity: bool,
+    same_zone: bool,
 }
 
 const POLICIES: [&str; 6] = [
@@ -69,13 +72,14 @@ fn shape() -> impl Strategy<Value = Shape> {
         ),
         (proptest::option::of(1u32..50), any::<bool>(), 0usize..6),
         proptest::collection::vec(0usize..STATES.len(), 1..4),
-        proptest::collection::vec((0usize..9, 0u32..100, 0u32..100), 0..4),
+        proptest::collection::vec((0usize..10, 0u32..100, 0u32..100), 0..4),
         (
             proptest::option::of(20u32..200),
             any::<bool>(),
             any::<bool>(),
             proptest::option::of(5u32..200),
         ),
+        (1u32..4, any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -85,6 +89,7 @@ fn shape() -> impl Strategy<Value = Shape> {
                 states,
                 faults,
                 (memory_kb, autoscale, outlier, hedge_ms),
+                (zones, zone_affinity, same_zone),
             )| Shape {
                 servers,
                 workers,
@@ -105,6 +110,9 @@ fn shape() -> impl Strategy<Value = Shape> {
                 autoscale,
                 outlier,
                 hedge_ms,
+                zones,
+                zone_affinity,
+                same_zone,
             },
         )
 }
@@ -136,11 +144,10 @@ fn scenario_text(shape: &Shape) -> String {
     if let Some(budget) = shape.budget {
         text += &format!("retry_budget = {}\n", f64::from(budget) / 100.0);
     }
-    text +=
-        "[network]\nbalancer_server = \"1ms\"\nserver_server = \"1ms\"\nserver_store = \"1ms\"\n";
+    text += "[network]\nbalancer_server = \"1ms\"\nserver_server = \"1ms\"\nserver_store = \"1ms\"\ncross_zone = \"500us\"\n";
     text += &format!(
-        "[servers]\ncount = {}\nworkers = {}\n",
-        shape.servers, shape.workers
+        "[servers]\ncount = {}\nworkers = {}\nzones = {}\n",
+        shape.servers, shape.workers, shape.zones
     );
     if let Some(limit) = shape.queue_limit {
         text += &format!("queue_limit = {limit}\n");
@@ -152,8 +159,8 @@ fn scenario_text(shape: &Shape) -> String {
         );
     }
     text += &format!(
-        "[balancer]\npolicy = \"{}\"\nfallback = \"round_robin\"\n[balancer.health_check]\ninterval = \"2s\"\nunhealthy_threshold = 2\ntimeout = \"500ms\"\n",
-        POLICIES[shape.policy]
+        "[balancer]\npolicy = \"{}\"\nfallback = \"round_robin\"\nzone_affinity = {}\n[balancer.health_check]\ninterval = \"2s\"\nunhealthy_threshold = 2\ntimeout = \"500ms\"\n",
+        POLICIES[shape.policy], shape.zone_affinity
     );
     if shape.outlier {
         text += "[balancer.outlier]\nconsecutive_failures = 2\nejection_time = \"1s\"\nmax_ejected_percent = 50\n";
@@ -168,6 +175,20 @@ fn scenario_text(shape: &Shape) -> String {
         let mut state = STATES[*state].to_string();
         if shape.servers < 2 {
             state = state.replace("replication = \"sync\"", "replication = \"none\"");
+        }
+        // Replicas by zone: in another one whenever there are two (every zone then has a server
+        // and another zone does too), in the same one when every zone has two servers.
+        let placement = if shape.same_zone && shape.servers >= 2 * shape.zones {
+            Some("same_zone")
+        } else if shape.zones >= 2 && shape.servers >= 2 {
+            Some("other_zone")
+        } else {
+            None
+        };
+        if let Some(placement) = placement
+            && (state.contains("\"sync\"") || state.contains("\"async\""))
+        {
+            state += &format!("\nreplica_placement = \"{placement}\"");
         }
         text += &format!("[[topology]]\nname = \"t{index}\"\n{state}\n");
     }
@@ -214,6 +235,23 @@ fn scenario_text(shape: &Shape) -> String {
                     "kind = \"partition\"\nat = \"{at_s}s\"\nserver = {server}\nfrom = \"peers\""
                 )
             }
+            9 => format!(
+                "kind = \"zone_outage\"\nat = \"{at_s}s\"\nzone = {}{}",
+                extra % shape.zones,
+                if extra % 2 == 0 {
+                    format!(
+                        "\nduration = \"{}s\"{}",
+                        extra % 5 + 1,
+                        if extra % 4 == 0 {
+                            "\nstore_failover = \"500ms\""
+                        } else {
+                            ""
+                        }
+                    )
+                } else {
+                    String::new()
+                }
+            ),
             // One pause clock per server: one `pauses` fault per scenario here.
             7 if !pausing => {
                 pausing = true;

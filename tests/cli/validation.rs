@@ -1111,3 +1111,134 @@ factor = 10
         );
     }
 }
+
+#[test]
+fn a_zone_outage_loses_exactly_the_sessions_homed_there_without_a_copy_elsewhere() {
+    // Sticky sessions placed round robin over 4 servers in 2 zones (0 1 0 1): half of them live
+    // in zone 1. Sessions are an M/G/∞ system, so by Little's law λ·W are active when zone 1 goes
+    // down (W = 4 think times of 2 s + 5 services of 1 ms = 8.005 s), and half of those are lost:
+    // λ·W/2 = 400.25. A sync replica on the next server of the same zone dies with its home, so
+    // the count is the same; a replica in the other zone saves every session (the run goes on
+    // until the balancer has seen the zone go, and the sessions have moved).
+    let runs = simulate_text(
+        r#"
+name = "zone-outage"
+seed = 3
+duration = "160s"
+warmup = "1s"
+replications = 20
+[workload]
+sessions_per_second = 100
+requests_per_session = { dist = "geometric", mean = 5 }
+think_time = { dist = "exponential", mean = "2s" }
+service_time = "1ms"
+[servers]
+count = 4
+workers = 64
+zones = 2
+[balancer]
+policy = "sticky"
+fallback = "round_robin"
+[[topology]]
+name = "memory"
+state = "server"
+[[topology]]
+name = "same-zone"
+state = "server"
+replication = "sync"
+replica_placement = "same_zone"
+[[topology]]
+name = "other-zone"
+state = "server"
+replication = "sync"
+replica_placement = "other_zone"
+[[fault]]
+kind = "zone_outage"
+zone = 1
+at = "120s"
+"#,
+    );
+    let of = |name: &str| -> Vec<RunResult> {
+        runs.iter()
+            .filter(|r| r.topology == name)
+            .cloned()
+            .collect()
+    };
+    let expected = 100.0 * (4.0 * 2.0 + 5.0 * 0.001) / 2.0;
+    for name in ["memory", "same-zone"] {
+        assert_theory(
+            &format!("{name}: sessions lost with zone 1 of 2"),
+            &of(name),
+            |r| metric(r, "sessions_lost_zone_outage"),
+            expected,
+            0.0,
+        );
+    }
+    for run in of("other-zone") {
+        assert_eq!(metric(&run, "sessions_lost"), 0.0, "a copy survives");
+        assert!(metric(&run, "sessions_failed_over") > 100.0);
+    }
+}
+
+#[test]
+fn hops_between_zones_add_their_latency_and_their_bytes() {
+    // Constant hops: 1 ms of work, 1 ms more each way between zones, 2 zones of 2 servers
+    // (0 1 0 1) under round robin, clients spread over the zones at random. A request whose
+    // server is outside its client's zone pays 2 ms and moves its 1,000 bytes across; the share
+    // that does is read back from the bytes, and the mean latency must be 1 + 2 × share exactly.
+    // With zone affinity none crosses. With a store (one shard, its primary in zone 0) the half
+    // of the requests on zone-1 servers also pay a 2 ms round trip to it, and move the 2,000-byte
+    // session across.
+    let runs = simulate_text(
+        r#"
+name = "cross-zone"
+seed = 4
+duration = "61s"
+warmup = "1s"
+[workload]
+sessions_per_second = 200
+service_time = "1ms"
+request_bytes = 1000
+[network]
+cross_zone = "1ms"
+[servers]
+count = 4
+workers = 64
+zones = 2
+[balancer]
+policy = "round_robin"
+[[topology]]
+name = "any-zone"
+state = "none"
+[[topology]]
+name = "same-zone"
+state = "none"
+balancer = { zone_affinity = true }
+[[topology]]
+name = "store"
+state = "store"
+session_bytes = 2000
+store = { workers = 64, read = "1ms", write = "1ms", write_fraction = 0.0 }
+"#,
+    );
+    let run = |name: &str| runs.iter().find(|r| r.topology == name).unwrap();
+    let crossing = metric(run("any-zone"), "cross_zone_bytes_per_request") / 1000.0;
+    assert!((crossing - 0.5).abs() < 0.02, "clients spread: {crossing}");
+    let mean = metric(run("any-zone"), "latency_mean_ms");
+    assert!((mean - (1.0 + 2.0 * crossing)).abs() < 1e-3, "{mean} ms");
+    assert_eq!(
+        metric(run("same-zone"), "cross_zone_bytes_per_request"),
+        0.0
+    );
+    assert!((metric(run("same-zone"), "latency_mean_ms") - 1.0).abs() < 1e-3);
+    let store = run("store");
+    let store_crossing =
+        (metric(store, "cross_zone_bytes_per_request") - 1000.0 * crossing) / 2000.0;
+    assert!((store_crossing - 0.5).abs() < 1e-3, "{store_crossing}");
+    let mean = metric(store, "latency_mean_ms");
+    let expected = 2.0 + 2.0 * crossing + 2.0 * 0.5;
+    assert!(
+        (mean - expected).abs() < 0.01,
+        "{mean} ms, expected {expected}"
+    );
+}

@@ -265,6 +265,54 @@ impl Resolver<'_> {
                     from: *from,
                 }
             }
+            FaultFile::ZoneOutage(ZoneOutageFile {
+                at,
+                zone,
+                duration: down_for,
+                store_failover,
+            }) => {
+                self.fault_time(at.0, path, duration);
+                self.positive_duration(down_for.map(|d| d.0), path);
+                for topology in topologies {
+                    let zones = topology.servers.zones.count;
+                    self.check(
+                        *zone < zones,
+                        format!("{path}.zone"),
+                        if zones == 1 {
+                            format!(
+                                "zone index {zone} is out of range: topology \"{}\" has one zone \
+                                 (0); set servers.zones",
+                                topology.name
+                            )
+                        } else {
+                            format!(
+                                "zone index {zone} is out of range: topology \"{}\" has {zones} \
+                                 zones (indices 0..{})",
+                                topology.name,
+                                zones - 1
+                            )
+                        },
+                    );
+                }
+                if let Some(failover) = store_failover {
+                    self.check(
+                        failover.0 > SimTime::ZERO,
+                        format!("{path}.store_failover"),
+                        "must be greater than zero",
+                    );
+                    self.check(
+                        down_for.is_none_or(|down| failover.0 <= down.0),
+                        format!("{path}.store_failover"),
+                        "a failover after the zone is back would never happen: make it at most the duration",
+                    );
+                }
+                Fault::ZoneOutage {
+                    at: at.0,
+                    zone: *zone,
+                    duration: down_for.map(|d| d.0),
+                    store_failover: store_failover.map(|d| d.0),
+                }
+            }
             FaultFile::Pauses(PausesFile {
                 at,
                 server,

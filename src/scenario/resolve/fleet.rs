@@ -20,12 +20,17 @@ const DEFAULT_HEALTH_CHECK: HealthCheck = HealthCheck {
 /// 2024; replace them with your own): an m6i.large server (2 vCPU, 8 GiB) at $0.096 an hour, an
 /// ElastiCache cache.m6g.large Redis node at $0.149 an hour, and traffic between availability
 /// zones at $0.01 per GB in each direction (traffic within a zone is free: set 0 when the store
-/// sits beside the servers).
+/// sits beside the servers). With `servers.zones`, every byte between zones is also priced at
+/// `cross_zone_per_gb`: $0.02, the $0.01 charged out of one zone and the $0.01 into the other.
 const DEFAULT_COST: Cost = Cost {
     server_per_hour: 0.096,
     store_per_hour: 0.149,
     transfer_per_gb: 0.01,
+    cross_zone_per_gb: 0.02,
 };
+
+/// The most availability zones a topology spreads over (a cloud region has three to six).
+const MAX_ZONES: u32 = 64;
 
 /// The largest price a `[cost]` key takes.
 const MAX_PRICE: f64 = 1e9;
@@ -72,7 +77,7 @@ impl Resolver<'_> {
         path: &str,
     ) -> Servers {
         let local = local.cloned().unwrap_or_default();
-        let servers = Servers {
+        let mut servers = Servers {
             count: local.count.or(global.count).unwrap_or(1),
             workers: local.workers.or(global.workers).unwrap_or(1),
             queue_limit: local.queue_limit.or(global.queue_limit),
@@ -81,8 +86,13 @@ impl Resolver<'_> {
                 .on_memory_full
                 .or(global.on_memory_full)
                 .unwrap_or(MemoryFull::EvictLru),
+            zones: Zones::one(),
         };
         let origin = |key: &str, set_locally: bool| merged_key(path, "servers", key, set_locally);
+        if let Some(zones) = local.zones.as_ref().or(global.zones.as_ref()) {
+            servers.zones =
+                self.zones(zones, servers.count, origin("zones", local.zones.is_some()));
+        }
         self.check(
             servers.count >= 1,
             origin("count", local.count.is_some()),
@@ -106,6 +116,72 @@ impl Resolver<'_> {
             );
         }
         servers
+    }
+
+    /// `servers.zones`: a number of zones (server i in zone i mod N), or each server's zone.
+    fn zones(&mut self, value: &Value, count: u32, origin: String) -> Zones {
+        let expected = format!(
+            "expected a number of zones (1 to {MAX_ZONES}) or a list of each server's zone \
+             (numbers from 0)"
+        );
+        match value {
+            Value::Integer(zones) => {
+                let valid = (1..=i64::from(MAX_ZONES)).contains(zones);
+                self.check(valid, origin, format!("{expected}, got {zones}"));
+                Zones {
+                    count: if valid { *zones as u32 } else { 1 },
+                    of_server: Vec::new(),
+                }
+            }
+            Value::Array(list) => {
+                let of_server: Vec<u32> = list
+                    .iter()
+                    .filter_map(|zone| zone.as_integer())
+                    .filter(|zone| (0..i64::from(MAX_ZONES)).contains(zone))
+                    .map(|zone| zone as u32)
+                    .collect();
+                if of_server.len() != list.len() {
+                    let bad = list
+                        .iter()
+                        .find(|zone| {
+                            !zone
+                                .as_integer()
+                                .is_some_and(|z| (0..i64::from(MAX_ZONES)).contains(&z))
+                        })
+                        .map_or(String::new(), ToString::to_string);
+                    self.problems.push(Problem::new(
+                        origin,
+                        format!(
+                            "each server's zone is a number from 0 to {}, got {bad}",
+                            MAX_ZONES - 1
+                        ),
+                    ));
+                    return Zones::one();
+                }
+                if of_server.len() != count as usize {
+                    self.problems.push(Problem::new(
+                        origin,
+                        format!(
+                            "a list of zones names each server's zone: {count} servers need {count} \
+                             entries, got {} (or write the number of zones)",
+                            of_server.len()
+                        ),
+                    ));
+                    return Zones::one();
+                }
+                Zones {
+                    count: of_server.iter().max().map_or(1, |max| max + 1),
+                    of_server,
+                }
+            }
+            other => {
+                self.problems.push(Problem::new(
+                    origin,
+                    format!("{expected}, got a {}", other.type_str()),
+                ));
+                Zones::one()
+            }
+        }
     }
 
     pub(super) fn balancer(
@@ -162,6 +238,10 @@ impl Resolver<'_> {
                 server_timeout: local.server_timeout.or(global.server_timeout).map(|d| d.0),
             },
             outlier: None,
+            zone_affinity: local
+                .zone_affinity
+                .or(global.zone_affinity)
+                .unwrap_or(false),
         };
         let outlier_file = local.outlier.as_ref().or(global.outlier.as_ref());
         balancer.outlier = outlier_file.map(|file| {
@@ -292,6 +372,12 @@ impl Resolver<'_> {
                 DEFAULT_COST.transfer_per_gb,
                 "transfer_per_gb",
             ),
+            cross_zone_per_gb: price(
+                local.cross_zone_per_gb,
+                global.cross_zone_per_gb,
+                DEFAULT_COST.cross_zone_per_gb,
+                "cross_zone_per_gb",
+            ),
         }
     }
 
@@ -321,6 +407,7 @@ impl Resolver<'_> {
             ),
             server_store: hop(&local.server_store, &global.server_store, "server_store"),
             server_server: hop(&local.server_server, &global.server_server, "server_server"),
+            cross_zone: hop(&local.cross_zone, &global.cross_zone, "cross_zone"),
         }
     }
 }

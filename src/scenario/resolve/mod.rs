@@ -190,6 +190,7 @@ pub fn resolve(
                 ),
             );
         }
+        r.replica_placement(&state, &servers, file, &path);
         topologies.push(Topology {
             name: file.name.clone(),
             state,

@@ -19,6 +19,10 @@ const DEFAULT_VERIFY_NS: f64 = 60_000.0;
 /// One Redis node serves ≈75k ops/s unpipelined: ≈13 µs of store time per operation.
 const DEFAULT_STORE_OP_NS: f64 = 13_000.0;
 
+/// The most sync replicas a session has (each is a copy of every session in another server's
+/// memory; real deployments keep one or two).
+const MAX_REPLICAS: u32 = 16;
+
 impl Resolver<'_> {
     pub(super) fn state(&mut self, topology: &TopologyFile, path: &str) -> State {
         let misplaced = |key: &str, present: bool, problems: &mut Vec<Problem>| {
@@ -52,6 +56,13 @@ impl Resolver<'_> {
         let kind = topology.replication.unwrap_or(ReplicationKind::None);
         if kind != ReplicationKind::Sync {
             misplaced("replicas", topology.replicas.is_some(), problems);
+        }
+        if !matches!(kind, ReplicationKind::Sync | ReplicationKind::Async) {
+            misplaced(
+                "replica_placement",
+                topology.replica_placement.is_some(),
+                problems,
+            );
         }
         if kind != ReplicationKind::Async {
             misplaced(
@@ -92,6 +103,7 @@ impl Resolver<'_> {
                 ),
                 session_ttl: topology.session_ttl.map_or(SimTime::ZERO, |d| d.0),
                 replication: self.replication(topology, path),
+                replica_placement: topology.replica_placement.unwrap_or(ReplicaPlacement::Any),
                 write_fraction: self
                     .fraction(topology.write_fraction, &format!("{path}.write_fraction")),
             },
@@ -135,15 +147,80 @@ impl Resolver<'_> {
         }
     }
 
+    /// Zone-aware replica placement needs zones, and enough servers that pass its test for
+    /// every home to have its replicas.
+    pub(super) fn replica_placement(
+        &mut self,
+        state: &State,
+        servers: &Servers,
+        file: &TopologyFile,
+        path: &str,
+    ) {
+        let State::Server {
+            replication,
+            replica_placement,
+            ..
+        } = state
+        else {
+            return;
+        };
+        if *replica_placement == ReplicaPlacement::Any {
+            return;
+        }
+        let origin = format!("{path}.replica_placement");
+        let zones = &servers.zones;
+        if zones.count < 2 && *replica_placement == ReplicaPlacement::OtherZone {
+            self.problems.push(Problem::new(
+                origin,
+                "replicas in another zone need at least two zones: set servers.zones",
+            ));
+            return;
+        }
+        let mut per_zone = vec![0u32; zones.count as usize];
+        for server in 0..servers.count {
+            per_zone[zones.of(server) as usize] += 1;
+        }
+        let peers = replication.peer_copies();
+        let fewest_eligible = per_zone
+            .iter()
+            .filter(|n| **n > 0)
+            .map(|in_zone| match replica_placement {
+                ReplicaPlacement::SameZone => in_zone - 1,
+                _ => servers.count - in_zone,
+            })
+            .min()
+            .unwrap_or(0);
+        if fewest_eligible < peers {
+            self.problems.push(Problem::new(
+                if file.replicas.is_some() {
+                    format!("{path}.replicas")
+                } else {
+                    origin
+                },
+                format!(
+                    "{peers} replica(s) {} need that many servers there for every server, and \
+                     one zone's servers have only {fewest_eligible}",
+                    match replica_placement {
+                        ReplicaPlacement::SameZone => "in the same zone",
+                        _ => "in another zone",
+                    }
+                ),
+            ));
+        }
+    }
+
     fn replication(&mut self, topology: &TopologyFile, path: &str) -> Replication {
         match topology.replication.unwrap_or(ReplicationKind::None) {
             ReplicationKind::None => Replication::None,
             ReplicationKind::Sync => {
                 let peers = topology.replicas.unwrap_or(1);
                 self.check(
-                    peers >= 1,
+                    (1..=MAX_REPLICAS).contains(&peers),
                     format!("{path}.replicas"),
-                    "sync replication needs at least one replica",
+                    format!(
+                        "sync replication needs 1 to {MAX_REPLICAS} replicas (each is a full \
+                         copy of every session), got {peers}"
+                    ),
                 );
                 Replication::Sync { peers }
             }
