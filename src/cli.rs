@@ -185,6 +185,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub budget: BudgetArgs,
 
+    /// End a run as soon as a server's or the store's queue is found growing without bound
+    /// (every worker busy and the queue at least doubling over 30 s of simulated time): exit
+    /// code 2, nothing written. Without it the run goes on and a warning names the station.
+    #[arg(long)]
+    pub stop_on_saturation: bool,
+
     /// Stop after this much wall-clock time, e.g. `10m`: exit code 3, nothing written.
     #[arg(long, value_name = "DURATION", value_parser = parse_wall_time)]
     pub time_limit: Option<std::time::Duration>,

@@ -160,11 +160,13 @@ pub(crate) fn prepare(
     let budget = budget_of(&args.budget);
     let live_bytes_per_run = budget::check(&estimate, &budget, threads)?;
     let deadline = args.time_limit.map(|limit| Instant::now() + limit);
+    let mut limits = Limits::new(live_bytes_per_run, deadline, budget.max_events);
+    limits.stop_on_saturation = args.stop_on_saturation;
     let options = RunOptions {
         jobs,
         progress: progress_visible(args.quiet),
         shard,
-        limits: Arc::new(Limits::new(live_bytes_per_run, deadline, budget.max_events)),
+        limits: Arc::new(limits),
     };
     Ok((points, options))
 }
@@ -280,6 +282,9 @@ pub(crate) fn run_points_of(
     };
     if args.stats {
         eprintln!("{}", describe_stats(&stats));
+    }
+    for warning in report::verdict::saturation_warnings(&report) {
+        eprintln!("warning: {warning}");
     }
     Ok(report)
 }

@@ -381,6 +381,10 @@ pub struct RunResult {
     pub state_copies: f64,
     /// Availability zones the topology's servers are spread over.
     pub zones: u32,
+    /// When a server, and when a store shard, was first found saturated (its queue growing
+    /// without bound), in seconds of simulated time.
+    pub servers_saturated_at_s: Option<f64>,
+    pub store_saturated_at_s: Option<f64>,
     pub events: u64,
     /// Requests sent by clients, warm-up included (the simulation's work, for `--stats`).
     pub requests_simulated: u64,
@@ -487,6 +491,20 @@ pub const METRICS: &[Metric] = &[
     metric!("outlier_ejections", |r| r.counters.outlier_ejections as f64),
     metric!("hedged_requests", |r| r.counters.hedged_requests as f64),
     metric!("load_imbalance", |r| r.load_imbalance),
+    metric!("saturated_servers", |r| f64::from(u8::from(
+        r.servers_saturated_at_s.is_some()
+    ))),
+    metric!("saturated_store", |r| f64::from(u8::from(
+        r.store_saturated_at_s.is_some()
+    ))),
+    metric!("saturated_at_s", |r| {
+        let first = [r.servers_saturated_at_s, r.store_saturated_at_s];
+        first
+            .into_iter()
+            .flatten()
+            .reduce(f64::min)
+            .unwrap_or(f64::NAN)
+    }),
     metric!("cost_per_hour", |r| r.cost_per_hour),
     metric!("cost_per_million_requests", |r| ratio(
         r.cost_per_hour * 1e6,

@@ -36,6 +36,8 @@ pub struct Limits {
     simulated_ns: AtomicU64,
     /// Set when one run stops, so the others stop too.
     cancelled: AtomicBool,
+    /// `--stop-on-saturation`: a run whose server or store saturates stops there.
+    pub stop_on_saturation: bool,
 }
 
 impl Limits {
@@ -47,6 +49,7 @@ impl Limits {
             events_used: AtomicU64::new(0),
             simulated_ns: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
+            stop_on_saturation: false,
         }
     }
 
@@ -105,6 +108,16 @@ pub enum Stopped {
          without time passing (zero service, think and network times?)"
     )]
     NoProgress { at: String, requests: u64 },
+    #[error(
+        "topology \"{topology}\": {station} is saturated: {evidence}, and the run stopped there \
+         (--stop-on-saturation). Add capacity (servers.count, servers.workers, the store's workers \
+         or shards), bound the queue (queue_limit) or lower the load"
+    )]
+    Saturated {
+        topology: String,
+        station: String,
+        evidence: String,
+    },
     #[error("another run stopped")]
     Cancelled,
 }
@@ -136,6 +149,31 @@ impl Guard {
 }
 
 impl World<'_> {
+    /// `--stop-on-saturation`: the run stops at the boundary where `station` was found saturated.
+    #[cold]
+    pub(super) fn stop_saturated(&mut self, station: String, found: super::saturation::Detected) {
+        let grew = format!(
+            "grew from {} to {} between {} and {} of simulated time",
+            found.queue_from,
+            found.queue_to,
+            simulated(found.since),
+            simulated(found.at)
+        );
+        let evidence = match found.behind {
+            Some(server) => format!(
+                "server {server}'s queue {grew} while every worker of the server and of the store \
+                 was busy (a server waits for the store with a worker held)"
+            ),
+            None => format!("its queue {grew} while every worker was busy"),
+        };
+        self.stopped = Some(Stopped::Saturated {
+            topology: self.topology.name.clone(),
+            station,
+            evidence,
+        });
+        self.end = SimTime::from_nanos(self.now.nanos().saturating_sub(1));
+    }
+
     /// Bytes of the state that grows with load: sessions, requests, pending events. Slabs and
     /// queues grow by doubling, so what they hold is up to twice what they use.
     fn live_bytes(&self) -> u64 {

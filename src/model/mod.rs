@@ -16,6 +16,7 @@ mod client;
 mod fault;
 mod gray;
 mod limits;
+mod saturation;
 mod server;
 mod store;
 mod trace;
@@ -422,6 +423,11 @@ pub struct World<'s> {
     replica_map: zone::ReplicaMap,
     /// The zone whose servers are crashing at this instant (a `zone_outage`).
     zone_down: Option<u32>,
+    /// Overload detection (model/saturation.rs): each server's and store shard's watch, and
+    /// what was found saturated first.
+    server_watches: Vec<saturation::Watch>,
+    store_watches: Vec<saturation::Watch>,
+    saturations: saturation::Saturations,
     /// The servers each rolling restart replaces, in order (filled at its first batch).
     rollouts: Vec<Vec<u32>>,
     /// The autoscaler's recent recommendations (time, servers), for the scale-down window.
@@ -661,6 +667,12 @@ impl<'s> World<'s> {
             },
             replica_map: zone::ReplicaMap::unbuilt(),
             zone_down: None,
+            server_watches: Vec::new(),
+            store_watches: vec![
+                saturation::Watch::default();
+                topology.store().map_or(0, |s| s.shards as usize)
+            ],
+            saturations: saturation::Saturations::default(),
             rollouts: vec![Vec::new(); scenario.faults.len()],
             recommendations: std::collections::VecDeque::new(),
             autoscale_areas: (0, 0),
@@ -866,6 +878,7 @@ impl<'s> World<'s> {
         };
         self.recorder.series.close(at, &levels);
         self.next_bucket = self.recorder.series.boundary();
+        self.watch_saturation(at);
         let counts = &mut self.recorder.dispatched_in_window;
         counts.resize(self.servers.len(), 0);
         let in_window = at > self.warmup;
@@ -1060,6 +1073,16 @@ impl<'s> World<'s> {
             session_memory_steady_bytes: f64::NAN,
             session_state_bytes: topology.state.state_bytes(),
             zones: topology.servers.zones.count,
+            servers_saturated_at_s: self
+                .saturations
+                .servers
+                .as_ref()
+                .map(|d| d.since.as_secs_f64()),
+            store_saturated_at_s: self
+                .saturations
+                .store
+                .as_ref()
+                .map(|d| d.since.as_secs_f64()),
             state_copies: topology.state.copies(),
             cost_per_hour: f64::NAN,
             events: self.events,

@@ -27,6 +27,8 @@ pub struct StoreStation {
     /// Outages holding this shard down (they may overlap), and whether any of them wipes it.
     outages_open: u32,
     wipes_on_return: bool,
+    /// Operations that arrived since the last timeseries boundary (overload detection).
+    arrived: u64,
 }
 
 /// A `StoreOpDone` event's shard and epoch in one `u32`, so the event stays 16 bytes: the shard
@@ -70,12 +72,8 @@ impl StoreStation {
             open_fault: None,
             outages_open: 0,
             wipes_on_return: false,
+            arrived: 0,
         }
-    }
-
-    /// Operations waiting for a worker.
-    pub fn queue_len(&self) -> usize {
-        self.queue.len()
     }
 
     pub fn workers(&self) -> u32 {
@@ -84,6 +82,20 @@ impl StoreStation {
 
     pub fn is_up(&self) -> bool {
         self.up
+    }
+
+    pub fn busy(&self) -> u32 {
+        self.busy
+    }
+
+    /// The operations that arrived since the last call.
+    pub fn take_arrived(&mut self) -> u64 {
+        std::mem::take(&mut self.arrived)
+    }
+
+    /// Operations waiting for a worker.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
     }
 }
 
@@ -158,6 +170,7 @@ impl World<'_> {
         };
         let service = Self::draw_time(dist, seed, request.session_id, request.draw_key);
         let store = &mut self.stores[shard];
+        store.arrived += 1;
         if store.busy < store.workers {
             store.busy += 1;
             let epoch = tag(shard as u32, store.epoch);

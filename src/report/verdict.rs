@@ -382,13 +382,22 @@ fn render_figure(point: &[TopologySummary], figure: &[&Row]) -> String {
 }
 
 /// Where each topology's capacity runs out first at this load: the servers or the store, by
-/// utilisation; without a sweep, how to measure scalability itself.
+/// utilisation, or the station found saturated; without a sweep, how to measure scalability
+/// itself.
 fn render_bottleneck(point: &[TopologySummary], hint: bool) -> String {
     let cells: Vec<String> = point
         .iter()
         .map(|s| {
             let (server, store) = (s.get("server_utilization"), s.get("store_utilization"));
-            if store > server {
+            let saturated = saturated_stations(s);
+            if !saturated.is_empty() {
+                format!(
+                    "{} saturated = {} (from {:.0} s)",
+                    s.topology,
+                    saturated.join(" + "),
+                    s.get("saturated_at_s")
+                )
+            } else if store > server {
                 format!("{} store ({:.0}%)", s.topology, 100.0 * store)
             } else {
                 format!("{} servers ({:.0}%)", s.topology, 100.0 * server)
@@ -403,6 +412,69 @@ fn render_bottleneck(point: &[TopologySummary], hint: bool) -> String {
         );
     }
     out
+}
+
+/// The kinds of station found saturated in any replication of `summary`: "store", "server".
+fn saturated_stations(summary: &TopologySummary) -> Vec<&'static str> {
+    [
+        ("store", "saturated_store"),
+        ("server", "saturated_servers"),
+    ]
+    .into_iter()
+    .filter(|(_, column)| summary.get(column) > 0.0)
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// A line for stderr per topology (and sweep point) with a saturated station: its figures
+/// describe a queue that was still growing when the run ended.
+pub fn saturation_warnings(report: &Report) -> Vec<String> {
+    report
+        .summaries
+        .iter()
+        .filter_map(|s| {
+            let saturated = saturated_stations(s);
+            if saturated.is_empty() {
+                return None;
+            }
+            let point = if s.params.is_empty() {
+                String::new()
+            } else {
+                let pairs: Vec<String> = report
+                    .sweep_keys
+                    .iter()
+                    .zip(&s.params)
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect();
+                format!(" at {}", pairs.join(", "))
+            };
+            let share = |column: &str| (s.get(column) * f64::from(s.replications)).round();
+            let counts: Vec<String> = [
+                ("store", "saturated_store"),
+                ("server", "saturated_servers"),
+            ]
+            .into_iter()
+            .filter(|(_, column)| s.get(column) > 0.0)
+            .map(|(name, column)| {
+                format!(
+                    "{name} in {} of {} replications",
+                    share(column),
+                    s.replications
+                )
+            })
+            .collect();
+            Some(format!(
+                "topology \"{}\"{point} is saturated ({}; first from {:.1} s of simulated \
+                 time): a queue kept growing for 30 s while every worker was busy, so the load \
+                 passed that station's capacity, for good (then its latency and memory figures \
+                 grow with the run's length) or for a while (timeseries.csv shows which). \
+                 --stop-on-saturation ends such a run there",
+                s.topology,
+                counts.join(", "),
+                s.get("saturated_at_s"),
+            ))
+        })
+        .collect()
 }
 
 /// A sweep's scalability per topology: the knee of each series (the last point that meets the

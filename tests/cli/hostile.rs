@@ -133,6 +133,7 @@ fn catalogue(dir: &Path) -> Vec<Case> {
         case("--replications beyond the cap", valid().to_string(), &run_with(&["--replications", "1000000"]), 2, &["--replications"]),
         case("time standing still", valid().replace("service_time = \"5ms\"", "service_time = \"0s\"\nrequests_per_session = 10000000").replace("sessions_per_second = 10", "sessions_per_second = 0.2"), &run_with(&["--set", "topology.b.state=none"]), 2, &["simulated time stood still"]),
         case("--time-limit", valid().replace("duration = \"10s\"", "duration = \"1h\""), &run_with(&["--time-limit", "1ms"]), 3, &["--time-limit"]),
+        case("--stop-on-saturation on a run twice past its capacity", valid().replace("sessions_per_second = 10", "sessions_per_second = 800").replace("duration = \"10s\"", "duration = \"10m\""), &run_with(&["--stop-on-saturation"]), 2, &["is saturated", "while every worker was busy", "--stop-on-saturation"]),
         // Memory.
         case("an unbounded queue at run time", valid().replace("sessions_per_second = 10", "sessions_per_second = 1000000").replace("duration = \"10s\"", "duration = \"60s\""), &run_with(&["--max-memory", "64MiB", "--set", "topology.b.state=none"]), 2, &["overloaded at this load", "--max-memory"]),
         case("a sweep of 10^5 points in the file", with("[sweep]\n\"workload.sessions_per_second\" = \"1..100000:1\""), RUN, 2, &["more than 10000 values"]),

@@ -1242,3 +1242,60 @@ store = { workers = 64, read = "1ms", write = "1ms", write_fraction = 0.0 }
         "{mean} ms, expected {expected}"
     );
 }
+
+/// An M/M/c queue with `servers` single-worker servers under random dispatch at load `rho`, as
+/// a scenario (each server is an M/M/1 at `rho`).
+fn mm1_fleet(rho: f64, duration: &str, replications: u32, store: &str) -> String {
+    format!(
+        r#"
+name = "saturation"
+seed = 12
+duration = "{duration}"
+warmup = "1s"
+replications = {replications}
+[workload]
+sessions_per_second = {}
+service_time = {{ dist = "exponential", mean = "10ms" }}
+[servers]
+count = 4
+workers = 1
+[balancer]
+policy = "random"
+[[topology]]
+name = "fleet"
+{store}
+"#,
+        rho * 400.0
+    )
+}
+
+#[test]
+fn an_overloaded_queue_is_found_saturated_and_a_heavily_loaded_stable_one_never() {
+    // ρ = 1.2: each server's queue grows by 20 requests a second; detected after one 30 s
+    // window (it is full from the first seconds on).
+    let overloaded = simulate_text(&mm1_fleet(1.2, "120s", 3, "state = \"none\""));
+    for run in &overloaded {
+        assert_eq!(metric(run, "saturated_servers"), 1.0);
+        assert_eq!(metric(run, "saturated_store"), 0.0);
+        let at = metric(run, "saturated_at_s");
+        assert!(at < 15.0, "the window showing it starts early: {at} s");
+    }
+    // ρ = 0.9 for an hour in each of 4 replications (1,440 windows of 30 s per server): busy
+    // stretches with a queue come and go, and none is called saturated.
+    let stable = simulate_text(&mm1_fleet(0.9, "3600s", 4, "state = \"none\""));
+    for run in &stable {
+        assert_eq!(metric(run, "saturated_servers"), 0.0, "ρ = 0.9 is stable");
+        assert!(metric(run, "saturated_at_s").is_nan());
+    }
+    // A store that can do 50 operations a second for 240 requests a second: the servers wait
+    // for it with their worker held, so their queues grow while the store's stays within 4; the
+    // store is what saturated.
+    let store = simulate_text(&mm1_fleet(
+        0.6,
+        "120s",
+        1,
+        "state = \"store\"\n[topology.store]\nread = \"20ms\"\nwrite_fraction = 0",
+    ));
+    assert_eq!(metric(&store[0], "saturated_store"), 1.0);
+    assert_eq!(metric(&store[0], "saturated_servers"), 0.0);
+}
