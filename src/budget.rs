@@ -23,6 +23,9 @@ const HISTOGRAM_BYTES: f64 = 256.0 * 1024.0;
 /// Live state per active session (its slab entry, its request, their pending events), measured
 /// generously: the session and request structs are under 200 bytes each.
 const SESSION_BYTES: f64 = 512.0;
+/// Per finished session whose state a server keeps for `session_ttl`: its expiry time in the
+/// server's list (8 bytes, in a list that grows by doubling), not the session itself.
+const LINGERING_BYTES: f64 = 16.0;
 /// Per server: its queues, cache and balancer entries, before any request.
 const SERVER_BYTES: f64 = 1024.0;
 /// A validated scenario in memory (one per sweep point), before its topologies.
@@ -204,17 +207,20 @@ impl RunEstimate {
         // Little's law: sessions in the system = arrival rate × how long one lasts.
         let active_seconds =
             per_session * (typical(&workload.think_time) + typical(&workload.service_time)) / 1e9;
-        let session_seconds = active_seconds + lingering_seconds(topology);
-        let (sessions, concurrent) = match &workload.arrivals {
+        // Sessions started, those active at once, and the most that start per second (whose
+        // states then linger for session_ttl at a few bytes each).
+        let (sessions, concurrent, starts_per_second) = match &workload.arrivals {
             Arrivals::Constant {
                 sessions_per_second,
             } => (
                 sessions_per_second * seconds,
-                sessions_per_second * session_seconds.min(seconds),
+                sessions_per_second * active_seconds.min(seconds),
+                *sessions_per_second,
             ),
             Arrivals::Scheduled(schedule) => (
                 schedule.expected_sessions(0.0, seconds),
-                schedule.peak_rate() * session_seconds.min(seconds),
+                schedule.peak_rate() * active_seconds.min(seconds),
+                schedule.peak_rate(),
             ),
             Arrivals::Users {
                 users,
@@ -225,17 +231,19 @@ impl RunEstimate {
                 // spin at one instant is refused, not run.
                 let cycle = (active_seconds + typical(between_sessions) / 1e9).max(1e-6);
                 let users = f64::from(*users);
-                (users * (seconds / cycle + 1.0), users)
+                (users * (seconds / cycle + 1.0), users, users / cycle)
             }
             Arrivals::Trace(trace) => {
                 let rate = trace.sessions as f64 / trace.span_seconds.max(1.0);
-                let life = trace.mean_session_seconds + lingering_seconds(topology);
+                let life = trace.mean_session_seconds;
                 // The log's rate may peak above its mean: four times it, at most every session.
                 let concurrent = (4.0 * rate * life.min(seconds)).min(trace.sessions as f64);
-                (trace.sessions as f64, concurrent)
+                (trace.sessions as f64, concurrent, 4.0 * rate)
             }
         };
         let concurrent = concurrent + 1.0;
+        let lingering =
+            (starts_per_second * lingering_seconds(topology).min(seconds)).min(sessions);
         let requests = sessions * per_session;
         let servers = peak_servers(scenario, topology) as f64;
         let per = |period: SimTime| seconds / period.as_secs_f64().max(1e-9);
@@ -273,7 +281,9 @@ impl RunEstimate {
             buckets,
             fault_rows,
             server_rows: servers + fault_rows,
-            live_bytes: concurrent * SESSION_BYTES + servers * SERVER_BYTES,
+            live_bytes: concurrent * SESSION_BYTES
+                + lingering * LINGERING_BYTES
+                + servers * SERVER_BYTES,
         }
     }
 }

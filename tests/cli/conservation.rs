@@ -1,7 +1,7 @@
 //! Conservation laws on every bundled scenario: every request sent in the window ends in exactly
 //! one outcome or is still in flight; every session is completed, lost or still active.
 
-use super::support::{bundled_scenarios, load, simulate};
+use super::support::{bundled_scenarios, load, quick, simulate};
 use statesim::metrics::RunResult;
 
 fn assert_conserved(label: &str, run: &RunResult) {
@@ -39,7 +39,9 @@ fn assert_conserved(label: &str, run: &RunResult) {
 #[test]
 fn every_bundled_scenario_conserves_requests_and_sessions() {
     for file in bundled_scenarios() {
-        let scenario = load(&file, &["replications=2"]);
+        let mut overrides = quick(&file);
+        overrides.push("replications=2");
+        let scenario = load(&file, &overrides);
         for run in simulate(&scenario) {
             assert_conserved(&file, &run);
         }

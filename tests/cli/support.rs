@@ -40,6 +40,26 @@ pub fn metric(run: &RunResult, name: &str) -> f64 {
     (METRICS[index].value)(run)
 }
 
+/// What a test that runs every bundled scenario sets on `file` to keep it short: the large
+/// fleet runs a tenth of its rate on a tenth of its servers for a minute (its faults moved
+/// into that minute), the same shape of model.
+pub fn quick(file: &str) -> Vec<&'static str> {
+    if file.ends_with("large-fleet.toml") {
+        vec![
+            "workload.sessions_per_second=2000",
+            "servers.count=80",
+            "duration=60s",
+            "warmup=20s",
+            "fault.0.at=30s",
+            "fault.0.server=40",
+            "fault.1.at=40s",
+            "fault.1.count=88",
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Every bundled scenario file, relative to the project root.
 pub fn bundled_scenarios() -> Vec<String> {
     let mut files = Vec::new();
