@@ -658,6 +658,36 @@ impl World<'_> {
             }
             self.state_gone(handle, server, cause);
         }
+        self.lose_stranded_recoveries(server, cause);
+    }
+
+    /// Sessions whose home was lost earlier and that wait to be fetched from a replica lose it
+    /// with `server` when it held their last live replica: their next server has nothing left
+    /// to fetch. (Such a session's `home` is still the dead server that lost it: a session is
+    /// routed anew only with its next request.)
+    fn lose_stranded_recoveries(&mut self, server: u32, cause: LossCause) {
+        let stranded: Vec<(Handle, u32)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                !s.lost && s.state_at.is_none() && s.recovery == Some(Recovery::Replica)
+            })
+            .filter_map(|(handle, s)| Some((handle, s.home?)))
+            .filter(|(_, home)| {
+                !self.servers[*home as usize].is_running()
+                    && self.replica_map.peers(*home).contains(&server)
+            })
+            .collect();
+        let record = self.servers[server as usize].open_fault;
+        for (handle, home) in stranded {
+            if self.replica_alive_besides(home, server) {
+                continue;
+            }
+            if let Some(session) = self.sessions.get_mut(handle) {
+                session.recovery = None;
+            }
+            self.mark_session_lost(handle, cause, Some(home), record);
+        }
     }
 
     /// A session's state is gone from its home `server` (to `cause`: a crash, an eviction…):
@@ -724,12 +754,21 @@ impl World<'_> {
     /// Whether one of the servers holding `server`'s replicas is up (and not in a zone going
     /// down at this instant).
     fn replica_alive(&self, server: u32) -> bool {
-        self.replica_map.peers(server).iter().any(|peer| {
-            let peer_server = &self.servers[*peer as usize];
-            peer_server.condition == Condition::Up
-                && !peer_server.cut_off(CUT_PEERS)
-                && !(self.needs.zones && self.in_zone_going_down(*peer))
-        })
+        self.replica_alive_besides(server, u32::MAX)
+    }
+
+    /// `replica_alive`, not counting `lost` (a server going down at this instant).
+    fn replica_alive_besides(&self, server: u32, lost: u32) -> bool {
+        self.replica_map
+            .peers(server)
+            .iter()
+            .filter(|peer| **peer != lost)
+            .any(|peer| {
+                let peer_server = &self.servers[*peer as usize];
+                peer_server.condition == Condition::Up
+                    && !peer_server.cut_off(CUT_PEERS)
+                    && !(self.needs.zones && self.in_zone_going_down(*peer))
+            })
     }
 
     /// A worker has been assigned: begin with a store read (a store topology's session, on a cache

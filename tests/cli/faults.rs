@@ -822,3 +822,54 @@ server = 1
         run.counters.conservation().unwrap();
     }
 }
+
+/// A session whose home crashed waits for its next request to be fetched from its replica; if
+/// the replica's server crashes first, nothing is left to fetch. Sync replication to the next
+/// server: server 3 crashes, then server 4, which held its replicas, one second later, long
+/// before the sessions of server 3 are sent anywhere else (the balancer has not noticed, and
+/// retries a sticky request on its home for a second at a time). Server 4's own sessions have
+/// their replicas on server 5 and survive; server 3's are lost with server 4. Crashing server 5
+/// instead, which held nothing of server 3's, loses nothing.
+#[test]
+fn a_replica_lost_before_its_session_was_fetched_loses_the_session() {
+    let text = |second: u32| {
+        fleet(
+            "120s",
+            20.0,
+            &format!(
+                r#"[[topology]]
+name = "sync"
+state = "server"
+replication = "sync"
+balancer = {{ policy = "sticky", fallback = "round_robin" }}
+[[fault]]
+kind = "crash"
+at = "60s"
+server = 3
+[[fault]]
+kind = "crash"
+at = "61s"
+server = {second}"#
+            ),
+        )
+    };
+    let runs = simulate_text(&text(4));
+    let run = by_name(&runs, "sync");
+    let lost_with_4 = run.faults[1][6];
+    assert_eq!(run.faults[0][6], 0.0, "server 3's own crash loses nothing");
+    // Server 3 homed about an eighth of the ~1,000 sessions in flight (20/s × ~40 s).
+    assert!(
+        (50.0..200.0).contains(&lost_with_4),
+        "server 3's sessions lost with their replicas: {lost_with_4}"
+    );
+    assert_eq!(
+        metric(run, "sessions_lost"),
+        metric(run, "sessions_lost_crash")
+    );
+    let unrelated = simulate_text(&text(5));
+    assert_eq!(
+        metric(by_name(&unrelated, "sync"), "sessions_lost"),
+        0.0,
+        "server 5 held no replica of server 3's sessions"
+    );
+}
