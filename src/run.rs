@@ -195,7 +195,7 @@ fn execute<T: Send>(
                     let scenario = points[job.point];
                     let topology = &scenario.topologies[job.topology];
                     let result = simulate_within(scenario, topology, job.replication, limits)
-                        .inspect_err(|_| limits.cancel())?;
+                        .inspect_err(|stopped| limits.cancel_unless_own(stopped))?;
                     let count = finished.fetch_add(1, Ordering::Relaxed) + 1;
                     bar.set_message(format!("{count}/{} runs", jobs.len()));
                     Ok(per_job(job, result))
@@ -505,7 +505,7 @@ pub fn resolve_auto_warmup(
                 let scenario = &points[index].scenario;
                 let series =
                     latency_per_second(scenario, &scenario.topologies[topology], 0, limits)
-                        .inspect_err(|_| limits.cancel())?;
+                        .inspect_err(|stopped| limits.cancel_unless_own(stopped))?;
                 Ok((index, crate::stats::mser5_truncation(&series) as u64))
             })
             .collect()

@@ -70,6 +70,15 @@ impl Limits {
     }
 
     /// Tells the other runs to stop (one has).
+    /// A run stopped: the others stop too, unless it stopped for a reason of its own model
+    /// (`--stop-on-saturation`), which each run finds or not by itself, so that which run's
+    /// saturation is reported (the first in job order) does not depend on thread timing.
+    pub fn cancel_unless_own(&self, stopped: &Stopped) {
+        if !matches!(stopped, Stopped::Saturated { .. }) {
+            self.cancel();
+        }
+    }
+
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
     }

@@ -42,6 +42,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// A sweep point's values as `key=value` (empty without a sweep).
+    pub fn point_of(&self, summary: &TopologySummary) -> Vec<String> {
+        self.sweep_keys
+            .iter()
+            .zip(&summary.params)
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect()
+    }
+
     /// The `param_<key>` columns of a sweep.
     pub fn param_columns(&self) -> Vec<String> {
         self.sweep_keys

@@ -312,15 +312,13 @@ fn paired_p99_lines(report: &Report) -> String {
             continue;
         }
         let direction = if difference >= 0.0 { "higher" } else { "lower" };
-        let point: Vec<String> = report
-            .sweep_keys
+        let point: String = report
+            .point_of(summary)
             .iter()
-            .zip(&summary.params)
-            .map(|(key, value)| format!("{key}={value} "))
+            .map(|pair| format!("{pair} "))
             .collect();
         out.push_str(&format!(
-            "{}{}: p99 {} ms ± {} ms {direction} than {} (paired, {} replications)\n",
-            point.concat(),
+            "{point}{}: p99 {} ms ± {} ms {direction} than {} (paired, {} replications)\n",
             summary.topology,
             millis(difference.abs()),
             millis(half_width),

@@ -437,16 +437,9 @@ pub fn saturation_warnings(report: &Report) -> Vec<String> {
             if saturated.is_empty() {
                 return None;
             }
-            let point = if s.params.is_empty() {
-                String::new()
-            } else {
-                let pairs: Vec<String> = report
-                    .sweep_keys
-                    .iter()
-                    .zip(&s.params)
-                    .map(|(key, value)| format!("{key}={value}"))
-                    .collect();
-                format!(" at {}", pairs.join(", "))
+            let point = match report.point_of(s) {
+                pairs if pairs.is_empty() => String::new(),
+                pairs => format!(" at {}", pairs.join(", ")),
             };
             let share = |column: &str| (s.get(column) * f64::from(s.replications)).round();
             let counts: Vec<String> = [
