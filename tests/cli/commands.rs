@@ -187,6 +187,16 @@ fn example_prints_a_valid_scenario() {
         "\"scale\"",
         "store_outage",
         "[autoscale]",
+        "zones",
+        "cross_zone",
+        "zone_affinity",
+        "replica_placement",
+        "\"zone_outage\"",
+        "store_failover",
+        "cross_zone_per_gb",
+        "shards",
+        "hedge_after",
+        "outlier",
     ] {
         assert!(text.contains(key), "the example does not document {key}");
     }
