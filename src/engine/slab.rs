@@ -4,11 +4,14 @@
 //! created. A handle carries the generation of its slot: an event that outlived its entity (a
 //! timeout for a request that already finished, say) finds a newer generation and is dropped.
 
-/// A reference to a slab slot at a particular generation.
+use std::num::NonZeroU32;
+
+/// A reference to a slab slot at a particular generation. Generations start at 1, so that
+/// `Option<Handle>` is 8 bytes, not 12 (a session holds two).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handle {
     index: u32,
-    generation: u32,
+    generation: NonZeroU32,
 }
 
 impl Handle {
@@ -18,8 +21,14 @@ impl Handle {
 }
 
 struct Slot<T> {
-    generation: u32,
+    generation: NonZeroU32,
     value: Option<T>,
+}
+
+/// The generation after `generation`, skipping 0 when it wraps.
+#[inline(always)]
+fn next_generation(generation: NonZeroU32) -> NonZeroU32 {
+    generation.checked_add(1).unwrap_or(NonZeroU32::MIN)
 }
 
 pub struct Slab<T> {
@@ -58,12 +67,12 @@ impl<T> Slab<T> {
         }
         let index = u32::try_from(self.slots.len()).expect("more than 4 billion live entities");
         self.slots.push(Slot {
-            generation: 0,
+            generation: NonZeroU32::MIN,
             value: Some(value),
         });
         Handle {
             index,
-            generation: 0,
+            generation: NonZeroU32::MIN,
         }
     }
 
@@ -92,7 +101,7 @@ impl<T> Slab<T> {
             return None;
         }
         let value = slot.value.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = next_generation(slot.generation);
         self.free.push(handle.index);
         self.len -= 1;
         Some(value)
@@ -108,7 +117,7 @@ impl<T> Slab<T> {
             return false;
         }
         slot.value = None;
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = next_generation(slot.generation);
         self.free.push(handle.index);
         self.len -= 1;
         true

@@ -1119,4 +1119,10 @@ mod size_tests {
     fn a_request_is_64_bytes() {
         assert_eq!(std::mem::size_of::<super::Request>(), 64);
     }
+
+    /// A session in flight is what a large fleet's memory is made of (a million of them).
+    #[test]
+    fn a_session_is_112_bytes() {
+        assert_eq!(std::mem::size_of::<super::Session>(), 112);
+    }
 }
