@@ -644,12 +644,19 @@ impl World<'_> {
             return;
         }
         self.refresh_replica_map();
-        let homed: Vec<Handle> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| !s.lost && s.state_at.is_some_and(|(home, _)| home == server))
-            .map(|(handle, _)| handle)
-            .collect();
+        // One pass over the sessions for both kinds this loss reaches.
+        let mut homed = Vec::new();
+        let mut stranded = Vec::new();
+        for (handle, session) in self.sessions.iter() {
+            if session.lost {
+                continue;
+            }
+            match session.state_at {
+                Some((home, _)) if home == server => homed.push(handle),
+                None if self.waits_for_replica_on(session, server) => stranded.push(handle),
+                _ => {}
+            }
+        }
         for handle in homed {
             if let Some(session) = self.sessions.get_mut(handle) {
                 // The server's recency list goes with its memory.
@@ -658,28 +665,28 @@ impl World<'_> {
             }
             self.state_gone(handle, server, cause);
         }
-        self.lose_stranded_recoveries(server, cause);
+        self.lose_stranded_recoveries(stranded, server, cause);
     }
 
-    /// Sessions whose home was lost earlier and that wait to be fetched from a replica lose it
-    /// with `server` when it held their last live replica: their next server has nothing left
-    /// to fetch. (Such a session's `home` is still the dead server that lost it: a session is
-    /// routed anew only with its next request.)
-    fn lose_stranded_recoveries(&mut self, server: u32, cause: LossCause) {
-        let stranded: Vec<(Handle, u32)> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| {
-                !s.lost && s.state_at.is_none() && s.recovery == Some(Recovery::Replica)
+    /// Whether `session`, whose home was lost earlier, waits to be fetched from a replica that
+    /// `server` holds. (Such a session's `home` is still the dead server that lost it: a
+    /// session is routed anew only with its next request.)
+    fn waits_for_replica_on(&self, session: &Session, server: u32) -> bool {
+        session.recovery == Some(Recovery::Replica)
+            && session.home.is_some_and(|home| {
+                !self.servers[home as usize].is_running()
+                    && self.replica_map.peers(home).contains(&server)
             })
-            .filter_map(|(handle, s)| Some((handle, s.home?)))
-            .filter(|(_, home)| {
-                !self.servers[*home as usize].is_running()
-                    && self.replica_map.peers(*home).contains(&server)
-            })
-            .collect();
+    }
+
+    /// The `stranded` sessions lose their state with `server` when it held their last live
+    /// replica: their next server has nothing left to fetch.
+    fn lose_stranded_recoveries(&mut self, stranded: Vec<Handle>, server: u32, cause: LossCause) {
         let record = self.servers[server as usize].open_fault;
-        for (handle, home) in stranded {
+        for handle in stranded {
+            let Some(home) = self.sessions.get(handle).and_then(|s| s.home) else {
+                continue;
+            };
             if self.replica_alive_besides(home, server) {
                 continue;
             }
