@@ -1,6 +1,7 @@
 //! The generic simulation kernel: simulated time, the pending-event queue, slab storage and seeded
 //! random-number streams. It knows nothing about servers, sessions or balancers.
 
+mod calendar;
 pub mod queue;
 pub mod rng;
 pub mod slab;

@@ -12,16 +12,18 @@
 //! result, is the same as with std's `BinaryHeap`.
 
 use super::SimTime;
+use super::calendar::Calendar;
 
 #[derive(Clone, Copy)]
-struct Entry<E> {
+pub(super) struct Entry<E> {
     /// `time << 64 | seq`: comparing keys compares times first, then insertion order.
-    key: u128,
-    event: E,
+    pub(super) key: u128,
+    pub(super) event: E,
 }
 
 impl<E: Copy> Entry<E> {
-    fn time(&self) -> SimTime {
+    #[inline(always)]
+    pub(super) fn time(&self) -> SimTime {
         SimTime((self.key >> 64) as u64)
     }
 }
@@ -33,24 +35,39 @@ const SMALL: usize = 16;
 /// The key of the unused slots below `SMALL`: no event has it (sequence numbers never reach
 /// `u64::MAX`), so a scan never picks one.
 const PADDING_KEY: u128 = u128::MAX;
+/// With this many events in the heap, the calendar takes the ones not due soon. Below it a heap
+/// fits in the caches and a calendar would only add work; above it each pop of a heap sifts
+/// through levels that do not.
+const CALENDAR_FROM: usize = 4096;
 
 /// A deterministic future-event list.
 pub struct EventQueue<E> {
-    /// The pending events in `heap[..len]`. While there are at most `SMALL`, they are unordered
-    /// and `heap[len..SMALL]` holds padding; above that, `heap[..len]` is a 4-ary heap.
-    ///
-    /// A small model (a few servers, no think times) has a handful of pending events, and which
-    /// of them comes next is a coin toss for a heap's comparisons, each a likely branch
-    /// misprediction. A scan compares them all with selects instead of branches, and an insertion
-    /// compares nothing.
-    heap: Vec<Entry<E>>,
-    len: usize,
+    /// The events due soonest (all of them while the calendar is off).
+    near: Heap<E>,
     /// The pending event of the one stream that schedules its own successor each time it fires
     /// (session arrivals). Kept beside the heap, it costs one comparison per pop instead of a
     /// push and a pop on the heap; it still carries its sequence number, so the order of events
     /// is exactly what it would be if it were in the heap.
     lane: Option<Entry<E>>,
+    /// Events not due soon, in time buckets, once the heap has outgrown `CALENDAR_FROM`: every
+    /// one of them is later than every event in `near`, and a bucket moves into the heap whole
+    /// before any of its events is due, so the order stays exactly (time, seq).
+    far: Calendar<E>,
+    /// `CALENDAR_FROM` while the calendar is off, `usize::MAX` while it is on: the one
+    /// comparison on the push path that decides to turn it on.
+    calendar_at: usize,
     next_seq: u64,
+}
+
+/// The pending events in `slots[..len]`. While there are at most `SMALL`, they are unordered and
+/// `slots[len..SMALL]` holds padding; above that, `slots[..len]` is a 4-ary heap.
+///
+/// A small model (a few servers, no think times) has a handful of pending events, and which of
+/// them comes next is a coin toss for a heap's comparisons, each a likely branch misprediction.
+/// A scan compares them all with selects instead of branches, and an insertion compares nothing.
+pub(super) struct Heap<E> {
+    slots: Vec<Entry<E>>,
+    pub(super) len: usize,
 }
 
 impl<E: Copy + Default> Default for EventQueue<E> {
@@ -62,16 +79,11 @@ impl<E: Copy + Default> Default for EventQueue<E> {
 /// Events are small `Copy` values (handles into the world's slabs), so entries move by copy.
 impl<E: Copy + Default> EventQueue<E> {
     pub fn new() -> Self {
-        let padding = Entry {
-            key: PADDING_KEY,
-            event: E::default(),
-        };
-        let mut heap = Vec::with_capacity(1024);
-        heap.resize(SMALL, padding);
         EventQueue {
-            heap,
-            len: 0,
+            near: Heap::new(),
             lane: None,
+            far: Calendar::new(),
+            calendar_at: CALENDAR_FROM,
             next_seq: 0,
         }
     }
@@ -89,7 +101,7 @@ impl<E: Copy + Default> EventQueue<E> {
     #[inline(always)]
     pub fn push(&mut self, time: SimTime, event: E) {
         let entry = self.entry(time, event);
-        self.push_to_heap(entry);
+        self.schedule(entry);
     }
 
     /// Schedules the next event of the self-renewing stream (see `lane`). Meant to be called
@@ -98,27 +110,165 @@ impl<E: Copy + Default> EventQueue<E> {
     pub fn push_next_in_lane(&mut self, time: SimTime, event: E) {
         let entry = self.entry(time, event);
         if let Some(pending) = self.lane.replace(entry) {
-            self.push_to_heap(pending);
+            self.schedule(pending);
+        }
+    }
+
+    /// Into the calendar when it is on and the event is not due before its horizon (one
+    /// comparison: while it is off, no time passes it), into the heap otherwise.
+    #[inline(always)]
+    fn schedule(&mut self, entry: Entry<E>) {
+        if self.far.takes(entry.time()) {
+            self.far.insert(entry);
+        } else if self.near.len < SMALL {
+            self.near.push_small(entry);
+        } else if self.near.len < self.calendar_at {
+            self.near.push_heap(entry);
+        } else {
+            self.start_calendar(entry);
+        }
+    }
+
+    /// The heap has outgrown the caches: the calendar takes every event not due in the first
+    /// bucket.
+    #[cold]
+    #[inline(never)]
+    fn start_calendar(&mut self, entry: Entry<E>) {
+        self.near.push_heap(entry);
+        self.far.start(&mut self.near, self.next_seq);
+        self.calendar_at = usize::MAX;
+    }
+
+    pub fn pop(&mut self) -> Option<(SimTime, E)> {
+        if self.near.len == 0 && self.far.len() > 0 {
+            self.refill();
+        }
+        let near = &mut self.near;
+        let top = near.top_index();
+        if self
+            .lane
+            .as_ref()
+            .is_some_and(|lane| lane.key < near.slots[top].key)
+        {
+            return self.lane.take().map(|entry| (entry.time(), entry.event));
+        }
+        if near.len == 0 {
+            return None;
+        }
+        let first = near.take(top);
+        Some((first.time(), first.event))
+    }
+
+    /// The heap ran dry: the calendar's next bucket moves into it, or, when few events are
+    /// left, all of them and the calendar goes off until the heap outgrows the caches again.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self) {
+        if self.far.len() < CALENDAR_FROM / 4 {
+            self.far.stop(&mut self.near);
+            self.calendar_at = CALENDAR_FROM;
+        } else {
+            self.far.move_next_bucket(&mut self.near, self.next_seq);
+        }
+    }
+
+    pub fn peek_time(&self) -> Option<SimTime> {
+        let near = (self.near.len > 0).then(|| self.near.slots[self.near.top_index()].key);
+        // The calendar holds only events later than the heap's.
+        let soonest = near.or_else(|| self.far.min_key());
+        let lane = self.lane.as_ref().map(|entry| entry.key);
+        let key = match (soonest, lane) {
+            (Some(soonest), Some(lane)) => Some(soonest.min(lane)),
+            (soonest, lane) => soonest.or(lane),
+        };
+        key.map(|key| SimTime((key >> 64) as u64))
+    }
+
+    pub fn len(&self) -> usize {
+        self.near.len + usize::from(self.lane.is_some()) + self.far.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<E: Copy + Default> Heap<E> {
+    fn new() -> Self {
+        let padding = Entry {
+            key: PADDING_KEY,
+            event: E::default(),
+        };
+        let mut slots = Vec::with_capacity(1024);
+        slots.resize(SMALL, padding);
+        Heap { slots, len: 0 }
+    }
+
+    /// Adds an event, as an unordered slot or into the heap.
+    #[inline(always)]
+    pub(super) fn push(&mut self, entry: Entry<E>) {
+        if self.len < SMALL {
+            self.push_small(entry);
+        } else {
+            self.push_heap(entry);
         }
     }
 
     #[inline(always)]
-    fn push_to_heap(&mut self, entry: Entry<E>) {
-        if self.len < SMALL {
-            self.heap[self.len] = entry;
-            self.len += 1;
-            return;
-        }
+    fn push_small(&mut self, entry: Entry<E>) {
+        self.slots[self.len] = entry;
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn push_heap(&mut self, entry: Entry<E>) {
         if self.len == SMALL {
             self.heapify();
         }
-        if self.heap.len() == self.len {
-            self.heap.push(entry);
+        if self.slots.len() == self.len {
+            self.slots.push(entry);
         } else {
-            self.heap[self.len] = entry;
+            self.slots[self.len] = entry;
         }
         self.len += 1;
         self.sift_up(self.len - 1);
+    }
+
+    /// Orders the slots as a heap when there are more than `SMALL`, pads the unused small slots
+    /// otherwise: after the entries were changed wholesale.
+    pub(super) fn rebuild(&mut self) {
+        if self.len > SMALL {
+            self.heapify();
+        } else {
+            for slot in &mut self.slots[self.len..SMALL] {
+                slot.key = PADDING_KEY;
+            }
+        }
+    }
+
+    /// Removes the entries `keep` refuses, handing each to `moved`, and restores the order.
+    pub(super) fn split_off(
+        &mut self,
+        mut keep: impl FnMut(&Entry<E>) -> bool,
+        mut moved: impl FnMut(Entry<E>),
+    ) {
+        let mut kept = 0;
+        for index in 0..self.len {
+            let entry = self.slots[index];
+            if keep(&entry) {
+                self.slots[kept] = entry;
+                kept += 1;
+            } else {
+                moved(entry);
+            }
+        }
+        self.len = kept;
+        self.rebuild();
+    }
+
+    /// The earliest time among the pending events (the heap's top once it is one).
+    pub(super) fn earliest(&self) -> Option<SimTime> {
+        (self.len > 0).then(|| self.slots[self.top_index()].time())
     }
 
     /// Orders the unordered small set as a heap, before it grows past `SMALL`.
@@ -129,10 +279,10 @@ impl<E: Copy + Default> EventQueue<E> {
         }
     }
 
-    /// Where the earliest pending event (besides the lane) is; padding when there is none.
+    /// Where the earliest pending event is; padding when there is none.
     #[inline(always)]
     fn top_index(&self) -> usize {
-        let Some(slots) = self.heap.first_chunk::<SMALL>() else {
+        let Some(slots) = self.slots.first_chunk::<SMALL>() else {
             unreachable!("the small set's slots are allocated at creation");
         };
         if self.len <= SMALL / 2 {
@@ -144,71 +294,44 @@ impl<E: Copy + Default> EventQueue<E> {
         }
     }
 
-    pub fn pop(&mut self) -> Option<(SimTime, E)> {
+    /// Removes the entry at `top` (from `top_index`) and returns it.
+    #[inline(always)]
+    fn take(&mut self, top: usize) -> Entry<E> {
         let small = self.len <= SMALL;
-        let top = self.top_index();
-        if self
-            .lane
-            .as_ref()
-            .is_some_and(|lane| lane.key < self.heap[top].key)
-        {
-            return self.lane.take().map(|entry| (entry.time(), entry.event));
-        }
-        if self.len == 0 {
-            return None;
-        }
-        let first = self.heap[top];
+        let first = self.slots[top];
         self.len -= 1;
-        let last = self.heap[self.len];
+        let last = self.slots[self.len];
         if small {
             // Any order will do: the last entry fills the hole, and padding fills its old slot.
-            self.heap[top] = last;
-            self.heap[self.len].key = PADDING_KEY;
+            self.slots[top] = last;
+            self.slots[self.len].key = PADDING_KEY;
         } else {
             // The slot given up is past the small set's, so it needs no padding.
-            self.heap[0] = last;
+            self.slots[0] = last;
             self.sift_down(0);
         }
-        Some((first.time(), first.event))
-    }
-
-    pub fn peek_time(&self) -> Option<SimTime> {
-        let heap = (self.len > 0).then(|| self.heap[self.top_index()].key);
-        let lane = self.lane.as_ref().map(|entry| entry.key);
-        let key = match (heap, lane) {
-            (Some(heap), Some(lane)) => Some(heap.min(lane)),
-            (heap, lane) => heap.or(lane),
-        };
-        key.map(|key| SimTime((key >> 64) as u64))
-    }
-
-    pub fn len(&self) -> usize {
-        self.len + usize::from(self.lane.is_some())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        first
     }
 
     /// Moves the entry at `index` up to its place. Parents move down into the hole, and the entry
     /// is written once, at the end (cheaper than swapping at every level).
     #[inline(always)]
     fn sift_up(&mut self, mut index: usize) {
-        let entry = self.heap[index];
+        let entry = self.slots[index];
         while index > 0 {
             let parent = (index - 1) / ARITY;
-            if entry.key >= self.heap[parent].key {
+            if entry.key >= self.slots[parent].key {
                 break;
             }
-            self.heap[index] = self.heap[parent];
+            self.slots[index] = self.slots[parent];
             index = parent;
         }
-        self.heap[index] = entry;
+        self.slots[index] = entry;
     }
 
     /// Moves the entry at `index` down to its place, promoting the smallest child into the hole.
     fn sift_down(&mut self, mut index: usize) {
-        let heap = &mut self.heap[..self.len];
+        let heap = &mut self.slots[..self.len];
         let entry = heap[index];
         loop {
             let first_child = ARITY * index + 1;
@@ -235,6 +358,11 @@ impl<E: Copy + Default> EventQueue<E> {
             index = first_child + offset;
         }
         heap[index] = entry;
+    }
+
+    /// Every entry, in no order.
+    pub(super) fn entries(&self) -> &[Entry<E>] {
+        &self.slots[..self.len]
     }
 }
 
@@ -305,52 +433,82 @@ mod tests {
     }
 
     /// Against a sorted reference, with pushes (to the heap and to the lane) and pops interleaved
-    /// as in a simulation (each pop schedules events no earlier than itself) and many ties.
-    /// Pushes are more likely while fewer than `pending` events wait: with 2,000 the queue is
-    /// mostly a heap; with a few more than a size that matters, it keeps crossing it both ways.
-    fn check_against_a_stable_sort(pending: usize, seed: u64) {
+    /// as in a simulation (each pop schedules events no earlier than itself). Pushes are more
+    /// likely while fewer than `pending(step)` events wait, so the queue grows to that size and
+    /// keeps crossing it both ways. `delay(rng, step)` draws how far ahead an event is.
+    fn check_against_a_stable_sort(
+        steps: usize,
+        seed: u64,
+        pending: impl Fn(usize) -> usize,
+        delay: impl Fn(&mut Xoshiro256PlusPlus, usize) -> u64,
+    ) -> CalendarUse {
+        let mut used = CalendarUse::default();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut queue = EventQueue::new();
-        let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, seq), kept unsorted
+        let mut reference = std::collections::BTreeSet::new(); // (time, seq)
         let mut seq = 0;
-        let mut popped = Vec::new();
-        let mut expected = Vec::new();
-        let mut now = 0;
-        for _ in 0..20_000 {
-            let push_chance = if reference.len() < pending {
+        let mut now = 0u64;
+        for step in 0..steps {
+            let push_chance = if reference.len() < pending(step) {
                 0.55
             } else {
                 0.45
             };
             if rng.random_bool(push_chance) || reference.is_empty() {
-                let time = now + rng.random_range(0..20u64);
+                let time = now.saturating_add(delay(&mut rng, step));
                 if rng.random_bool(0.3) {
                     queue.push_next_in_lane(SimTime(time), seq);
                 } else {
                     queue.push(SimTime(time), seq);
                 }
-                reference.push((time, seq));
+                reference.insert((time, seq));
                 seq += 1;
             } else {
                 let (time, event) = queue.pop().expect("not empty");
-                popped.push((time.nanos(), event));
-                let min = reference.iter().copied().min().expect("not empty");
-                reference.retain(|entry| *entry != min);
-                expected.push(min);
+                let expected = reference.pop_first().expect("not empty");
+                assert_eq!((time.nanos(), event), expected, "at step {step}");
                 now = time.nanos();
             }
             assert_eq!(queue.len(), reference.len());
-            assert_eq!(
-                queue.peek_time().map(SimTime::nanos),
-                reference.iter().min().map(|e| e.0)
-            );
+            used.observe(&queue.far);
+            if step % 97 == 0 {
+                assert_eq!(
+                    queue.peek_time().map(SimTime::nanos),
+                    reference.first().map(|e| e.0)
+                );
+            }
         }
-        assert_eq!(popped, expected);
+        used
+    }
+
+    /// What a run made of the calendar, so that a test can tell it was exercised.
+    #[derive(Default)]
+    struct CalendarUse {
+        most_held: usize,
+        widths: std::collections::BTreeSet<u32>,
+        stops: usize,
+        was_on: bool,
+    }
+
+    impl CalendarUse {
+        fn observe(&mut self, far: &Calendar<usize>) {
+            let on = far.is_on();
+            self.stops += usize::from(self.was_on && !on);
+            self.was_on = on;
+            self.most_held = self.most_held.max(far.len());
+            if on {
+                self.widths.insert(far.shift());
+            }
+        }
+    }
+
+    fn up_to(bound: u64) -> impl Fn(&mut Xoshiro256PlusPlus, usize) -> u64 {
+        move |rng, _| rng.random_range(0..bound)
     }
 
     #[test]
     fn matches_a_stable_sort_under_interleaved_pushes_and_pops() {
-        check_against_a_stable_sort(2_000, 9);
+        check_against_a_stable_sort(20_000, 9, |_| 2_000, up_to(20));
     }
 
     /// Around eight pending events the scan changes width; around sixteen, small set and heap
@@ -358,8 +516,50 @@ mod tests {
     #[test]
     fn matches_a_stable_sort_when_crossing_between_scan_widths_and_the_heap() {
         for seed in 0..20 {
-            check_against_a_stable_sort(SMALL / 2 + 2, seed);
-            check_against_a_stable_sort(SMALL + 2, seed);
+            check_against_a_stable_sort(20_000, seed, |_| SMALL / 2 + 2, up_to(20));
+            check_against_a_stable_sort(20_000, seed, |_| SMALL + 2, up_to(20));
+        }
+    }
+
+    /// Enough pending events for the calendar: spread out, with ties, and around the size at
+    /// which it starts (and, below a quarter of it, stops).
+    #[test]
+    fn matches_a_stable_sort_with_the_calendar() {
+        for seed in 0..4 {
+            let spread = check_against_a_stable_sort(200_000, seed, |_| 20_000, up_to(1_000_000));
+            assert!(spread.most_held > 15_000);
+            let ties = check_against_a_stable_sort(100_000, seed, |_| 20_000, up_to(50));
+            assert!(ties.most_held > 5_000, "held {}", ties.most_held);
+            check_against_a_stable_sort(100_000, seed, |_| CALENDAR_FROM + 50, up_to(10_000));
+        }
+        // Grows, drains below where the calendar stops, grows again.
+        let waves = |step: usize| {
+            if (step / 150_000).is_multiple_of(2) {
+                12_000
+            } else {
+                0
+            }
+        };
+        let used = check_against_a_stable_sort(600_000, 7, waves, up_to(100_000));
+        assert!(used.stops >= 2, "stopped {} times", used.stops);
+    }
+
+    /// The width adapts when delays change scale by a thousand either way; some events wait far
+    /// beyond the ring (and at the end of time), and some are due at once.
+    #[test]
+    fn matches_a_stable_sort_when_delays_change_scale_or_reach_far() {
+        let shifting = |rng: &mut Xoshiro256PlusPlus, step: usize| {
+            let scale = [1_000_000, 1_000, 1_000_000_000][(step / 60_000) % 3];
+            match rng.random_range(0..100) {
+                0 => u64::MAX,
+                1 => rng.random_range(0..scale * 1_000),
+                2 => 0,
+                _ => rng.random_range(0..scale),
+            }
+        };
+        for seed in 0..3 {
+            let used = check_against_a_stable_sort(240_000, seed, |_| 10_000, shifting);
+            assert!(used.widths.len() >= 3, "widths {:?}", used.widths);
         }
     }
 }
