@@ -131,6 +131,11 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
+    /// Slots ever used, live or free: every handle's index is below it.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Live entries with their handles, in slot order (deterministic).
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &T)> {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {

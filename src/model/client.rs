@@ -57,7 +57,7 @@ impl World<'_> {
             self.recorder.counters.sessions_started += 1;
         }
         self.recorder.active_sessions.add(self.now, 1);
-        self.sessions.insert(Session {
+        let handle = self.sessions.insert(Session {
             id,
             life,
             requests,
@@ -79,9 +79,10 @@ impl World<'_> {
             last_backoff: SimTime::ZERO,
             last_write: self.now,
             version: 0,
-            older: None,
-            newer: None,
-        })
+            touched: 0,
+        });
+        self.clear_link(handle);
+        handle
     }
 
     pub(super) fn on_warmup_end(&mut self) {

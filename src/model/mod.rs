@@ -16,6 +16,7 @@ mod client;
 mod fault;
 mod gray;
 mod limits;
+mod recency;
 mod saturation;
 mod server;
 mod store;
@@ -213,10 +214,9 @@ struct Session {
     last_write: SimTime,
     /// Bumped at every state write; a cached copy of an older version is stale.
     version: u32,
-    /// Neighbours in its home server's recency list (least recently used first), kept only when
-    /// server memory is limited: an intrusive list, so a touch neither searches nor allocates.
-    older: Option<Handle>,
-    newer: Option<Handle>,
+    /// When memory is limited: the stamp of its last use, which orders its home's recency list
+    /// (recency.rs).
+    touched: u64,
 }
 
 /// Per-purpose stream seeds, computed once per run.
@@ -417,6 +417,8 @@ pub struct World<'s> {
     next_bucket: SimTime,
     /// Sessions a server's memory holds (`memory_mb / session_bytes`), when it is limited.
     memory_capacity: Option<u64>,
+    /// The order of use of the sessions homed on each server, when memory is limited.
+    recency: recency::Recency,
     /// Copies of each session kept in other servers' memory (replication's replicas).
     replica_copies: u32,
     /// Which servers hold whose replicas (model/zone.rs).
@@ -661,6 +663,7 @@ impl<'s> World<'s> {
             },
             next_bucket: scenario.bucket,
             memory_capacity,
+            recency: recency::Recency::default(),
             replica_copies: match &topology.state {
                 State::Server { replication, .. } => replication.peer_copies(),
                 _ => 0,
@@ -1122,7 +1125,7 @@ mod size_tests {
 
     /// A session in flight is what a large fleet's memory is made of (a million of them).
     #[test]
-    fn a_session_is_112_bytes() {
-        assert_eq!(std::mem::size_of::<super::Session>(), 112);
+    fn a_session_is_104_bytes() {
+        assert_eq!(std::mem::size_of::<super::Session>(), 104);
     }
 }

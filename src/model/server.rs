@@ -494,14 +494,18 @@ impl World<'_> {
 
     /// Records the memory `server` and its replica peers now hold, for their peaks.
     fn note_peak_memory(&mut self, server: u32) {
-        let held = self.states_held(server);
+        let mut most = self.states_held(server);
         let target = &mut self.servers[server as usize];
-        target.peak_states = target.peak_states.max(held);
+        target.peak_states = target.peak_states.max(most);
         for slot in 0..self.replica_map.peers(server).len() {
             let peer = self.replica_map.peers(server)[slot];
             let held = self.states_held(peer);
             let target = &mut self.servers[peer as usize];
             target.peak_states = target.peak_states.max(held);
+            most = most.max(held);
+        }
+        if let Some(capacity) = self.memory_capacity {
+            self.keep_lists_from(most, capacity);
         }
     }
 
@@ -552,61 +556,6 @@ impl World<'_> {
         true
     }
 
-    /// Takes a session out of its home's recency list.
-    fn unlink(&mut self, handle: Handle, server: u32) {
-        let Some(session) = self.sessions.get_mut(handle) else {
-            return;
-        };
-        let (older, newer) = (session.older.take(), session.newer.take());
-        self.join_neighbours(handle, older, newer, server);
-    }
-
-    /// Links a session's neighbours to each other (it is leaving the list between them).
-    fn join_neighbours(
-        &mut self,
-        handle: Handle,
-        older: Option<Handle>,
-        newer: Option<Handle>,
-        server: u32,
-    ) {
-        let target = &mut self.servers[server as usize];
-        if target.least_recent == Some(handle) {
-            target.least_recent = newer;
-        }
-        if target.most_recent == Some(handle) {
-            target.most_recent = older;
-        }
-        if let Some(previous) = older.and_then(|h| self.sessions.get_mut(h)) {
-            previous.newer = newer;
-        }
-        if let Some(next) = newer.and_then(|h| self.sessions.get_mut(h)) {
-            next.older = older;
-        }
-    }
-
-    /// Marks the session as just used (the newest of its home's list), for least-recently-used
-    /// eviction.
-    fn touch(&mut self, session_handle: Handle, server: u32) {
-        if self.memory_capacity.is_none() {
-            return;
-        }
-        if self.servers[server as usize].most_recent == Some(session_handle) {
-            return;
-        }
-        self.unlink(session_handle, server);
-        let target = &mut self.servers[server as usize];
-        let previous_newest = target.most_recent.replace(session_handle);
-        if target.least_recent.is_none() {
-            target.least_recent = Some(session_handle);
-        }
-        if let Some(session) = self.sessions.get_mut(session_handle) {
-            session.older = previous_newest;
-        }
-        if let Some(previous) = previous_newest.and_then(|h| self.sessions.get_mut(h)) {
-            previous.newer = Some(session_handle);
-        }
-    }
-
     /// A session no longer uses its state: it stays for the idle timeout (not at all without
     /// one), unless the server lost its memory since.
     #[inline]
@@ -633,7 +582,7 @@ impl World<'_> {
             target.lingering.push_back(now.saturating_add(session_ttl));
         }
         if self.memory_capacity.is_some() {
-            self.join_neighbours(handle, session.older, session.newer, server);
+            self.unlink_released(handle, server);
         }
     }
 
@@ -658,11 +607,8 @@ impl World<'_> {
             }
         }
         for handle in homed {
-            if let Some(session) = self.sessions.get_mut(handle) {
-                // The server's recency list goes with its memory.
-                session.older = None;
-                session.newer = None;
-            }
+            // The server's recency list goes with its memory.
+            self.clear_link(handle);
             self.state_gone(handle, server, cause);
         }
         self.lose_stranded_recoveries(stranded, server, cause);
