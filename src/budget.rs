@@ -24,8 +24,9 @@ const HISTOGRAM_BYTES: f64 = 256.0 * 1024.0;
 /// generously: the session and request structs are under 200 bytes each.
 const SESSION_BYTES: f64 = 512.0;
 /// Per finished session whose state a server keeps for `session_ttl`: its expiry time in the
-/// server's list (8 bytes, in a list that grows by doubling), not the session itself.
-const LINGERING_BYTES: f64 = 16.0;
+/// server's list (4 bytes, a gap from the one before, in a list that grows by doubling), not the
+/// session itself.
+const LINGERING_BYTES: f64 = 8.0;
 /// Per server: its queues, cache and balancer entries, before any request.
 const SERVER_BYTES: f64 = 1024.0;
 /// A validated scenario in memory (one per sweep point), before its topologies.

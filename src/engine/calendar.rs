@@ -238,7 +238,7 @@ impl<E: Copy + Default> Calendar<E> {
             self.window_buckets += 1;
             if bucket.len > 0 {
                 self.fine_len -= bucket.len as usize;
-                self.unchain(bucket, &mut |_, entry| heap.push(entry));
+                self.move_chain(bucket, heap);
                 break;
             }
         }
@@ -358,6 +358,24 @@ impl<E: Copy + Default> Calendar<E> {
             chunk.entries[..count].iter().for_each(&mut visit);
             left -= count;
             id = chunk.next;
+        }
+    }
+
+    /// Moves a bucket's events into `heap`, read in place, and gives its chunks back to the pool.
+    fn move_chain(&mut self, bucket: Bucket, heap: &mut Heap<E>) {
+        let mut id = bucket.head;
+        let mut left = bucket.len as usize;
+        while left > 0 {
+            let free = self.free;
+            let chunk = chunk_mut(&mut self.blocks, id);
+            let count = left.min(CHUNK);
+            for entry in &chunk.entries[..count] {
+                heap.push(*entry);
+            }
+            let next = std::mem::replace(&mut chunk.next, free);
+            self.free = id;
+            left -= count;
+            id = next;
         }
     }
 

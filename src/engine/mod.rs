@@ -2,11 +2,13 @@
 //! random-number streams. It knows nothing about servers, sessions or balancers.
 
 mod calendar;
+pub mod expiries;
 pub mod queue;
 pub mod rng;
 pub mod slab;
 pub mod time;
 
+pub use expiries::Expiries;
 pub use queue::EventQueue;
 pub use slab::{Handle, Slab};
 pub use time::SimTime;

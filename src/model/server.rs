@@ -5,7 +5,7 @@
 use super::balancer_retry::TryFailure;
 use super::gray::{CUT_BALANCER, CUT_PEERS};
 use super::{Event, Outcome, Phase, Recovery, Session, World, zone};
-use crate::engine::{Handle, SimTime};
+use crate::engine::{Expiries, Handle, SimTime};
 use crate::metrics::{LossCause, TimeAverage};
 use crate::scenario::{Cache, MemoryFull, Replication, State};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -34,7 +34,7 @@ pub struct Server {
     pub homed: u64,
     /// When the states of sessions that ended (kept for the idle timeout) expire, oldest first:
     /// the timeout is the same for all, so they expire in the order they were made.
-    pub lingering: VecDeque<SimTime>,
+    pub lingering: Expiries,
     /// The least and most recently used of the sessions homed here, when memory is limited
     /// (the list runs through [`Session::older`] / [`Session::newer`]).
     pub least_recent: Option<Handle>,
@@ -82,7 +82,7 @@ impl Server {
             busy: 0,
             queue: VecDeque::new(),
             homed: 0,
-            lingering: VecDeque::new(),
+            lingering: Expiries::default(),
             least_recent: None,
             most_recent: None,
             cache: cache.map(|config| Box::new(SessionCache::new(config))),
@@ -443,37 +443,29 @@ impl World<'_> {
 
     /// Forgets the idle states on `server` whose timeout has passed.
     fn drop_expired_states(&mut self, server: u32) {
-        let now = self.now;
-        let target = &mut self.servers[server as usize];
-        while target
+        self.servers[server as usize]
             .lingering
-            .front()
-            .is_some_and(|expiry| *expiry <= now)
-        {
-            target.lingering.pop_front();
-        }
+            .drop_through(self.now);
     }
 
-    /// The states of its own sessions a server holds: homed, and idle ones not yet expired.
-    fn own_states(&self, server: u32) -> u64 {
+    /// The states of its own sessions a server holds: homed, and idle ones not yet expired
+    /// (the expired ones are forgotten on the way).
+    fn own_states(&mut self, server: u32) -> u64 {
+        self.drop_expired_states(server);
         let target = &self.servers[server as usize];
-        let expired = target
-            .lingering
-            .partition_point(|expiry| *expiry <= self.now);
-        target.homed + (target.lingering.len() - expired) as u64
+        target.homed + target.lingering.len() as u64
     }
 
     /// The session states a server's memory holds: its own, and the replicas of the sessions of
     /// the servers whose replica peer it is (their own states, idle ones included: a replica
     /// lives as long as its original).
-    fn states_held(&self, server: u32) -> u64 {
-        let replicas: u64 = self
-            .replica_map
-            .sources(server)
-            .iter()
-            .map(|source| self.own_states(*source))
-            .sum();
-        self.own_states(server) + replicas
+    fn states_held(&mut self, server: u32) -> u64 {
+        let mut held = self.own_states(server);
+        for slot in 0..self.replica_map.sources(server).len() {
+            let source = self.replica_map.sources(server)[slot];
+            held += self.own_states(source);
+        }
+        held
     }
 
     /// Frees room on `server` for one more session and on each of its replica peers for its
