@@ -165,7 +165,7 @@ impl World<'_> {
                 .balancer
                 .redispatch(super::server::session_key(session), request.server);
             // The sticky cookie is rewritten to the server that answers.
-            session.home = Some(server);
+            session.set_home(Some(server));
             request.by_affinity = false;
             server
         } else {

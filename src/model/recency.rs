@@ -115,7 +115,7 @@ impl World<'_> {
             .sessions
             .iter()
             .filter_map(|(handle, session)| {
-                let (server, incarnation) = session.state_at?;
+                let (server, incarnation) = session.state_at()?;
                 (self.servers[server as usize].incarnation == incarnation).then_some((
                     server,
                     session.touched,

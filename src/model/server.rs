@@ -210,7 +210,7 @@ impl World<'_> {
             return;
         };
         if self.balancer.has_affinity() {
-            request.by_affinity = self.balancer.routes_by_affinity(session.home);
+            request.by_affinity = self.balancer.routes_by_affinity(session.home());
         }
         let server = if ZONES && self.needs.zone_affinity {
             let zone = zone::client_zone(
@@ -219,11 +219,11 @@ impl World<'_> {
                 session.id,
             );
             self.balancer
-                .route_near(session_key(session), session.home, zone)
+                .route_near(session_key(session), session.home(), zone)
         } else {
-            self.balancer.route(session_key(session), session.home)
+            self.balancer.route(session_key(session), session.home())
         };
-        session.home = Some(server);
+        session.set_home(Some(server));
         request.server = server;
         request.phase = Phase::ToServer;
         let (session_id, draw_key) = (session.id, request.draw_key);
@@ -243,7 +243,7 @@ impl World<'_> {
         };
         let key = session_key(session);
         // Not `route`: a second caller would stop it being inlined into `on_balancer`.
-        let server = match session.home {
+        let server = match session.home() {
             Some(home) if self.needs.server_state => home,
             Some(first) => self.balancer.redispatch(key, first),
             None => self.balancer.redispatch(key, u32::MAX),
@@ -343,7 +343,7 @@ impl World<'_> {
         let home = self
             .sessions
             .get(session_handle)
-            .and_then(|s| s.state_at)
+            .and_then(|s| s.state_at())
             .map_or(server, |(home, _)| home);
         self.mark_session_lost(session_handle, LossCause::Misrouted, Some(home), open_fault);
         let charged = self
@@ -386,7 +386,7 @@ impl World<'_> {
         let Some(session) = self.sessions.get(session_handle) else {
             return true;
         };
-        match session.state_at {
+        match session.state_at() {
             _ if session.lost => false,
             None => true,
             Some((home, incarnation)) => {
@@ -411,7 +411,7 @@ impl World<'_> {
         let Some(session) = self.sessions.get(session_handle) else {
             return true;
         };
-        if session.state_at.is_some() {
+        if session.state_at().is_some() {
             self.touch(session_handle, server);
             return true;
         }
@@ -429,7 +429,7 @@ impl World<'_> {
             .sessions
             .get_mut(session_handle)
             .expect("checked above");
-        session.state_at = Some((server, incarnation));
+        session.set_state_at(Some((server, incarnation)));
         if let Some(recovery) = session.recovery.take() {
             // A replica always answers; a backup read counts once it succeeds (store.rs).
             if session.in_window && recovery == Recovery::Replica {
@@ -507,10 +507,10 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(session_handle) else {
             return;
         };
-        if session.state_at != Some((server, incarnation)) {
+        if session.state_at() != Some((server, incarnation)) {
             return;
         }
-        session.state_at = None;
+        session.set_state_at(None);
         let target = &mut self.servers[server as usize];
         target.homed = target.homed.saturating_sub(1);
         if self.memory_capacity.is_some() {
@@ -561,7 +561,7 @@ impl World<'_> {
         let State::Server { session_ttl, .. } = self.topology.state else {
             return;
         };
-        let Some((server, incarnation)) = session.state_at else {
+        let Some((server, incarnation)) = session.state_at() else {
             return;
         };
         let now = self.now;
@@ -592,7 +592,7 @@ impl World<'_> {
             if session.lost {
                 continue;
             }
-            match session.state_at {
+            match session.state_at() {
                 Some((home, _)) if home == server => homed.push(handle),
                 None if self.waits_for_replica_on(session, server) => stranded.push(handle),
                 _ => {}
@@ -611,7 +611,7 @@ impl World<'_> {
     /// session is routed anew only with its next request.)
     fn waits_for_replica_on(&self, session: &Session, server: u32) -> bool {
         session.recovery == Some(Recovery::Replica)
-            && session.home.is_some_and(|home| {
+            && session.home().is_some_and(|home| {
                 !self.servers[home as usize].is_running()
                     && self.replica_map.peers(home).contains(&server)
             })
@@ -622,7 +622,7 @@ impl World<'_> {
     fn lose_stranded_recoveries(&mut self, stranded: Vec<Handle>, server: u32, cause: LossCause) {
         let record = self.servers[server as usize].open_fault;
         for handle in stranded {
-            let Some(home) = self.sessions.get(handle).and_then(|s| s.home) else {
+            let Some(home) = self.sessions.get(handle).and_then(|s| s.home()) else {
                 continue;
             };
             if self.replica_alive_besides(home, server) {
@@ -642,7 +642,7 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(handle) else {
             return;
         };
-        session.state_at = None;
+        session.set_state_at(None);
         match survives {
             Ok(recovery) => session.recovery = Some(recovery),
             Err(lost_to) => {
