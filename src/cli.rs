@@ -186,8 +186,9 @@ pub struct RunArgs {
     pub budget: BudgetArgs,
 
     /// End a run as soon as a server's or the store's queue is found growing without bound
-    /// (every worker busy and the queue at least doubling over 30 s of simulated time): exit
-    /// code 2, nothing written. Without it the run goes on and a warning names the station.
+    /// (every worker busy for at least 30 s of simulated time while the queue grew by more than
+    /// the workers and more than chance explains, 3√(2 × arrivals)): exit code 2, nothing
+    /// written. Without it the run goes on and a warning names the station.
     #[arg(long)]
     pub stop_on_saturation: bool,
 
