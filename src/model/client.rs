@@ -76,11 +76,8 @@ impl World<'_> {
             attempts: 0,
             request_sent_at: self.now,
             request_in_window: in_window,
-            last_backoff: SimTime::ZERO,
-            last_write: self.now,
-            version: 0,
-            touched: 0,
         });
+        self.extras.start(handle, self.now);
         self.clear_link(handle);
         handle
     }
@@ -119,7 +116,6 @@ impl World<'_> {
         session.attempts = 0;
         session.request_sent_at = self.now;
         session.request_in_window = in_window;
-        session.last_backoff = SimTime::ZERO;
         session.awaiting = true;
         session.hedged = false;
         let redone = index < session.redo_until;
@@ -389,7 +385,7 @@ impl World<'_> {
                 .get_mut(session_handle)
                 .expect("checked above");
             session.retry_pending = true;
-            session.last_backoff = wait;
+            self.extras.set_backoff(session_handle, wait);
             self.queue
                 .push(self.now.saturating_add(wait), Event::Retry(session_handle));
             return;
@@ -420,7 +416,7 @@ impl World<'_> {
             session.id,
             key ^ (u64::from(retry) << 48),
         );
-        let previous = session.last_backoff.nanos() as f64;
+        let previous = self.extras.backoff(session_handle).nanos() as f64;
         SimTime::from_nanos_f64(backoff_wait(backoff, retry, previous, rng.random::<f64>()))
     }
 

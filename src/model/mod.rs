@@ -13,6 +13,7 @@ mod arrivals;
 mod balancer;
 mod balancer_retry;
 mod client;
+mod extras;
 mod fault;
 mod gray;
 mod limits;
@@ -210,15 +211,8 @@ struct Session {
     attempts: u32,
     request_sent_at: SimTime,
     request_in_window: bool,
-    /// The previous backoff (decorrelated jitter grows from it).
-    last_backoff: SimTime,
-    /// When the state last changed (async replication loses writes newer than the lag).
-    last_write: SimTime,
-    /// Bumped at every state write; a cached copy of an older version is stale.
-    version: u32,
-    /// When memory is limited: the stamp of its last use, which orders its home's recency list
-    /// (recency.rs).
-    touched: u64,
+    // Fields only some topologies use (the previous backoff, the last write and its version,
+    // the last use's stamp) live in `World::extras`, by slot.
 }
 
 impl Session {
@@ -447,6 +441,8 @@ pub struct World<'s> {
     memory_capacity: Option<u64>,
     /// The order of use of the sessions homed on each server, when memory is limited.
     recency: recency::Recency,
+    /// Per-session fields kept only when the topology uses them.
+    extras: extras::Extras,
     /// Copies of each session kept in other servers' memory (replication's replicas).
     replica_copies: u32,
     /// Which servers hold whose replicas (model/zone.rs).
@@ -692,6 +688,18 @@ impl<'s> World<'s> {
             next_bucket: scenario.bucket,
             memory_capacity,
             recency: recency::Recency::default(),
+            extras: extras::Extras::new(
+                memory_capacity.is_some(),
+                scenario.client.max_attempts > 1,
+                cache.is_some()
+                    || matches!(
+                        topology.state,
+                        State::Server {
+                            replication: Replication::Async { .. },
+                            ..
+                        }
+                    ),
+            ),
             replica_copies: match &topology.state {
                 State::Server { replication, .. } => replication.peer_copies(),
                 _ => 0,
@@ -1153,7 +1161,7 @@ mod size_tests {
 
     /// A session in flight is what a large fleet's memory is made of (a million of them).
     #[test]
-    fn a_session_is_96_bytes() {
-        assert_eq!(std::mem::size_of::<super::Session>(), 96);
+    fn a_session_is_72_bytes() {
+        assert_eq!(std::mem::size_of::<super::Session>(), 72);
     }
 }

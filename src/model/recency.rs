@@ -6,7 +6,7 @@
 //! server's memory has been half full: before that no eviction can happen, and keeping a list in
 //! order costs two far memory reads per request (a touched session's neighbours, which are
 //! anybody's), the largest single cost of a million-session run. Until then a touch only stamps
-//! the session (`Session::touched`, a counter of touches); when a server first reaches half its
+//! the session (a counter of touches, in `World::extras`); when a server first reaches half its
 //! capacity, every server's list is built from the stamps in one pass, in the order the lists
 //! would have had. A state only enters a server's memory through a placement, which is counted
 //! first, so no list is needed before that.
@@ -35,8 +35,9 @@ impl World<'_> {
         if self.memory_capacity.is_none() {
             return;
         }
-        if let Some(session) = self.sessions.get_mut(session_handle) {
-            session.touched = self.recency.next_stamp;
+        if self.sessions.get(session_handle).is_some() {
+            self.extras
+                .set_touched(session_handle, self.recency.next_stamp);
             self.recency.next_stamp += 1;
         }
         if self.recency.links.is_none()
@@ -118,7 +119,7 @@ impl World<'_> {
                 let (server, incarnation) = session.state_at()?;
                 (self.servers[server as usize].incarnation == incarnation).then_some((
                     server,
-                    session.touched,
+                    self.extras.touched(handle),
                     handle,
                 ))
             })

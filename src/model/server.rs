@@ -676,10 +676,11 @@ impl World<'_> {
             Replication::Async { lag } => {
                 let stalled = self.servers[server as usize]
                     .replication_stalled_since
-                    .is_some_and(|since| session.last_write >= since);
+                    .is_some_and(|since| self.extras.written(handle).at >= since);
                 if !self.replica_alive(server) {
                     Err(cause)
-                } else if stalled || self.now.saturating_sub(session.last_write) < *lag {
+                } else if stalled || self.now.saturating_sub(self.extras.written(handle).at) < *lag
+                {
                     Err(LossCause::ReplicationLag)
                 } else {
                     Ok(Recovery::Replica)
@@ -752,7 +753,10 @@ impl World<'_> {
         let Some(session) = self.sessions.get(request.session) else {
             return false;
         };
-        let (key, version) = (session_key(session), session.version);
+        let (key, version) = (
+            session_key(session),
+            self.extras.written(request.session).version,
+        );
         let now = self.now;
         let hit = self.servers[server]
             .cache
@@ -924,9 +928,8 @@ impl World<'_> {
     /// The session's state changed now (async replicas lag behind this; caches of older versions
     /// are stale).
     pub(super) fn state_written(&mut self, session: Handle) {
-        if let Some(session) = self.sessions.get_mut(session) {
-            session.last_write = self.now;
-            session.version = session.version.wrapping_add(1);
+        if self.sessions.get(session).is_some() {
+            self.extras.write_state(session, self.now);
         }
     }
 

@@ -287,11 +287,11 @@ impl World<'_> {
     }
 
     /// Keeps the session's current version in the server's cache, if it has one.
-    fn cache_put(&mut self, session: Handle, server: u32) {
-        let Some(session) = self.sessions.get(session) else {
+    fn cache_put(&mut self, handle: Handle, server: u32) {
+        let Some(session) = self.sessions.get(handle) else {
             return;
         };
-        let (key, version) = (session_key(session), session.version);
+        let (key, version) = (session_key(session), self.extras.written(handle).version);
         let now = self.now;
         if let Some(cache) = &mut self.servers[server as usize].cache {
             cache.put(key, version, now);
