@@ -361,7 +361,9 @@ impl<E: Copy + Default> Calendar<E> {
         }
     }
 
-    /// Moves a bucket's events into `heap`, read in place, and gives its chunks back to the pool.
+    /// Moves a bucket's events into `heap`, read in place, and gives its chunks back to the pool
+    /// (`unchain` copies each chunk out first, as its visitor may take chunks; the heap does not:
+    /// this is the hot path of a large model).
     fn move_chain(&mut self, bucket: Bucket, heap: &mut Heap<E>) {
         let mut id = bucket.head;
         let mut left = bucket.len as usize;

@@ -10,6 +10,10 @@
 //! and sequence are packed into one `u128` key, so ordering two entries is a single comparison.
 //! Sifting moves a hole instead of swapping. Keys are unique, so the pop order, and so every
 //! result, is the same as with std's `BinaryHeap`.
+//!
+//! A large model (thousands of sessions thinking) would make that heap deep and cold: past
+//! `CALENDAR_FROM` pending events, the ones not due in the current time bucket wait in a calendar
+//! of buckets (`calendar.rs`) and move into the heap a bucket at a time, in the same order.
 
 use super::SimTime;
 use super::calendar::Calendar;

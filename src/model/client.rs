@@ -77,8 +77,11 @@ impl World<'_> {
             request_sent_at: self.now,
             request_in_window: in_window,
         });
-        self.extras.start(handle, self.now);
-        self.clear_link(handle);
+        // A memory limit keeps recency stamps, so the recency links are cleared only here.
+        if self.extras.any() {
+            self.extras.start(handle, self.now);
+            self.clear_link(handle);
+        }
         handle
     }
 

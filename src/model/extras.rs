@@ -15,6 +15,8 @@ pub(super) struct Extras {
     /// lag) and its version, bumped at every write (a cached copy of an older one is stale),
     /// with async replication or a cache.
     written: Option<Vec<Written>>,
+    /// Whether any of them is kept: one test per new session when none is.
+    any: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -29,7 +31,14 @@ impl Extras {
             touched: touched.then(Vec::new),
             backoff: backoff.then(Vec::new),
             written: written.then(Vec::new),
+            any: touched || backoff || written,
         }
+    }
+
+    /// Whether the topology keeps any of them.
+    #[inline(always)]
+    pub(super) fn any(&self) -> bool {
+        self.any
     }
 
     /// A session starts in slot `handle`, at `now`.

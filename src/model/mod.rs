@@ -222,7 +222,7 @@ impl Session {
     }
 
     fn set_home(&mut self, server: Option<u32>) {
-        self.home_plus_one = server.map(plus_one);
+        self.home_plus_one = server.and_then(plus_one);
     }
 
     /// The server and incarnation holding this session's state (`state = "server"`).
@@ -232,13 +232,16 @@ impl Session {
     }
 
     fn set_state_at(&mut self, at: Option<(u32, u32)>) {
-        self.state_at_plus_one = at.map(|(server, incarnation)| (plus_one(server), incarnation));
+        self.state_at_plus_one =
+            at.and_then(|(server, incarnation)| Some((plus_one(server)?, incarnation)));
     }
 }
 
-/// A server's index plus one, never zero (fleets are far smaller than `u32::MAX`).
-fn plus_one(server: u32) -> NonZeroU32 {
-    NonZeroU32::MIN.saturating_add(server)
+/// A server's index plus one, never zero (fleets are far smaller than `u32::MAX`, so `+ 1`
+/// cannot wrap; an add, not a saturating one, on the balancer's per-request path).
+#[inline(always)]
+fn plus_one(server: u32) -> Option<NonZeroU32> {
+    NonZeroU32::new(server + 1)
 }
 
 /// Per-purpose stream seeds, computed once per run.

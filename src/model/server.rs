@@ -35,8 +35,8 @@ pub struct Server {
     /// When the states of sessions that ended (kept for the idle timeout) expire, oldest first:
     /// the timeout is the same for all, so they expire in the order they were made.
     pub lingering: Expiries,
-    /// The least and most recently used of the sessions homed here, when memory is limited
-    /// (the list runs through [`Session::older`] / [`Session::newer`]).
+    /// The least and most recently used of the sessions homed here, once memory is limited and
+    /// has been half full (the list's links are in recency.rs).
     pub least_recent: Option<Handle>,
     pub most_recent: Option<Handle>,
     pub cache: Option<Box<SessionCache>>,
