@@ -229,12 +229,12 @@ impl<E: Copy + Default> Calendar<E> {
                 // Nothing in the fine ring: straight to the next coarse bucket with events.
                 self.skip_to_coarse_events();
             }
-            if self.horizon == self.coarse_horizon << FINE_BITS {
+            if self.horizon == fine_start(self.coarse_horizon) {
                 self.spread_coarse_bucket();
             }
             let slot = (self.horizon % FINE as u64) as usize;
             let bucket = std::mem::replace(&mut self.fine[slot], EMPTY);
-            self.horizon += 1;
+            self.horizon = self.horizon.saturating_add(1);
             self.window_buckets += 1;
             if bucket.len > 0 {
                 self.fine_len -= bucket.len as usize;
@@ -281,9 +281,9 @@ impl<E: Copy + Default> Calendar<E> {
             self.settle_overflow();
         }
         while self.coarse[(self.coarse_horizon % COARSE as u64) as usize].len == 0 {
-            self.coarse_horizon += 1;
+            self.coarse_horizon = self.coarse_horizon.saturating_add(1);
         }
-        self.horizon = self.horizon.max(self.coarse_horizon << FINE_BITS);
+        self.horizon = self.horizon.max(fine_start(self.coarse_horizon));
     }
 
     /// The fine ring is used up: the next coarse bucket's events go into it, and the overflow's
@@ -291,7 +291,7 @@ impl<E: Copy + Default> Calendar<E> {
     fn spread_coarse_bucket(&mut self) {
         let slot = (self.coarse_horizon % COARSE as u64) as usize;
         let bucket = std::mem::replace(&mut self.coarse[slot], EMPTY);
-        self.coarse_horizon += 1;
+        self.coarse_horizon = self.coarse_horizon.saturating_add(1);
         self.coarse_len -= bucket.len as usize;
         self.unchain(bucket, &mut |calendar, entry| calendar.insert(entry));
         if self.overflow_min < self.coarse_horizon + COARSE as u64 {
@@ -506,6 +506,12 @@ fn take_chunk<E: Copy + Default>(
     };
     chunk_mut(blocks, id).next = NONE;
     id
+}
+
+/// The first fine bucket number of coarse bucket `coarse`. Saturating, like every step of the
+/// horizons: an event at the end of time (a saturated delay) must not wrap them round to zero.
+fn fine_start(coarse: u64) -> u64 {
+    coarse.saturating_mul(FINE as u64)
 }
 
 /// The shift of the largest power-of-two width not above `width` nanoseconds (at least 1 ns, at
