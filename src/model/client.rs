@@ -602,7 +602,7 @@ impl World<'_> {
 /// (`base` for constant backoff); full jitter waits `u × ceiling`, equal jitter
 /// `ceiling/2 + u × ceiling/2`, decorrelated `min(cap, base + u × (3 × previous − base))` with
 /// the previous wait starting at `base`. `u` is uniform in [0, 1).
-fn backoff_wait(backoff: &Backoff, retry: u32, previous_ns: f64, u: f64) -> f64 {
+pub fn backoff_wait(backoff: &Backoff, retry: u32, previous_ns: f64, u: f64) -> f64 {
     let (base, cap) = (backoff.base.nanos() as f64, backoff.cap.nanos() as f64);
     let ceiling = match backoff.kind {
         BackoffKind::Constant => base,

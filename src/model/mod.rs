@@ -31,6 +31,7 @@ use crate::metrics::{Counters, LatencyRecorder, RunResult, ServerRow, TimeAverag
 use crate::scenario::{Arrivals, Dist, Fault, HourlyUse, Replication, Scenario, State, Topology};
 use arrivals::ArrivalProcess;
 use balancer::Balancer;
+pub use client::backoff_wait;
 pub use limits::{GUARD_INTERVAL, Limits, Stopped};
 use server::{Condition, Server};
 use std::num::NonZeroU32;

@@ -1,0 +1,198 @@
+//! One deployment on 127.0.0.1: Redis (for store topologies), the backends and HAProxy, each a
+//! [`Process`] stopped by PID when the deployment is dropped, on every path.
+
+use crate::haproxy::{self, Ports};
+use crate::measure::BalancerCounts;
+use crate::plan::{FaultKind, FaultPlan, StateMode, TopologyPlan};
+use crate::procs::{Process, free_port, wait_for_port};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How to start a backend: this program's `backend` command with the scenario it plays.
+#[derive(Clone, Debug)]
+pub struct BackendCommand {
+    pub program: PathBuf,
+    pub scenario: PathBuf,
+    pub overrides: Vec<String>,
+    pub allowed_dirs: Vec<PathBuf>,
+}
+
+/// The programs the deployment runs.
+#[derive(Clone, Debug)]
+pub struct Programs {
+    pub haproxy: PathBuf,
+    pub redis: PathBuf,
+    pub backend: BackendCommand,
+}
+
+pub struct Deployment {
+    backends: Vec<Process>,
+    haproxy: Process,
+    _redis: Option<Process>,
+    spawner: BackendSpawner,
+    socket: PathBuf,
+}
+
+/// What starting (or restarting) backend `index` takes.
+struct BackendSpawner {
+    command: BackendCommand,
+    topology: String,
+    ports: Ports,
+    redis_port: Option<u16>,
+    seed: u64,
+    dir: PathBuf,
+}
+
+const START_LIMIT: Duration = Duration::from_secs(20);
+
+impl Deployment {
+    /// Starts everything in `dir` (configuration, logs, the admin socket) and waits until each
+    /// process listens.
+    pub fn start(
+        topology: &TopologyPlan,
+        idempotent: bool,
+        programs: &Programs,
+        dir: &Path,
+        seed: u64,
+    ) -> io::Result<Deployment> {
+        std::fs::create_dir_all(dir)?;
+        let redis = match topology.state {
+            StateMode::Redis { .. } => {
+                let port = free_port()?;
+                let mut process = Process::spawn(
+                    "redis-server",
+                    Command::new(&programs.redis)
+                        .args(["--bind", "127.0.0.1", "--port"])
+                        .arg(port.to_string())
+                        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                        .args(["--protected-mode", "yes", "--dir"])
+                        .arg(dir),
+                    &dir.join("redis.log"),
+                )?;
+                wait_for_port(port, &mut process, START_LIMIT)?;
+                Some((process, port))
+            }
+            _ => None,
+        };
+        let redis_port = redis.as_ref().map(|(_, port)| *port);
+        let ports = Ports {
+            frontend: free_port()?,
+            backends: (0..topology.servers)
+                .map(|_| free_port())
+                .collect::<io::Result<_>>()?,
+        };
+        let spawner = BackendSpawner {
+            command: programs.backend.clone(),
+            topology: topology.name.clone(),
+            ports: ports.clone(),
+            redis_port,
+            seed,
+            dir: dir.to_path_buf(),
+        };
+        let mut backends = Vec::new();
+        for index in 0..topology.servers as usize {
+            let mut backend = spawner.spawn(index)?;
+            wait_for_port(ports.backends[index], &mut backend, START_LIMIT)?;
+            backends.push(backend);
+        }
+        let socket = dir.join("haproxy.sock");
+        let config = dir.join("haproxy.cfg");
+        std::fs::write(
+            &config,
+            haproxy::config(topology, idempotent, &ports, &socket),
+        )?;
+        let mut haproxy = Process::spawn(
+            "haproxy",
+            Command::new(&programs.haproxy)
+                .arg("-db")
+                .arg("-f")
+                .arg(&config),
+            &dir.join("haproxy.log"),
+        )?;
+        wait_for_port(ports.frontend, &mut haproxy, START_LIMIT)?;
+        Ok(Deployment {
+            backends,
+            haproxy,
+            _redis: redis.map(|(process, _)| process),
+            spawner,
+            socket,
+        })
+    }
+
+    pub fn frontend(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.spawner.ports.frontend))
+    }
+
+    /// A fault's start: `kill -9` (crash) or `kill -STOP` (hang) of its backend.
+    pub fn inject(&mut self, fault: &FaultPlan) {
+        let backend = &mut self.backends[fault.server as usize];
+        match fault.kind {
+            FaultKind::Crash => backend.kill(),
+            FaultKind::Hang => backend.signal(libc::SIGSTOP),
+        }
+    }
+
+    /// A fault's end: the backend killed if still there, and started afresh, empty. It is not
+    /// waited for: the balancer finds it up through its health checks, as in the simulation.
+    pub fn restart(&mut self, server: u32) -> io::Result<()> {
+        let index = server as usize;
+        self.backends[index].kill();
+        self.backends[index] = self.spawner.spawn(index)?;
+        Ok(())
+    }
+
+    /// Why the run is worthless, if HAProxy exited on its own.
+    pub fn balancer_exited(&mut self) -> Option<String> {
+        let status = self.haproxy.exited()?;
+        Some(format!(
+            "haproxy exited during the run ({status}); see its log"
+        ))
+    }
+
+    /// HAProxy's retry and redispatch counters, from its admin socket.
+    pub fn balancer_counts(&self) -> Option<BalancerCounts> {
+        let mut stream = UnixStream::connect(&self.socket).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"show stat\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let (retries, redispatches) = haproxy::retries_from_stats(&text)?;
+        Some(BalancerCounts {
+            retries,
+            redispatches,
+        })
+    }
+}
+
+impl BackendSpawner {
+    fn spawn(&self, index: usize) -> io::Result<Process> {
+        let backend = &self.command;
+        let mut command = Command::new(&backend.program);
+        command
+            .arg("backend")
+            .arg(&backend.scenario)
+            .arg("--topology")
+            .arg(&self.topology)
+            .arg("--port")
+            .arg(self.ports.backends[index].to_string())
+            .arg("--seed")
+            .arg((self.seed ^ (index as u64) << 32).to_string());
+        if let Some(port) = self.redis_port {
+            command.arg("--redis-port").arg(port.to_string());
+        }
+        for set in &backend.overrides {
+            command.arg("--set").arg(set);
+        }
+        for dir in &backend.allowed_dirs {
+            command.arg("--allow-path").arg(dir);
+        }
+        Process::spawn(
+            &format!("backend {index}"),
+            &mut command,
+            &self.dir.join(format!("backend-{index}.log")),
+        )
+    }
+}
