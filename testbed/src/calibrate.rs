@@ -31,27 +31,143 @@ pub struct Samples {
 /// The most samples kept of each quantity (the simulation resamples them).
 const MAX_SAMPLES: usize = 500_000;
 
+/// One answered request as calibration sees it, in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observed {
+    /// As the client saw it, for its last attempt.
+    pub latency: f64,
+    /// Accepted to answered, inside the server (queueing included).
+    pub backend: f64,
+    /// The worker's time on it (its store round trips included).
+    pub busy: f64,
+    /// Its store round trips.
+    pub store: [Option<f64>; 2],
+    /// Attempts the client made (a retried request's wait is no hop).
+    pub attempts: u32,
+}
+
 impl Samples {
-    /// Adds a run's answered requests. Only first attempts that succeeded count, so a retry's
-    /// wait is not taken for a hop.
+    /// Adds a run's answered requests.
     pub fn add(&mut self, recorded: &Recorded) {
         for request in &recorded.requests {
             let Some(timing) = request.timing else {
                 continue;
             };
-            if request.outcome != Outcome::Ok || self.service.len() >= MAX_SAMPLES {
+            if request.outcome != Outcome::Ok {
                 continue;
             }
-            let store = timing.get.unwrap_or(0) + timing.set.unwrap_or(0);
-            self.service.push(timing.busy.saturating_sub(store) as f64);
-            if request.attempts == 1 {
-                let client = request.attempt_latency.as_secs_f64() * 1e6;
-                self.hop.push((client - timing.backend as f64).max(0.0));
-            }
-            self.store_round_trip
-                .extend(timing.get.iter().chain(&timing.set).map(|&us| us as f64));
+            self.add_one(Observed {
+                latency: request.attempt_latency.as_secs_f64() * 1e6,
+                backend: timing.backend as f64,
+                busy: timing.busy as f64,
+                store: [
+                    timing.get.map(|us| us as f64),
+                    timing.set.map(|us| us as f64),
+                ],
+                attempts: request.attempts,
+            });
         }
     }
+
+    /// Adds one successful request.
+    pub fn add_one(&mut self, observed: Observed) {
+        if self.service.len() >= MAX_SAMPLES {
+            return;
+        }
+        let store: f64 = observed.store.iter().flatten().sum();
+        self.service.push((observed.busy - store).max(0.0));
+        if observed.attempts == 1 {
+            self.hop
+                .push((observed.latency - observed.backend).max(0.0));
+        }
+        self.store_round_trip
+            .extend(observed.store.iter().flatten());
+    }
+
+    /// Reads a request log with the columns of a testbed run's requests.csv: `latency_ms`,
+    /// `backend_us` and `busy_us`, and optionally `store_get_us`, `store_set_us`, `attempts` (1
+    /// when absent) and `outcome` (rows other than `ok` are skipped).
+    pub fn read_log(&mut self, path: &Path) -> Result<usize, LogError> {
+        let error = |line: u64, message: String| LogError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut reader = csv::Reader::from_path(path).map_err(|e| error(0, e.to_string()))?;
+        let headers = reader
+            .headers()
+            .map_err(|e| error(1, e.to_string()))?
+            .clone();
+        let column = |name: &str| headers.iter().position(|h| h.trim() == name);
+        let required = |name: &str| {
+            column(name).ok_or_else(|| {
+                error(
+                    1,
+                    format!(
+                        "no `{name}` column (it has: {})",
+                        headers.iter().take(10).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
+        };
+        let (latency, backend, busy) = (
+            required("latency_ms")?,
+            required("backend_us")?,
+            required("busy_us")?,
+        );
+        let (get, set) = (column("store_get_us"), column("store_set_us"));
+        let (attempts, outcome) = (column("attempts"), column("outcome"));
+        let mut used = 0;
+        for (row, record) in reader.records().enumerate() {
+            let line = row as u64 + 2;
+            let record = record.map_err(|e| error(line, e.to_string()))?;
+            if outcome.is_some_and(|i| record.get(i).is_some_and(|v| v != "ok")) {
+                continue;
+            }
+            let number = |index: usize| -> Result<f64, LogError> {
+                let cell = record.get(index).unwrap_or("").trim();
+                cell.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| {
+                        error(
+                            line,
+                            format!(
+                                "`{}` is not a duration: \"{}\"",
+                                &headers[index],
+                                statesim::text::shown(cell)
+                            ),
+                        )
+                    })
+            };
+            let optional = |index: Option<usize>| -> Result<Option<f64>, LogError> {
+                match index {
+                    Some(i) if !record.get(i).unwrap_or("").trim().is_empty() => {
+                        number(i).map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            };
+            self.add_one(Observed {
+                latency: number(latency)? * 1e3,
+                backend: number(backend)?,
+                busy: number(busy)?,
+                store: [optional(get)?, optional(set)?],
+                attempts: optional(attempts)?.map_or(1, |a| a as u32),
+            });
+            used += 1;
+        }
+        Ok(used)
+    }
+}
+
+/// A request log calibration cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}: {message}", path.display())]
+pub struct LogError {
+    pub path: PathBuf,
+    pub line: u64,
+    pub message: String,
 }
 
 /// The `--set` overrides that feed a deployment's samples to the simulation, and the files they
@@ -140,10 +256,21 @@ mod tests {
             requests: vec![answered(1, 20_500), answered(2, 21_000)],
             sessions: Vec::new(),
         };
+        // What a run writes, calibration reads back the same.
+        let log = std::env::temp_dir().join(format!("testbed-log-{}.csv", std::process::id()));
+        recorded
+            .write_requests(std::fs::File::create(&log).unwrap())
+            .unwrap();
+        let mut from_log = Samples::default();
+        assert_eq!(from_log.read_log(&log).unwrap(), 2);
+        std::fs::remove_file(&log).unwrap();
         let mut samples = Samples::default();
         samples.add(&recorded);
         assert_eq!(samples.service, vec![19_960.0, 19_960.0]); // busy less the Redis GET
         assert_eq!(samples.hop, vec![400.0]); // a retried request's wait is no hop
+        assert_eq!(from_log.service, samples.service);
+        assert_eq!(from_log.hop, samples.hop);
+        assert_eq!(from_log.store_round_trip, samples.store_round_trip);
         let dir = std::env::temp_dir().join(format!("testbed-calibrate-{}", std::process::id()));
         let overrides = write(&samples, &dir, 30.0).unwrap();
         assert_eq!(overrides.len(), 4);
@@ -166,6 +293,34 @@ mod tests {
             statesim::scenario::load_points_str(base, "t.toml", Path::new("."), &options).unwrap();
         let service = &points[0].scenario.workload.service_time;
         assert!((service.mean().unwrap_or(f64::NAN) - 19_960_000.0).abs() < 1.0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn a_log_without_its_columns_or_with_garbage_is_refused_by_line() {
+        let dir = std::env::temp_dir().join(format!("testbed-badlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.csv");
+        std::fs::write(&missing, "latency_ms,backend_us\n1,2\n").unwrap();
+        let error = Samples::default().read_log(&missing).unwrap_err();
+        assert!(
+            error.to_string().contains(":1: no `busy_us` column"),
+            "{error}"
+        );
+        let garbage = dir.join("garbage.csv");
+        std::fs::write(&garbage, "latency_ms,backend_us,busy_us\n1,2,3\n1,x,3\n").unwrap();
+        let error = Samples::default().read_log(&garbage).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(":3: `backend_us` is not a duration"),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -83,6 +83,9 @@ impl Deployment {
             backends: (0..topology.servers)
                 .map(|_| free_port())
                 .collect::<io::Result<_>>()?,
+            checks: (0..topology.servers)
+                .map(|_| free_port())
+                .collect::<io::Result<_>>()?,
         };
         let spawner = BackendSpawner {
             command: programs.backend.clone(),
@@ -178,6 +181,8 @@ impl BackendSpawner {
             .arg(&self.topology)
             .arg("--port")
             .arg(self.ports.backends[index].to_string())
+            .arg("--check-port")
+            .arg(self.ports.checks[index].to_string())
             .arg("--seed")
             .arg((self.seed ^ (index as u64) << 32).to_string());
         if let Some(port) = self.redis_port {

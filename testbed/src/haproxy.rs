@@ -15,6 +15,8 @@ pub const COOKIE: &str = "SRV";
 pub struct Ports {
     pub frontend: u16,
     pub backends: Vec<u16>,
+    /// Each backend's health-check port.
+    pub checks: Vec<u16>,
 }
 
 /// HAProxy's `balance` line (and `hash-type`) for a policy.
@@ -106,6 +108,9 @@ pub fn config(topology: &TopologyPlan, idempotent: bool, ports: &Ports, socket: 
     let _ = writeln!(text, "    default_backend fleet");
     let _ = writeln!(text, "\nbackend fleet");
     let _ = writeln!(text, "    {}", balance(policy));
+    // An HTTP check on the backend's check port: refused when it is dead, unanswered (a check
+    // timeout) when it is frozen, as the simulation's probes.
+    let _ = writeln!(text, "    option httpchk GET /health");
     if balancer.policy == Policy::Sticky {
         let _ = writeln!(text, "    cookie {COOKIE} insert indirect nocache");
     }
@@ -116,13 +121,16 @@ pub fn config(topology: &TopologyPlan, idempotent: bool, ports: &Ports, socket: 
         check.unhealthy_threshold,
         check.healthy_threshold
     );
-    for (index, port) in ports.backends.iter().enumerate() {
+    for (index, (port, check)) in ports.backends.iter().zip(&ports.checks).enumerate() {
         let cookie = if balancer.policy == Policy::Sticky {
             format!(" cookie s{index}")
         } else {
             String::new()
         };
-        let _ = writeln!(text, "    server s{index} 127.0.0.1:{port}{cookie}");
+        let _ = writeln!(
+            text,
+            "    server s{index} 127.0.0.1:{port} port {check}{cookie}"
+        );
     }
     text
 }
@@ -194,6 +202,7 @@ mod tests {
         Ports {
             frontend: 8000,
             backends: vec![8001, 8002],
+            checks: vec![9001, 9002],
         }
     }
 
@@ -210,9 +219,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("server s1 127.0.0.1:8002 cookie s1"),
+            text.contains("server s1 127.0.0.1:8002 port 9002 cookie s1"),
             "{text}"
         );
+        assert!(text.contains("option httpchk GET /health"), "{text}");
         assert!(text.contains("balance roundrobin"), "{text}");
         assert!(text.contains("retries 3"), "{text}");
         assert!(

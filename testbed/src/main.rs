@@ -40,6 +40,12 @@ enum Command {
     /// and `hang` (kill -STOP) faults with a restart; client timeouts and retries. Anything else
     /// is refused before a process starts (exit code 2).
     Run(RunArgs),
+    /// Turn a deployment's request log into the scenario keys that feed it to the simulation.
+    ///
+    /// Reads CSV files with a testbed run's requests.csv columns (latency_ms, backend_us,
+    /// busy_us; optional store_get_us, store_set_us, attempts, outcome), writes the empirical
+    /// samples into --out and prints the `--set` flags that use them (also in overrides.txt).
+    Calibrate(CalibrateArgs),
     /// A backend server (started by `run`; not for use by hand).
     #[command(hide = true)]
     Backend(BackendArgs),
@@ -80,12 +86,29 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+struct CalibrateArgs {
+    /// Request logs (CSV), pooled.
+    #[arg(required = true)]
+    logs: Vec<PathBuf>,
+    /// Where the samples and overrides.txt go.
+    #[arg(long, default_value = "results/calibration")]
+    out: PathBuf,
+    /// The store's own mean service time in microseconds, taken out of each round trip
+    /// (the scenario's store read time).
+    #[arg(long, default_value_t = 0.0, value_name = "MICROSECONDS")]
+    store_service_us: f64,
+}
+
+#[derive(Args, Debug)]
 struct BackendArgs {
     scenario: PathBuf,
     #[arg(long)]
     topology: String,
     #[arg(long)]
     port: u16,
+    /// Where the balancer's health checks are answered.
+    #[arg(long)]
+    check_port: u16,
     #[arg(long)]
     seed: u64,
     #[arg(long)]
@@ -100,6 +123,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(args) => run(args),
+        Command::Calibrate(args) => calibrate(args),
         Command::Backend(args) => backend(args),
     };
     std::process::exit(code);
@@ -142,6 +166,41 @@ fn run(args: RunArgs) -> i32 {
     }
 }
 
+fn calibrate(args: CalibrateArgs) -> i32 {
+    let mut samples = calibrate::Samples::default();
+    for log in &args.logs {
+        if let Err(error) = samples.read_log(log) {
+            eprintln!("error: {error}");
+            return 2;
+        }
+    }
+    if samples.service.is_empty() {
+        eprintln!("error: no successful request in the logs: nothing to calibrate from");
+        return 2;
+    }
+    match calibrate::write(&samples, &args.out, args.store_service_us.max(0.0)) {
+        Ok(overrides) => {
+            for line in overrides {
+                println!("--set '{line}'");
+            }
+            eprintln!(
+                "{} requests: service time median {:.0} us, hop overhead median {:.0} us; \
+                 samples in {} (pass --allow-path {} to statesim run)",
+                samples.service.len(),
+                calibrate::median(&samples.service),
+                calibrate::median(&samples.hop),
+                args.out.display(),
+                args.out.display()
+            );
+            0
+        }
+        Err(error) => {
+            eprintln!("error: cannot write {}: {error}", args.out.display());
+            1
+        }
+    }
+}
+
 fn backend(args: BackendArgs) -> i32 {
     let options = statesim::scenario::LoadOptions {
         overrides: args.set,
@@ -173,7 +232,9 @@ fn backend(args: BackendArgs) -> i32 {
         seed: args.seed,
     };
     backend::tighten_timer_slack();
-    let served = std::net::TcpListener::bind(("127.0.0.1", args.port))
+    let served = std::net::TcpListener::bind(("127.0.0.1", args.check_port))
+        .map(backend::serve_checks)
+        .and_then(|()| std::net::TcpListener::bind(("127.0.0.1", args.port)))
         .and_then(|listener| backend::serve(listener, config));
     match served {
         Ok(()) => 0,

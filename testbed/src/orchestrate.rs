@@ -287,9 +287,14 @@ async fn one_run(
         let (recorded, injected) = tokio::join!(load, faults);
         injected.map(|()| recorded)
     };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io_error("cannot watch for SIGTERM"))?;
+    // Interrupted or terminated: the deployment is dropped on the way out, which stops and reaps
+    // every process it started.
     let recorded = tokio::select! {
         recorded = played => recorded?,
         _ = tokio::signal::ctrl_c() => return Err(TestbedError::Interrupted),
+        _ = terminate.recv() => return Err(TestbedError::Interrupted),
     };
     if let Some(why) = deployment.balancer_exited() {
         return Err(TestbedError::Run(why));
