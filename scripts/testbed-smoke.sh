@@ -4,7 +4,7 @@
 # restart 10 s later), then the calibrated simulation runs and both are compared. Checks that it
 # ran end to end, that the sticky fleet lost sessions to the kill and the Redis fleet none, that a
 # scenario outside the testbed's subset is refused before anything starts, and that no process
-# the testbed started outlives it. Installs haproxy and redis-server with apt when absent.
+# the testbed started outlives it, also when it is terminated mid-run. Installs haproxy and redis-server with apt when absent.
 #
 # The figures of so short a run are too noisy to hold to the agreement targets; the README's table
 # comes from full runs (`statesim-testbed run scenarios/haproxy.toml`).
@@ -23,7 +23,7 @@ fi
 cargo build --quiet -p statesim-testbed
 testbed="${CARGO_TARGET_DIR:-target}/debug/statesim-testbed"
 out="${CARGO_TARGET_DIR:-target}/testbed-smoke"
-rm -rf "$out"
+rm -rf "$out" "$out.terminated"
 
 # Outside the subset: refused with exit code 2, nothing started, nothing written.
 status=0
@@ -31,6 +31,24 @@ status=0
 if [ "$status" -ne 2 ] || ! grep -q "the testbed cannot play" "$out.refused" || [ -e "$out" ]; then
   echo "testbed-smoke: an unsupported scenario was not refused cleanly (exit $status)" >&2
   cat "$out.refused" >&2
+  exit 1
+fi
+
+# Terminated mid-run: exit code 1, and every process it started stopped.
+"$testbed" run scenarios/haproxy.toml --topology redis --runs 1 --set duration=40s \
+  --set warmup=10s --set fault.0.at=20s --out "$out.terminated" --quiet 2> "$out.terminated.err" &
+pid=$!
+for _ in $(seq 200); do
+  [ -S "$out.terminated/work/redis-0/haproxy.sock" ] && break
+  sleep 0.1
+done
+sleep 2
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+if [ "$status" -ne 1 ] || pgrep -af -- "$(realpath "$out.terminated/work")" >&2; then
+  echo "testbed-smoke: a terminated run did not stop cleanly (exit $status)" >&2
+  cat "$out.terminated.err" >&2
   exit 1
 fi
 

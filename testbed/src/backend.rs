@@ -4,13 +4,16 @@
 //! machine is not the bottleneck: the backends model servers whose workers wait on something.
 //!
 //! Routes: `GET /r?s=SESSION&i=INDEX` (a session's request; `i = 0` is its first, which creates
-//! it) and `GET /ping` (nothing: the calibration's empty request). Answers: 200; 410 when the
+//! it; with an `Authorization: Bearer` token for the token state) and `GET /ping` (nothing: an
+//! empty request, to see the chain answer before a run). Answers: 200; 410 when the
 //! session is not here (lost); 503 with `X-Reason: rejected` (waiting room full) or `store`
 //! (Redis failed). Timing headers, in microseconds: `X-Wait-Us` (queued), `X-Service-Us` (the
-//! sleep really taken), `X-Get-Us` and `X-Set-Us` (Redis round trips), `X-Busy-Us` (a worker's
+//! sleep really taken), `X-Get-Us` and `X-Set-Us` (Redis round trips), `X-Verify-Us` (signing or
+//! verifying a token; a new token comes in `X-Token`), `X-Busy-Us` (a worker's
 //! time on it) and `X-Backend-Us` (accepted to answered).
 
 use crate::http;
+use crate::jwt::Keys;
 use crate::plan::StateMode;
 use crate::resp::Redis;
 use rand::SeedableRng;
@@ -24,7 +27,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BackendConfig {
     pub workers: u32,
     pub queue_limit: Option<u32>,
@@ -32,6 +35,8 @@ pub struct BackendConfig {
     pub redis_port: Option<u16>,
     pub service_time: Dist,
     pub seed: u64,
+    /// The fleet's JWT keys, for the token state.
+    pub keys: Option<Arc<Keys>>,
 }
 
 /// A connection waiting for a worker, with when it was accepted.
@@ -130,6 +135,9 @@ struct Work {
     reason: Option<&'static str>,
     service: Duration,
     get: Option<Duration>,
+    verify: Option<Duration>,
+    /// A token signed for the session's first request.
+    token: Option<String>,
     set: Option<Duration>,
 }
 
@@ -155,7 +163,12 @@ impl Worker {
             },
             Some("/r") => match (head.query("s"), head.query("i")) {
                 (Some(session), Some(index)) => match (session.parse(), index.parse()) {
-                    (Ok(session), Ok(index)) => self.request(session, index),
+                    (Ok(session), Ok(index)) => {
+                        let token = head
+                            .header("Authorization")
+                            .and_then(|value| value.strip_prefix("Bearer "));
+                        self.request(session, index, token)
+                    }
                     _ => bad_request(),
                 },
                 _ => bad_request(),
@@ -170,6 +183,12 @@ impl Worker {
             ("X-Busy-Us", micros(done - picked)),
             ("X-Backend-Us", micros(done - accepted)),
         ];
+        if let Some(verify) = work.verify {
+            headers.push(("X-Verify-Us", micros(verify)));
+        }
+        if let Some(token) = work.token {
+            headers.push(("X-Token", token));
+        }
         if let Some(get) = work.get {
             headers.push(("X-Get-Us", micros(get)));
         }
@@ -183,13 +202,38 @@ impl Worker {
     }
 
     /// Request `index` of `session`: the state looked up, the service slept, the state written.
-    fn request(&mut self, session: u64, index: u32) -> Work {
+    fn request(&mut self, session: u64, index: u32, token: Option<&str>) -> Work {
         let mut work = Work {
             status: 200,
             ..Work::default()
         };
         match self.config.state.clone() {
             StateMode::None => {}
+            StateMode::Token { .. } => {
+                let Some(keys) = self.config.keys.clone() else {
+                    return failed(&mut work, "no keys");
+                };
+                // A request without a token logs in: a session's first, or the next one after
+                // the first failed (the state in a token is never lost). Signing stays in the
+                // worker's time; verifying is timed on its own, as the simulation's
+                // `verify_time`.
+                match token {
+                    None => match keys.sign(session) {
+                        Ok(signed) => work.token = Some(signed),
+                        Err(_) => return failed(&mut work, "token"),
+                    },
+                    Some(token) => {
+                        let start = Instant::now();
+                        let valid = keys.verify(token, session);
+                        work.verify = Some(start.elapsed());
+                        if !valid {
+                            work.status = 401;
+                            work.reason = Some("token");
+                            return work;
+                        }
+                    }
+                }
+            }
             StateMode::Memory { ttl } => {
                 if !self.touch(session, index == 0, ttl) {
                     work.status = 410;
@@ -275,6 +319,13 @@ impl Worker {
     }
 }
 
+/// The backend could not do its part (a 500).
+fn failed(work: &mut Work, reason: &'static str) -> Work {
+    work.status = 500;
+    work.reason = Some(reason);
+    std::mem::take(work)
+}
+
 fn bad_request() -> Work {
     Work {
         status: 400,
@@ -312,6 +363,15 @@ mod tests {
     use super::*;
 
     fn start(state: StateMode, workers: u32, queue_limit: Option<u32>) -> u16 {
+        start_with(state, workers, queue_limit, None)
+    }
+
+    fn start_with(
+        state: StateMode,
+        workers: u32,
+        queue_limit: Option<u32>,
+        keys: Option<Arc<Keys>>,
+    ) -> u16 {
         let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let service_time = statesim::scenario::load_str(
@@ -330,6 +390,7 @@ mod tests {
             redis_port: None,
             service_time,
             seed: 1,
+            keys,
         };
         std::thread::spawn(move || serve(listener, config));
         port
@@ -344,8 +405,12 @@ mod tests {
     }
 
     fn get(port: u16, target: &str) -> http::Head {
+        get_with(port, target, "")
+    }
+
+    fn get_with(port: u16, target: &str, headers: &str) -> http::Head {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(stream, "GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        write!(stream, "GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").unwrap();
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).unwrap();
         http::parse_response(&bytes).unwrap()
@@ -371,6 +436,27 @@ mod tests {
         assert_eq!(lost.micros("X-Service-Us"), Some(0));
         assert_eq!(get(port, "/ping").status, 200);
         assert_eq!(get(port, "/nothing").status, 400);
+    }
+
+    #[test]
+    fn a_token_is_signed_at_login_and_verified_after() {
+        let dir = std::env::temp_dir().join(format!("testbed-backend-jwt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (private_pem, public_pem) = crate::jwt::generate(&dir).unwrap();
+        let keys = Keys::load(&private_pem, &public_pem, 550).unwrap();
+        let state = StateMode::Token { token_bytes: 550 };
+        let port = start_with(state, 2, None, Some(Arc::new(keys)));
+        let login = get(port, "/r?s=5&i=0");
+        assert_eq!(login.status, 200);
+        let token = login.header("X-Token").expect("a token").to_string();
+        let bearer = format!("Authorization: Bearer {token}\r\n");
+        let next = get_with(port, "/r?s=5&i=1", &bearer);
+        assert_eq!(next.status, 200);
+        assert!(next.micros("X-Verify-Us").is_some());
+        // Another session's token is refused; a request without one logs in again.
+        assert_eq!(get_with(port, "/r?s=6&i=1", &bearer).status, 401);
+        assert!(get(port, "/r?s=6&i=2").header("X-Token").is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Samples {
     pub service: Vec<f64>,
     pub hop: Vec<f64>,
     pub store_round_trip: Vec<f64>,
+    /// Signing or verifying tokens.
+    pub verify: Vec<f64>,
 }
 
 /// The most samples kept of each quantity (the simulation resamples them).
@@ -42,6 +44,8 @@ pub struct Observed {
     pub busy: f64,
     /// Its store round trips.
     pub store: [Option<f64>; 2],
+    /// Signing or verifying its token.
+    pub verify: Option<f64>,
     /// Attempts the client made (a retried request's wait is no hop).
     pub attempts: u32,
 }
@@ -64,6 +68,7 @@ impl Samples {
                     timing.get.map(|us| us as f64),
                     timing.set.map(|us| us as f64),
                 ],
+                verify: timing.verify.map(|us| us as f64),
                 attempts: request.attempts,
             });
         }
@@ -74,8 +79,12 @@ impl Samples {
         if self.service.len() >= MAX_SAMPLES {
             return;
         }
+        // The simulation adds a token's verification itself (`verify_time`); signing a new token
+        // has no key of its own and stays in the service time.
         let store: f64 = observed.store.iter().flatten().sum();
-        self.service.push((observed.busy - store).max(0.0));
+        let verify = observed.verify.unwrap_or(0.0);
+        self.service.push((observed.busy - store - verify).max(0.0));
+        self.verify.extend(observed.verify);
         if observed.attempts == 1 {
             self.hop
                 .push((observed.latency - observed.backend).max(0.0));
@@ -116,6 +125,7 @@ impl Samples {
             required("busy_us")?,
         );
         let (get, set) = (column("store_get_us"), column("store_set_us"));
+        let verify = column("verify_us");
         let (attempts, outcome) = (column("attempts"), column("outcome"));
         let mut used = 0;
         for (row, record) in reader.records().enumerate() {
@@ -153,6 +163,7 @@ impl Samples {
                 backend: number(backend)?,
                 busy: number(busy)?,
                 store: [optional(get)?, optional(set)?],
+                verify: optional(verify)?,
                 attempts: optional(attempts)?.map_or(1, |a| a as u32),
             });
             used += 1;
@@ -172,8 +183,13 @@ pub struct LogError {
 
 /// The `--set` overrides that feed a deployment's samples to the simulation, and the files they
 /// read. `store_service_us` is the store's own mean service time in the scenario, taken out of
-/// each round trip.
-pub fn write(samples: &Samples, dir: &Path, store_service_us: f64) -> io::Result<Vec<String>> {
+/// each round trip; each of `token_topologies` gets the measured verification times.
+pub fn write(
+    samples: &Samples,
+    dir: &Path,
+    store_service_us: f64,
+    token_topologies: &[String],
+) -> io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let mut overrides = Vec::new();
     if !samples.service.is_empty() {
@@ -194,6 +210,12 @@ pub fn write(samples: &Samples, dir: &Path, store_service_us: f64) -> io::Result
             .collect();
         let file = write_column(&dir.join("store_hop_us.csv"), &halves)?;
         overrides.push(format!("network.server_store={}", empirical(&file)));
+    }
+    if !samples.verify.is_empty() {
+        let file = write_column(&dir.join("verify_us.csv"), &samples.verify)?;
+        for name in token_topologies {
+            overrides.push(format!("topology.{name}.verify_time={}", empirical(&file)));
+        }
     }
     let mut listing = std::fs::File::create(dir.join("overrides.txt"))?;
     for line in &overrides {
@@ -250,6 +272,7 @@ mod tests {
                 busy: 20_090,
                 get: Some(130),
                 set: None,
+                verify: None,
             }),
         };
         let recorded = Recorded {
@@ -272,7 +295,7 @@ mod tests {
         assert_eq!(from_log.hop, samples.hop);
         assert_eq!(from_log.store_round_trip, samples.store_round_trip);
         let dir = std::env::temp_dir().join(format!("testbed-calibrate-{}", std::process::id()));
-        let overrides = write(&samples, &dir, 30.0).unwrap();
+        let overrides = write(&samples, &dir, 30.0, &[]).unwrap();
         assert_eq!(overrides.len(), 4);
         assert_eq!(
             std::fs::read_to_string(dir.join("hop_us.csv")).unwrap(),

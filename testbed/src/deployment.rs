@@ -42,6 +42,8 @@ struct BackendSpawner {
     topology: String,
     ports: Ports,
     redis_port: Option<u16>,
+    /// The fleet's JWT key pair, for the token state.
+    jwt: Option<(PathBuf, PathBuf)>,
     seed: u64,
     dir: PathBuf,
 }
@@ -87,11 +89,16 @@ impl Deployment {
                 .map(|_| free_port())
                 .collect::<io::Result<_>>()?,
         };
+        let jwt = match topology.state {
+            StateMode::Token { .. } => Some(crate::jwt::generate(dir)?),
+            _ => None,
+        };
         let spawner = BackendSpawner {
             command: programs.backend.clone(),
             topology: topology.name.clone(),
             ports: ports.clone(),
             redis_port,
+            jwt,
             seed,
             dir: dir.to_path_buf(),
         };
@@ -187,6 +194,10 @@ impl BackendSpawner {
             .arg((self.seed ^ (index as u64) << 32).to_string());
         if let Some(port) = self.redis_port {
             command.arg("--redis-port").arg(port.to_string());
+        }
+        if let Some((private_pem, public_pem)) = &self.jwt {
+            command.arg("--jwt-key").arg(private_pem);
+            command.arg("--jwt-public").arg(public_pem);
         }
         for set in &backend.overrides {
             command.arg("--set").arg(set);

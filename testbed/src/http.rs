@@ -124,7 +124,9 @@ fn split_head(bytes: &[u8]) -> Result<(&str, Headers), ParseError> {
 pub fn response(status: u16, headers: &[(&str, String)]) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        401 => "Unauthorized",
         410 => "Gone",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Error",
     };

@@ -46,6 +46,8 @@ pub struct Timing {
     pub busy: u64,
     pub get: Option<u64>,
     pub set: Option<u64>,
+    /// Signing or verifying the session's token.
+    pub verify: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -109,6 +111,7 @@ impl Recorded {
             "service_us",
             "store_get_us",
             "store_set_us",
+            "verify_us",
         ])?;
         let optional = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
         for request in &self.requests {
@@ -125,6 +128,7 @@ impl Recorded {
                 optional(timing.map(|t| t.service)),
                 optional(timing.and_then(|t| t.get)),
                 optional(timing.and_then(|t| t.set)),
+                optional(timing.and_then(|t| t.verify)),
             ])?;
         }
         writer.flush()
@@ -198,7 +202,7 @@ async fn session(context: Arc<Context>, id: u64) {
         workload
             .requests_per_session
             .sample_count(&mut keyed(context.requests_seed, id, 0));
-    let mut cookie: Option<String> = None;
+    let mut carried = Carried::default();
     let mut lost = false;
     let mut completed = true;
     for index in 0..requests {
@@ -214,7 +218,7 @@ async fn session(context: Arc<Context>, id: u64) {
             }
             sleep_until(at).await;
         }
-        let record = request(&context, id, index, &mut cookie).await;
+        let record = request(&context, id, index, &mut carried).await;
         let _ = context.records.send(Record::Request(record));
         match record.outcome {
             Outcome::Lost => {
@@ -236,13 +240,16 @@ async fn session(context: Arc<Context>, id: u64) {
     }));
 }
 
+/// What a session's client sends back with each request: the balancer's sticky cookie and the
+/// session's token, as the last answers set them.
+#[derive(Default)]
+struct Carried {
+    cookie: Option<String>,
+    token: Option<String>,
+}
+
 /// One request, with the client's retries.
-async fn request(
-    context: &Context,
-    id: u64,
-    index: u32,
-    cookie: &mut Option<String>,
-) -> RequestRecord {
+async fn request(context: &Context, id: u64, index: u32, carried: &mut Carried) -> RequestRecord {
     let client = &context.plan.client;
     let sent = Instant::now();
     let mut previous_wait = 0.0;
@@ -253,11 +260,7 @@ async fn request(
         let limit = client.timeout.map_or(context.end, |t| {
             (attempt_sent + duration(t)).min(context.end)
         });
-        let answer = timeout_at(
-            limit,
-            attempt(context.frontend, id, index, cookie.as_deref()),
-        )
-        .await;
+        let answer = timeout_at(limit, attempt(context.frontend, id, index, carried)).await;
         let now = Instant::now();
         let (outcome, status, timing) = match answer {
             Err(_) if limit >= context.end => (Outcome::InFlight, 0, None),
@@ -265,7 +268,10 @@ async fn request(
             Ok(Err(_)) => (Outcome::Failed, 0, None),
             Ok(Ok(head)) => {
                 if let Some(value) = head.set_cookie(COOKIE) {
-                    *cookie = Some(value.to_string());
+                    carried.cookie = Some(value.to_string());
+                }
+                if let Some(token) = head.header("X-Token") {
+                    carried.token = Some(token.to_string());
                 }
                 (classify(&head), head.status, timing_of(&head))
             }
@@ -315,6 +321,7 @@ fn timing_of(head: &http::Head) -> Option<Timing> {
         busy: head.micros("X-Busy-Us")?,
         get: head.micros("X-Get-Us"),
         set: head.micros("X-Set-Us"),
+        verify: head.micros("X-Verify-Us"),
     })
 }
 
@@ -323,13 +330,19 @@ async fn attempt(
     frontend: SocketAddr,
     id: u64,
     index: u32,
-    cookie: Option<&str>,
+    carried: &Carried,
 ) -> std::io::Result<http::Head> {
     let mut stream = TcpStream::connect(frontend).await?;
     stream.set_nodelay(true)?;
-    let cookie = cookie.map_or_else(String::new, |value| format!("Cookie: {COOKIE}={value}\r\n"));
+    let mut extra = String::new();
+    if let Some(cookie) = &carried.cookie {
+        extra.push_str(&format!("Cookie: {COOKIE}={cookie}\r\n"));
+    }
+    if let Some(token) = &carried.token {
+        extra.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     let request = format!(
-        "GET /r?s={id}&i={index} HTTP/1.1\r\nHost: testbed\r\n{cookie}Connection: close\r\n\r\n"
+        "GET /r?s={id}&i={index} HTTP/1.1\r\nHost: testbed\r\n{extra}Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     get_head(&mut stream).await

@@ -7,6 +7,7 @@ mod compare;
 mod deployment;
 mod haproxy;
 mod http;
+mod jwt;
 mod load;
 mod measure;
 mod orchestrate;
@@ -35,7 +36,7 @@ enum Command {
     /// Run each topology on a real deployment, calibrate the simulation to it, compare.
     ///
     /// Supported: constant session arrivals; state in server memory (sticky or not), in one
-    /// Redis, or none; HAProxy policies round_robin, random, least_connections, power_of_two,
+    /// Redis, in an RS256 JWT, or none; HAProxy policies round_robin, random, least_connections, power_of_two,
     /// consistent_hash and sticky, with retries, redispatch and health checks; `crash` (kill -9)
     /// and `hang` (kill -STOP) faults with a restart; client timeouts and retries. Anything else
     /// is refused before a process starts (exit code 2).
@@ -97,6 +98,10 @@ struct CalibrateArgs {
     /// (the scenario's store read time).
     #[arg(long, default_value_t = 0.0, value_name = "MICROSECONDS")]
     store_service_us: f64,
+    /// A token topology that gets the log's verification times (`verify_us`) as its
+    /// verify_time (repeatable).
+    #[arg(long, value_name = "NAME")]
+    token_topology: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +118,11 @@ struct BackendArgs {
     seed: u64,
     #[arg(long)]
     redis_port: Option<u16>,
+    /// The fleet's JWT private and public keys (PEM), for the token state.
+    #[arg(long, requires = "jwt_public")]
+    jwt_key: Option<PathBuf>,
+    #[arg(long)]
+    jwt_public: Option<PathBuf>,
     #[arg(long = "set")]
     set: Vec<String>,
     #[arg(long)]
@@ -178,7 +188,12 @@ fn calibrate(args: CalibrateArgs) -> i32 {
         eprintln!("error: no successful request in the logs: nothing to calibrate from");
         return 2;
     }
-    match calibrate::write(&samples, &args.out, args.store_service_us.max(0.0)) {
+    match calibrate::write(
+        &samples,
+        &args.out,
+        args.store_service_us.max(0.0),
+        &args.token_topology,
+    ) {
         Ok(overrides) => {
             for line in overrides {
                 println!("--set '{line}'");
@@ -223,6 +238,18 @@ fn backend(args: BackendArgs) -> i32 {
         }
     };
     let topology = &plan.topologies[0];
+    let keys = match (&topology.state, &args.jwt_key, &args.jwt_public) {
+        (plan::StateMode::Token { token_bytes }, Some(private), Some(public)) => {
+            match jwt::Keys::load(private, public, *token_bytes) {
+                Ok(keys) => Some(std::sync::Arc::new(keys)),
+                Err(error) => {
+                    eprintln!("backend: cannot read the JWT keys: {error}");
+                    return 1;
+                }
+            }
+        }
+        _ => None,
+    };
     let config = backend::BackendConfig {
         workers: topology.workers,
         queue_limit: topology.queue_limit,
@@ -230,6 +257,7 @@ fn backend(args: BackendArgs) -> i32 {
         redis_port: args.redis_port,
         service_time: scenario.workload.service_time.clone(),
         seed: args.seed,
+        keys,
     };
     backend::tighten_timer_slack();
     let served = std::net::TcpListener::bind(("127.0.0.1", args.check_port))

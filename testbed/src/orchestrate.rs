@@ -109,6 +109,13 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
     {
         check_program(&config.programs.redis, "--version", "redis-server")?;
     }
+    if plan
+        .topologies
+        .iter()
+        .any(|t| matches!(t.state, StateMode::Token { .. }))
+    {
+        check_program(Path::new("openssl"), "version", "openssl")?;
+    }
     std::fs::create_dir_all(&config.out)
         .map_err(io_error(format!("cannot create {}", config.out.display())))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -164,8 +171,19 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
 
     let store_service_us = store_service_us(&scenario);
     let calibration_dir = config.out.join("calibration");
-    let mut extra = calibrate::write(&samples, &calibration_dir, store_service_us)
-        .map_err(io_error("cannot write the calibration"))?;
+    let token_topologies: Vec<String> = plan
+        .topologies
+        .iter()
+        .filter(|t| matches!(t.state, StateMode::Token { .. }))
+        .map(|t| t.name.clone())
+        .collect();
+    let mut extra = calibrate::write(
+        &samples,
+        &calibration_dir,
+        store_service_us,
+        &token_topologies,
+    )
+    .map_err(io_error("cannot write the calibration"))?;
     extra.push(format!("replications={}", config.sim_replications));
     let mut calibrated_config = config.clone();
     calibrated_config

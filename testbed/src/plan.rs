@@ -45,6 +45,9 @@ pub enum StateMode {
         session_bytes: usize,
         write_fraction: f64,
     },
+    /// In an RS256 JWT of about `token_bytes` the backend signs on a session's first request and
+    /// verifies on every later one.
+    Token { token_bytes: usize },
 }
 
 impl StateMode {
@@ -54,6 +57,7 @@ impl StateMode {
             StateMode::None => "none",
             StateMode::Memory { .. } => "server",
             StateMode::Redis { .. } => "store",
+            StateMode::Token { .. } => "token",
         }
     }
 }
@@ -96,6 +100,9 @@ pub fn duration(time: SimTime) -> Duration {
 
 /// The largest session state the testbed writes to Redis.
 pub const MAX_SESSION_BYTES: f64 = 1024.0 * 1024.0;
+
+/// The largest token: it travels in an HTTP header, and HAProxy's buffer is 16 KiB.
+pub const MAX_TOKEN_BYTES: f64 = 8192.0;
 
 /// The largest fleet: every backend is a process with `workers` threads on a 2-core machine.
 pub const MAX_SERVERS: u32 = 32;
@@ -271,10 +278,17 @@ fn state_mode(name: &str, state: &State) -> Result<StateMode, Unsupported> {
             format!("topology `{name}`'s store"),
             "one Redis without shards or a server cache",
         )),
-        State::Token { .. } => Err(unsupported(
-            format!("topology `{name}`'s token state"),
-            "signed tokens are not played yet",
-        )),
+        State::Token { token_bytes, .. } => {
+            if *token_bytes > MAX_TOKEN_BYTES {
+                return Err(unsupported(
+                    format!("topology `{name}`'s token_bytes"),
+                    "at most 8 KiB: the token travels in a header",
+                ));
+            }
+            Ok(StateMode::Token {
+                token_bytes: *token_bytes as usize,
+            })
+        }
     }
 }
 
@@ -361,6 +375,17 @@ restart_after = "10s"
     }
 
     #[test]
+    fn tokens_are_played() {
+        let text =
+            format!("{BASE}\n[[topology]]\nname = \"jwt\"\nstate = \"token\"\ntoken_bytes = 550\n");
+        let plan = plan(&scenario(&text), &["jwt".into()]).unwrap();
+        assert_eq!(
+            plan.topologies[0].state,
+            StateMode::Token { token_bytes: 550 }
+        );
+    }
+
+    #[test]
     fn topologies_can_be_chosen_and_unknown_names_are_refused() {
         let chosen = plan(&scenario(BASE), &["redis".into()]).unwrap();
         assert_eq!(chosen.topologies.len(), 1);
@@ -375,8 +400,12 @@ restart_after = "10s"
     fn what_the_testbed_cannot_play_is_refused_by_name() {
         let cases = [
             (
-                "[[topology]]\nname = \"jwt\"\nstate = \"token\"\n",
-                "token state",
+                "[[topology]]\nname = \"cached\"\nstate = \"store\"\ncache = { capacity = 10 }\n",
+                "topology `cached`'s store",
+            ),
+            (
+                "[[topology]]\nname = \"big\"\nstate = \"token\"\ntoken_bytes = 20000\n",
+                "token_bytes",
             ),
             (
                 "[[topology]]\nname = \"repl\"\nstate = \"server\"\nreplication = \"sync\"\nreplicas = 1\n",
