@@ -108,7 +108,7 @@ impl Deployment {
             wait_for_port(ports.backends[index], &mut backend, START_LIMIT)?;
             backends.push(backend);
         }
-        let socket = dir.join("haproxy.sock");
+        let socket = socket_path(dir)?;
         let config = dir.join("haproxy.cfg");
         std::fs::write(
             &config,
@@ -177,6 +177,35 @@ impl Deployment {
     }
 }
 
+/// Where HAProxy's admin socket goes: in the run's folder, as an absolute path (HAProxy reads a
+/// relative one as a network address), unless that is too long for a Unix socket (108 bytes on
+/// Linux); then in the temporary folder, removed with the deployment.
+fn socket_path(dir: &Path) -> io::Result<PathBuf> {
+    let inside = std::path::absolute(dir.join("haproxy.sock"))?;
+    if inside.as_os_str().len() < 100 {
+        return Ok(inside);
+    }
+    let unique = format!(
+        "statesim-testbed-{}-{}.sock",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    Ok(std::env::temp_dir().join(unique))
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        // HAProxy first (it leaves its socket behind when killed), then the socket if it lives
+        // outside the run's folder.
+        self.haproxy.kill();
+        if self.socket.starts_with(std::env::temp_dir()) {
+            let _ = std::fs::remove_file(&self.socket);
+        }
+    }
+}
+
 impl BackendSpawner {
     fn spawn(&self, index: usize) -> io::Result<Process> {
         let backend = &self.command;
@@ -210,5 +239,21 @@ impl BackendSpawner {
             &mut command,
             &self.dir.join(format!("backend-{index}.log")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_socket_is_absolute_and_short_enough() {
+        let relative = socket_path(Path::new("results/t")).unwrap();
+        assert!(relative.is_absolute(), "{}", relative.display());
+        assert!(relative.ends_with("results/t/haproxy.sock"));
+        let deep = Path::new("/tmp").join("d".repeat(120));
+        let moved = socket_path(&deep).unwrap();
+        assert!(moved.starts_with(std::env::temp_dir()));
+        assert!(moved.as_os_str().len() < 108);
     }
 }
