@@ -160,42 +160,22 @@ pub fn retries_from_stats(csv_text: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{StateMode, TopologyPlan};
-    use statesim::engine::SimTime;
-    use statesim::scenario::{Balancer, BalancerRetry, HealthCheck};
+    use crate::plan::TopologyPlan;
 
-    fn topology(policy: Policy, retries: u32) -> TopologyPlan {
-        TopologyPlan {
-            name: "t".into(),
-            servers: 2,
-            workers: 4,
-            queue_limit: None,
-            state: StateMode::None,
-            balancer: Balancer {
-                policy,
-                fallback: Policy::RoundRobin,
-                health_check: HealthCheck {
-                    interval: SimTime::from_secs(2),
-                    unhealthy_threshold: 3,
-                    healthy_threshold: 2,
-                    timeout: SimTime::from_secs(2),
-                },
-                retry: BalancerRetry {
-                    retries,
-                    redispatch: true,
-                    on: RetryOn {
-                        connect_failure: true,
-                        reset: true,
-                        status_5xx: false,
-                        timeout: false,
-                    },
-                    pause: SimTime::from_secs(1),
-                    server_timeout: None,
-                },
-                outlier: None,
-                zone_affinity: false,
-            },
-        }
+    /// A topology as a scenario file gives it, with HAProxy's check defaults.
+    fn topology(policy: &str, retries: u32) -> TopologyPlan {
+        let text = format!(
+            "name = \"t\"\nduration = \"1m\"\n[workload]\nsessions_per_second = 1\nservice_time = \"20ms\"\n\
+             [servers]\ncount = 2\n[balancer]\npolicy = \"{policy}\"\n\
+             fallback = \"round_robin\"\nretries = {retries}\n[balancer.health_check]\n\
+             interval = \"2s\"\nunhealthy_threshold = 3\nhealthy_threshold = 2\n\
+             [[topology]]\nname = \"t\"\nstate = \"server\"\n"
+        );
+        let scenario = statesim::scenario::load_str(&text, "t.toml", Path::new("."), &[]).unwrap();
+        crate::plan::plan(&scenario, &[])
+            .unwrap()
+            .topologies
+            .remove(0)
     }
 
     fn ports() -> Ports {
@@ -208,12 +188,7 @@ mod tests {
 
     #[test]
     fn sticky_inserts_a_cookie_and_routes_first_requests_by_the_fallback() {
-        let text = config(
-            &topology(Policy::Sticky, 3),
-            true,
-            &ports(),
-            Path::new("/tmp/s"),
-        );
+        let text = config(&topology("sticky", 3), true, &ports(), Path::new("/tmp/s"));
         assert!(
             text.contains("cookie SRV insert indirect nocache"),
             "{text}"
@@ -238,7 +213,7 @@ mod tests {
     #[test]
     fn a_balancer_without_retries_and_other_policies() {
         let text = config(
-            &topology(Policy::LeastConnections, 0),
+            &topology("least_connections", 0),
             false,
             &ports(),
             Path::new("/tmp/s"),
@@ -249,7 +224,7 @@ mod tests {
         assert!(text.contains("retry-on conn-failure\n"), "{text}");
         assert!(!text.contains("cookie"), "{text}");
         let hashed = config(
-            &topology(Policy::ConsistentHash, 0),
+            &topology("consistent_hash", 0),
             false,
             &ports(),
             Path::new("/tmp/s"),
