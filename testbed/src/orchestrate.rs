@@ -101,21 +101,7 @@ fn check_program(program: &Path, flag: &str, package: &'static str) -> Result<()
 pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
     let scenario = load(config, &[])?;
     let plan = plan(&scenario, &config.topologies)?;
-    check_program(&config.programs.haproxy, "-v", "haproxy")?;
-    if plan
-        .topologies
-        .iter()
-        .any(|t| matches!(t.state, StateMode::Redis { .. }))
-    {
-        check_program(&config.programs.redis, "--version", "redis-server")?;
-    }
-    if plan
-        .topologies
-        .iter()
-        .any(|t| matches!(t.state, StateMode::Token { .. }))
-    {
-        check_program(Path::new("openssl"), "version", "openssl")?;
-    }
+    check_programs(config, &plan)?;
     std::fs::create_dir_all(&config.out)
         .map_err(io_error(format!("cannot create {}", config.out.display())))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -123,53 +109,111 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
         .build()
         .map_err(io_error("cannot start the load generator's runtime"))?;
     let mut samples = Samples::default();
-    let mut summaries = Vec::new();
-    for topology in &plan.topologies {
-        let mut runs = Vec::new();
-        let mut pooled = new_latency_histogram();
-        for replication in 0..config.runs {
-            if !config.quiet {
-                eprintln!(
-                    "testbed: {} run {}/{} ({:?} of load)",
-                    topology.name,
-                    replication + 1,
-                    config.runs,
-                    plan.duration
-                );
-            }
-            let dir = config.out.join("work").join(format!(
-                "{}-{}",
-                statesim::report::safe_file_name(&topology.name),
-                replication
-            ));
-            let (recorded, counts) =
-                runtime.block_on(one_run(config, &plan, topology, replication, &dir))?;
-            let requests = dir.join("requests.csv");
-            std::fs::File::create(&requests)
-                .and_then(|file| recorded.write_requests(std::io::BufWriter::new(file)))
-                .map_err(io_error(format!("cannot write {}", requests.display())))?;
-            samples.add(&recorded);
-            let (figures, latency) = measure::figures(&recorded, &plan, topology, counts);
-            pooled
-                .add(&latency)
-                .map_err(|e| TestbedError::Run(e.to_string()))?;
-            runs.push(figures);
-        }
-        summaries.push(summarize(
-            &topology.name,
-            topology.state.name(),
-            runs,
-            pooled,
-        ));
-    }
+    let summaries = plan
+        .topologies
+        .iter()
+        .map(|topology| play_topology(config, &plan, topology, &runtime, &mut samples))
+        .collect::<Result<Vec<_>, _>>()?;
     let measured = report(&scenario, summaries);
     write(
         &measured,
         &config.out.join("measured"),
         &measured_exporters(),
     )?;
+    let simulated = simulate_calibrated(config, &scenario, &plan, &samples)?;
+    write(
+        &simulated,
+        &config.out.join("simulated"),
+        &statesim::report::default_exporters(),
+    )?;
+    let rows = compare::rows(&measured.summaries, &simulated.summaries);
+    let path = config.out.join("testbed.csv");
+    std::fs::File::create(&path)
+        .and_then(|file| compare::write_csv(&rows, file))
+        .map_err(io_error(format!("cannot write {}", path.display())))?;
+    if !config.quiet {
+        eprintln!("{}", calibration_summary(&samples));
+    }
+    let heading = format!(
+        "{}: testbed ({} runs of {:?}) vs simulation (calibrated, {} replications)\n",
+        plan.scenario, config.runs, plan.duration, config.sim_replications
+    );
+    std::io::stdout()
+        .lock()
+        .write_all((heading + &compare::table(&rows)).as_bytes())
+        .map_err(io_error("cannot write the comparison to stdout"))?;
+    Ok(rows)
+}
 
-    let store_service_us = store_service_us(&scenario);
+/// Checks, before anything starts, that the programs the plan needs are installed.
+fn check_programs(config: &RunConfig, plan: &Plan) -> Result<(), TestbedError> {
+    let any = |state: fn(&StateMode) -> bool| plan.topologies.iter().any(|t| state(&t.state));
+    check_program(&config.programs.haproxy, "-v", "haproxy")?;
+    if any(|state| matches!(state, StateMode::Redis { .. })) {
+        check_program(&config.programs.redis, "--version", "redis-server")?;
+    }
+    if any(|state| matches!(state, StateMode::Token { .. })) {
+        check_program(Path::new("openssl"), "version", "openssl")?;
+    }
+    Ok(())
+}
+
+/// Every run of one topology: each run's requests.csv in its work folder, its timings added to
+/// the calibration's samples, and the runs summarised as `statesim run` summarises
+/// replications.
+fn play_topology(
+    config: &RunConfig,
+    plan: &Plan,
+    topology: &TopologyPlan,
+    runtime: &tokio::runtime::Runtime,
+    samples: &mut Samples,
+) -> Result<TopologySummary, TestbedError> {
+    let mut runs = Vec::new();
+    let mut pooled = new_latency_histogram();
+    for replication in 0..config.runs {
+        if !config.quiet {
+            eprintln!(
+                "testbed: {} run {}/{} ({:?} of load)",
+                topology.name,
+                replication + 1,
+                config.runs,
+                plan.duration
+            );
+        }
+        let name = statesim::report::safe_file_name(&topology.name);
+        let dir = config
+            .out
+            .join("work")
+            .join(format!("{name}-{replication}"));
+        let (recorded, counts) =
+            runtime.block_on(one_run(config, plan, topology, replication, &dir))?;
+        let requests = dir.join("requests.csv");
+        std::fs::File::create(&requests)
+            .and_then(|file| recorded.write_requests(std::io::BufWriter::new(file)))
+            .map_err(io_error(format!("cannot write {}", requests.display())))?;
+        samples.add(&recorded);
+        let (figures, latency) = measure::figures(&recorded, plan, topology, counts);
+        pooled
+            .add(&latency)
+            .map_err(|e| TestbedError::Run(e.to_string()))?;
+        runs.push(figures);
+    }
+    Ok(summarize(
+        &topology.name,
+        topology.state.name(),
+        runs,
+        pooled,
+    ))
+}
+
+/// The scenario simulated with the deployment's calibration (calibration/ in the results
+/// folder), only the topologies the testbed played kept.
+fn simulate_calibrated(
+    config: &RunConfig,
+    scenario: &Scenario,
+    plan: &Plan,
+    samples: &Samples,
+) -> Result<Report, TestbedError> {
     let calibration_dir = config.out.join("calibration");
     let token_topologies: Vec<String> = plan
         .topologies
@@ -178,9 +222,9 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
         .map(|t| t.name.clone())
         .collect();
     let mut extra = calibrate::write(
-        &samples,
+        samples,
         &calibration_dir,
-        store_service_us,
+        store_service_us(scenario),
         &token_topologies,
     )
     .map_err(io_error("cannot write the calibration"))?;
@@ -190,6 +234,7 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
         .allowed_dirs
         .push(std::path::absolute(&calibration_dir).map_err(io_error("calibration folder"))?);
     let calibrated = load(&calibrated_config, &extra)?;
+    // The simulation's cost is bounded by what the deployment just did in real time.
     let options = RunOptions {
         jobs: None,
         progress: false,
@@ -200,41 +245,29 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
     simulated
         .summaries
         .retain(|s| plan.topologies.iter().any(|t| t.name == s.topology));
-    write(
-        &simulated,
-        &config.out.join("simulated"),
-        &statesim::report::default_exporters(),
-    )?;
+    Ok(simulated)
+}
 
-    let rows = compare::rows(&measured.summaries, &simulated.summaries);
-    let path = config.out.join("testbed.csv");
-    let file = std::fs::File::create(&path)
-        .map_err(io_error(format!("cannot write {}", path.display())))?;
-    compare::write_csv(&rows, file)
-        .map_err(io_error(format!("cannot write {}", path.display())))?;
-    if !config.quiet {
-        eprintln!(
-            "calibrated: service time median {:.0} us, hop overhead median {:.0} us round trip{}",
-            calibrate::median(&samples.service),
-            calibrate::median(&samples.hop),
-            if samples.store_round_trip.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", Redis round trip median {:.0} us",
-                    calibrate::median(&samples.store_round_trip)
-                )
-            }
-        );
-    }
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "{}: testbed ({} runs of {:?}) vs simulation (calibrated, {} replications)",
-        plan.scenario, config.runs, plan.duration, config.sim_replications
+/// The calibration's medians, for stderr.
+fn calibration_summary(samples: &Samples) -> String {
+    let mut text = format!(
+        "calibrated: service time median {:.0} us, hop overhead median {:.0} us round trip",
+        calibrate::median(&samples.service),
+        calibrate::median(&samples.hop),
     );
-    let _ = write!(stdout, "{}", compare::table(&rows));
-    Ok(rows)
+    if !samples.store_round_trip.is_empty() {
+        text.push_str(&format!(
+            ", Redis round trip median {:.0} us",
+            calibrate::median(&samples.store_round_trip)
+        ));
+    }
+    if !samples.verify.is_empty() {
+        text.push_str(&format!(
+            ", token verification median {:.0} us",
+            calibrate::median(&samples.verify)
+        ));
+    }
+    text
 }
 
 /// The store's mean service time (µs), taken out of each measured Redis round trip.
