@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A 90-second smoke of the real testbed (docs/testbed.md): HAProxy, Redis and four backends on
-# 127.0.0.1 play scenarios/haproxy.toml shortened to 40 s per topology (a kill -9 at 20 s, a
-# restart 10 s later), then the calibrated simulation runs and both are compared. Checks that it
-# ran end to end, that the sticky fleet lost sessions to the kill and the Redis fleet none, that a
+# 127.0.0.1 play scenarios/haproxy.toml shortened to 35 s per topology (a kill -9 at 17 s, a
+# restart 10 s later), then the calibrated simulation runs and both are compared; then 20 s of a
+# hang (kill -STOP). Checks that it ran end to end, that the sticky fleet lost sessions to the
+# kill and the Redis fleet none, that the frozen backend was taken out by a check timeout, that a
 # scenario outside the testbed's subset is refused before anything starts, and that no process
 # the testbed started outlives it, also when it is terminated mid-run. Installs haproxy and redis-server with apt when absent.
 #
@@ -23,7 +24,7 @@ fi
 cargo build --quiet -p statesim-testbed
 testbed="${CARGO_TARGET_DIR:-target}/debug/statesim-testbed"
 out="${CARGO_TARGET_DIR:-target}/testbed-smoke"
-rm -rf "$out" "$out.terminated"
+rm -rf "$out" "$out.terminated" "$out.hang"
 
 # Outside the subset: refused with exit code 2, nothing started, nothing written.
 status=0
@@ -53,12 +54,21 @@ if [ "$status" -ne 1 ] || pgrep -af -- "$(realpath "$out.terminated/work")" >&2;
 fi
 
 "$testbed" run scenarios/haproxy.toml --topology sticky --topology redis --runs 1 \
-  --sim-replications 2 --set duration=40s --set warmup=10s --set fault.0.at=20s \
+  --sim-replications 2 --set duration=35s --set warmup=10s --set fault.0.at=17s \
   --set fault.0.restart_after=10s --out "$out" --quiet
 
+# A hang (kill -STOP): HAProxy's HTTP check times out on the frozen backend and takes it out, and
+# the clients' requests to it time out.
+"$testbed" run scenarios/haproxy.toml --topology redis --runs 1 --sim-replications 1 \
+  --set duration=20s --set warmup=2s --set fault.0.kind=hang --set fault.0.at=4s \
+  --set fault.0.restart_after=12s --set client.timeout=2s --out "$out.hang" --quiet > /dev/null
+if ! grep -q "is DOWN, reason: Layer7 timeout" "$out.hang/work/redis-0/haproxy.log"; then
+  echo "testbed-smoke: HAProxy did not take the frozen backend out by a check timeout" >&2
+  exit 1
+fi
+
 # No process of the testbed's outlives it (HAProxy, Redis and backends run from its work folder).
-work=$(realpath "$out/work")
-if pgrep -af -- "$work|statesim-testbed backend" >&2; then
+if pgrep -af -- "$(realpath "$out")|statesim-testbed backend" >&2; then
   echo "testbed-smoke: processes outlived the testbed" >&2
   exit 1
 fi
@@ -72,6 +82,8 @@ for name in ("sticky", "redis"):
     assert float(rows[name]["latency_p50_ms"]) > 19, (name, rows[name]["latency_p50_ms"])
 assert float(rows["sticky"]["sessions_lost"]) > 20, rows["sticky"]["sessions_lost"]
 assert float(rows["redis"]["sessions_lost"]) == 0, rows["redis"]["sessions_lost"]
+hang = next(csv.DictReader(open(f"{out}.hang/measured/summary.csv")))
+assert float(hang["timed_out"]) > 0, hang["timed_out"]
 compared = list(csv.DictReader(open(f"{out}/testbed.csv")))
 assert {r["topology"] for r in compared} == {"sticky", "redis"}, compared
 print(f"testbed-smoke: {len(compared)} figures compared; sticky lost "
