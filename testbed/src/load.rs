@@ -154,8 +154,14 @@ struct Context {
 }
 
 /// Plays replication `replication` of `plan`'s workload against `frontend`, from `start` for the
-/// plan's duration, and returns what it recorded when every session has stopped.
-pub async fn play(plan: &Plan, replication: u32, frontend: SocketAddr, start: Instant) -> Recorded {
+/// plan's duration, and returns what it recorded when every session has stopped (an error if a
+/// session's task failed: a bug, and the run's figures would be short of it).
+pub async fn play(
+    plan: &Plan,
+    replication: u32,
+    frontend: SocketAddr,
+    start: Instant,
+) -> Result<Recorded, String> {
     let (records, mut received) = unbounded_channel();
     let context = Arc::new(Context {
         plan: plan.clone(),
@@ -182,7 +188,8 @@ pub async fn play(plan: &Plan, replication: u32, frontend: SocketAddr, start: In
         tasks.push(tokio::spawn(session(context, id)));
     }
     for task in tasks {
-        let _ = task.await;
+        task.await
+            .map_err(|error| format!("a session of the load generator failed: {error}"))?;
     }
     drop(context);
     let mut recorded = Recorded::default();
@@ -192,7 +199,7 @@ pub async fn play(plan: &Plan, replication: u32, frontend: SocketAddr, start: In
             Record::Session(session) => recorded.sessions.push(session),
         }
     }
-    recorded
+    Ok(recorded)
 }
 
 async fn session(context: Arc<Context>, id: u64) {

@@ -336,7 +336,7 @@ async fn one_run(
         let load = load::play(plan, replication, frontend, start);
         let faults = inject_faults(&mut deployment, &plan.faults, start, plan.duration);
         let (recorded, injected) = tokio::join!(load, faults);
-        injected.map(|()| recorded)
+        injected.and(recorded.map_err(TestbedError::Run))
     };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_error("cannot watch for SIGTERM"))?;
