@@ -104,6 +104,9 @@ pub const MAX_SESSION_BYTES: f64 = 1024.0 * 1024.0;
 /// The largest token: it travels in an HTTP header, and HAProxy's buffer is 16 KiB.
 pub const MAX_TOKEN_BYTES: f64 = 8192.0;
 
+/// The most requests a second the load generator is asked to send.
+pub const MAX_REQUESTS_PER_SECOND: f64 = 20_000.0;
+
 /// The largest fleet: every backend is a process with `workers` threads on a 2-core machine.
 pub const MAX_SERVERS: u32 = 32;
 pub const MAX_WORKERS: u32 = 256;
@@ -138,6 +141,17 @@ pub fn plan(scenario: &Scenario, only: &[String]) -> Result<Plan, Unsupported> {
             ));
         }
     };
+    let offered =
+        sessions_per_second * scenario.workload.requests_per_session.mean().unwrap_or(1.0);
+    if offered > MAX_REQUESTS_PER_SECOND {
+        return Err(unsupported(
+            format!("{offered:.0} requests a second"),
+            format!(
+                "one machine's loopback plays at most {MAX_REQUESTS_PER_SECOND:.0} (a connection \
+                 per request through HAProxy)"
+            ),
+        ));
+    }
     check_client(&scenario.client)?;
     if scenario.autoscale.is_some() {
         return Err(unsupported("[autoscale]", "the fleet is fixed"));
@@ -372,6 +386,17 @@ restart_after = "10s"
             }]
         );
         assert_eq!(plan.duration, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn more_load_than_loopback_can_play_is_refused() {
+        let heavy = ["workload.sessions_per_second=10000000".to_string()];
+        let scenario = statesim::scenario::load_str(BASE, "t.toml", Path::new("."), &heavy);
+        let error = plan(&scenario.unwrap(), &[]).unwrap_err();
+        assert!(
+            error.to_string().contains("50000000 requests a second"),
+            "{error}"
+        );
     }
 
     #[test]
