@@ -69,9 +69,9 @@ struct RunArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     sim_replications: u32,
     /// Where measured/, simulated/, calibration/, work/ (configurations and logs) and
-    /// testbed.csv go.
-    #[arg(long, default_value = "results/testbed")]
-    out: PathBuf,
+    /// testbed.csv go [default: results/testbed/SCENARIO-NAME].
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// A folder besides the scenario's own that its files may be read from.
     #[arg(long, value_name = "DIR")]
     allow_path: Vec<PathBuf>,

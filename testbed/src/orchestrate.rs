@@ -26,7 +26,8 @@ pub struct RunConfig {
     pub allowed_dirs: Vec<PathBuf>,
     pub topologies: Vec<String>,
     pub runs: u32,
-    pub out: PathBuf,
+    /// `--out`; `None`: results/testbed/SCENARIO-NAME.
+    pub out: Option<PathBuf>,
     pub sim_replications: u32,
     pub programs: Programs,
     pub quiet: bool,
@@ -102,8 +103,10 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
     let scenario = load(config, &[])?;
     let plan = plan(&scenario, &config.topologies)?;
     check_programs(config, &plan)?;
-    std::fs::create_dir_all(&config.out)
-        .map_err(io_error(format!("cannot create {}", config.out.display())))?;
+    let out = config.out.clone().unwrap_or_else(|| {
+        Path::new("results/testbed").join(statesim::report::safe_file_name(&scenario.name))
+    });
+    std::fs::create_dir_all(&out).map_err(io_error(format!("cannot create {}", out.display())))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,22 +115,18 @@ pub fn run(config: &RunConfig) -> Result<Vec<compare::Row>, TestbedError> {
     let summaries = plan
         .topologies
         .iter()
-        .map(|topology| play_topology(config, &plan, topology, &runtime, &mut samples))
+        .map(|topology| play_topology(config, &plan, topology, &out, &runtime, &mut samples))
         .collect::<Result<Vec<_>, _>>()?;
     let measured = report(&scenario, summaries);
-    write(
-        &measured,
-        &config.out.join("measured"),
-        &measured_exporters(),
-    )?;
-    let simulated = simulate_calibrated(config, &scenario, &plan, &samples)?;
+    write(&measured, &out.join("measured"), &measured_exporters())?;
+    let simulated = simulate_calibrated(config, &scenario, &plan, &samples, &out)?;
     write(
         &simulated,
-        &config.out.join("simulated"),
+        &out.join("simulated"),
         &statesim::report::default_exporters(),
     )?;
     let rows = compare::rows(&measured.summaries, &simulated.summaries);
-    let path = config.out.join("testbed.csv");
+    let path = out.join("testbed.csv");
     std::fs::File::create(&path)
         .and_then(|file| compare::write_csv(&rows, file))
         .map_err(io_error(format!("cannot write {}", path.display())))?;
@@ -165,6 +164,7 @@ fn play_topology(
     config: &RunConfig,
     plan: &Plan,
     topology: &TopologyPlan,
+    out: &Path,
     runtime: &tokio::runtime::Runtime,
     samples: &mut Samples,
 ) -> Result<TopologySummary, TestbedError> {
@@ -181,10 +181,7 @@ fn play_topology(
             );
         }
         let name = statesim::report::safe_file_name(&topology.name);
-        let dir = config
-            .out
-            .join("work")
-            .join(format!("{name}-{replication}"));
+        let dir = out.join("work").join(format!("{name}-{replication}"));
         let (recorded, counts) =
             runtime.block_on(one_run(config, plan, topology, replication, &dir))?;
         let requests = dir.join("requests.csv");
@@ -213,8 +210,9 @@ fn simulate_calibrated(
     scenario: &Scenario,
     plan: &Plan,
     samples: &Samples,
+    out: &Path,
 ) -> Result<Report, TestbedError> {
-    let calibration_dir = config.out.join("calibration");
+    let calibration_dir = out.join("calibration");
     let token_topologies: Vec<String> = plan
         .topologies
         .iter()
