@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A 90-second smoke of the real testbed (docs/testbed.md): HAProxy, Redis and four backends on
 # 127.0.0.1 play scenarios/haproxy.toml shortened to 35 s per topology (a kill -9 at 17 s, a
-# restart 10 s later), then the calibrated simulation runs and both are compared; then 20 s of a
+# restart 10 s later), then the calibrated simulation runs and both are compared; then 26 s of a
 # hang (kill -STOP). Checks that it ran end to end, that the sticky fleet lost sessions to the
 # kill and the Redis fleet none, that the frozen backend was taken out by a check timeout, that a
 # scenario outside the testbed's subset is refused before anything starts, and that no process
@@ -58,10 +58,11 @@ fi
   --set fault.0.restart_after=10s --out "$out" --quiet
 
 # A hang (kill -STOP): HAProxy's HTTP check times out on the frozen backend and takes it out, and
-# the clients' requests to it time out.
+# the clients' requests to it time out. Three failed checks take 10-12 s (each times out after
+# 2 s, the next starts 2 s later), so the restart comes 18 s after the hang.
 "$testbed" run scenarios/haproxy.toml --topology redis --runs 1 --sim-replications 1 \
-  --set duration=20s --set warmup=2s --set fault.0.kind=hang --set fault.0.at=4s \
-  --set fault.0.restart_after=12s --set client.timeout=2s --out "$out.hang" --quiet > /dev/null
+  --set duration=26s --set warmup=2s --set fault.0.kind=hang --set fault.0.at=4s \
+  --set fault.0.restart_after=18s --set client.timeout=2s --out "$out.hang" --quiet > /dev/null
 if ! grep -q "is DOWN, reason: Layer7 timeout" "$out.hang/work/redis-0/haproxy.log"; then
   echo "testbed-smoke: HAProxy did not take the frozen backend out by a check timeout" >&2
   exit 1
