@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A 90-second smoke of the real testbed (docs/testbed.md): HAProxy, Redis and four backends on
+# A smoke of the real testbed, about 100 seconds (docs/testbed.md): HAProxy, Redis and four backends on
 # 127.0.0.1 play scenarios/haproxy.toml shortened to 35 s per topology (a kill -9 at 17 s, a
 # restart 10 s later), then the calibrated simulation runs and both are compared; then 26 s of a
 # hang (kill -STOP). Checks that it ran end to end, that the sticky fleet lost sessions to the
 # kill and the Redis fleet none, that the frozen backend was taken out by a check timeout, that a
 # scenario outside the testbed's subset is refused before anything starts, and that no process
-# the testbed started outlives it, also when it is terminated mid-run. Installs haproxy and redis-server with apt when absent.
+# the testbed started outlives it, also when it is terminated mid-run. Installs haproxy and
+# redis-server with apt when absent.
 #
 # The figures of so short a run are too noisy to hold to the agreement targets; the README's table
 # comes from full runs (`statesim-testbed run scenarios/haproxy.toml`).
