@@ -396,7 +396,9 @@ pub struct RunResult {
     pub servers: Vec<ServerRow>,
 }
 
-fn ratio(numerator: f64, denominator: f64) -> f64 {
+/// `numerator / denominator`, NaN when the denominator is not positive (a figure undefined in a
+/// run, left out of the means over replications).
+pub fn ratio(numerator: f64, denominator: f64) -> f64 {
     if denominator > 0.0 {
         numerator / denominator
     } else {

@@ -5,7 +5,9 @@
 use crate::load::{Outcome, Recorded};
 use crate::plan::{FaultPlan, Plan, TopologyPlan, duration};
 use hdrhistogram::Histogram;
-use statesim::metrics::{METRICS, RunFigures, histogram_percentile_ms, new_latency_histogram};
+use statesim::metrics::{
+    METRICS, RunFigures, histogram_percentile_ms, new_latency_histogram, ratio,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -111,9 +113,9 @@ pub fn figures(
     }
     values.insert(
         "availability",
-        get("ok") / (requests - get("in_flight")).max(1.0),
+        ratio(get("ok"), requests - get("in_flight")),
     );
-    values.insert("latency_mean_ms", latency_sum_ns / get("ok") / 1e6);
+    values.insert("latency_mean_ms", ratio(latency_sum_ns, get("ok")) / 1e6);
     for (name, percentile) in [
         ("latency_p50_ms", 50.0),
         ("latency_p90_ms", 90.0),
@@ -129,9 +131,9 @@ pub fn figures(
             histogram_percentile_ms(&during_faults, 99.0),
         );
     }
-    values.insert("throughput_rps", get("ok_in_window") / window_secs);
-    values.insert("retry_amplification", get("attempts") / requests.max(1.0));
-    values.insert("server_utilization", busy_us / 1e6 / capacity);
+    values.insert("throughput_rps", ratio(get("ok_in_window"), window_secs));
+    values.insert("retry_amplification", ratio(get("attempts"), requests));
+    values.insert("server_utilization", ratio(busy_us / 1e6, capacity));
     if let Some(counts) = balancer {
         values.insert(
             "balancer_retries",
@@ -164,7 +166,7 @@ fn worker_seconds_up(plan: &Plan, topology: &TopologyPlan) -> f64 {
             let from = fault.at.clamp(warmup, end);
             let to = fault
                 .restart_after
-                .map_or(end, |after| fault.at + after)
+                .map_or(end, |after| fault.at.saturating_add(after))
                 .clamp(warmup, end);
             (to - from).as_secs_f64()
         })
@@ -178,7 +180,10 @@ fn worker_seconds_up(plan: &Plan, topology: &TopologyPlan) -> f64 {
 fn fault_window(fault: &FaultPlan, topology: &TopologyPlan, end: Duration) -> (Duration, Duration) {
     let check = &topology.balancer.health_check;
     let back = fault.restart_after.map_or(end, |after| {
-        fault.at + after + duration(check.interval) * check.healthy_threshold
+        fault
+            .at
+            .saturating_add(after)
+            .saturating_add(duration(check.interval).saturating_mul(check.healthy_threshold))
     });
     (fault.at, back.min(end))
 }

@@ -387,7 +387,7 @@ async fn inject_faults(
     for fault in faults {
         steps.push((fault.at, Step::Inject(*fault)));
         if let Some(after) = fault.restart_after {
-            steps.push((fault.at + after, Step::Restart(fault.server)));
+            steps.push((fault.at.saturating_add(after), Step::Restart(fault.server)));
         }
     }
     steps.retain(|(at, _)| *at < end);
