@@ -8,7 +8,7 @@ pub mod rng;
 pub mod slab;
 pub mod time;
 
-pub use expiries::Expiries;
+pub use expiries::{Expiries, ExpiryChunks};
 pub use queue::EventQueue;
 pub use slab::{Handle, Slab};
 pub use time::SimTime;

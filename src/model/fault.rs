@@ -95,7 +95,7 @@ impl World<'_> {
         }
         // Sessions first, so the clients whose requests fail below already see the loss.
         self.lose_sessions_on(server, cause);
-        self.servers[server as usize].wipe_memory();
+        self.servers[server as usize].wipe_memory(&mut self.lingering_chunks);
         if condition == Condition::Up {
             self.leave_service(server);
         }
@@ -110,7 +110,7 @@ impl World<'_> {
             return;
         }
         self.lose_sessions_on(server, LossCause::Hang);
-        self.servers[server as usize].wipe_memory();
+        self.servers[server as usize].wipe_memory(&mut self.lingering_chunks);
         self.leave_service(server);
         self.servers[server as usize].condition = Condition::Hung;
         let held = self.requests_held_by(server);
@@ -180,7 +180,7 @@ impl World<'_> {
             self.fail_held_requests(server);
         }
         // It comes back empty: a new incarnation with no sessions, idle workers and no queue.
-        self.servers[server as usize].wipe_memory();
+        self.servers[server as usize].wipe_memory(&mut self.lingering_chunks);
         self.enter_service(server);
         if self.balancer.is_healthy(server) {
             // Back before the balancer noticed anything: serving again is the recovery.
@@ -378,7 +378,7 @@ impl World<'_> {
             self.close_fault_record(record);
         }
         let target = &mut self.servers[server as usize];
-        target.wipe_memory();
+        target.wipe_memory(&mut self.lingering_chunks);
         target.condition = Condition::Retired;
         self.replica_map.stale = true;
         self.balancer.detach(server);

@@ -25,7 +25,7 @@ mod trace;
 mod zone;
 
 use crate::engine::rng::{self, StreamRng};
-use crate::engine::{EventQueue, Handle, SimTime, Slab};
+use crate::engine::{EventQueue, ExpiryChunks, Handle, SimTime, Slab};
 use crate::metrics::series::{Levels, SeriesRecorder};
 use crate::metrics::{Counters, LatencyRecorder, RunResult, ServerRow, TimeAverage, Traffic};
 use crate::scenario::{Arrivals, Dist, Fault, HourlyUse, Replication, Scenario, State, Topology};
@@ -429,6 +429,8 @@ pub struct World<'s> {
     request_hooks: bool,
     balancer: Balancer,
     servers: Vec<Server>,
+    /// The chunks the servers' idle states' expiry times are stored in, shared by all of them.
+    lingering_chunks: ExpiryChunks,
     /// The store's shards (empty without a store).
     stores: Vec<StoreStation>,
     sessions: Slab<Session>,
@@ -627,6 +629,7 @@ impl<'s> World<'s> {
                 rng::stream(seed, replication, "balancer"),
             ),
             servers: (0..servers).map(|_| Server::new(cache)).collect(),
+            lingering_chunks: ExpiryChunks::default(),
             stores,
             sessions: Slab::new(),
             requests: Slab::new(),

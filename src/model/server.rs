@@ -5,7 +5,7 @@
 use super::balancer_retry::TryFailure;
 use super::gray::{CUT_BALANCER, CUT_PEERS};
 use super::{Event, Outcome, Phase, Recovery, Session, World, zone};
-use crate::engine::{Expiries, Handle, SimTime};
+use crate::engine::{Expiries, ExpiryChunks, Handle, SimTime};
 use crate::metrics::{LossCause, TimeAverage};
 use crate::scenario::{Cache, MemoryFull, Replication, State};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -107,11 +107,12 @@ impl Server {
         matches!(self.condition, Condition::Up | Condition::Hung)
     }
 
-    /// Forgets everything held in memory (a crash, a restart or a termination).
-    pub fn wipe_memory(&mut self) {
+    /// Forgets everything held in memory (a crash, a restart or a termination). `chunks` is
+    /// the pool its idle states' expiry times are in.
+    pub fn wipe_memory(&mut self, chunks: &mut ExpiryChunks) {
         self.incarnation += 1;
         self.homed = 0;
-        self.lingering.clear();
+        self.lingering.clear(chunks);
         // The list's sessions are all lost or moved when memory is wiped; they unlink lazily.
         self.least_recent = None;
         self.most_recent = None;
@@ -445,7 +446,7 @@ impl World<'_> {
     fn drop_expired_states(&mut self, server: u32) {
         self.servers[server as usize]
             .lingering
-            .drop_through(self.now);
+            .drop_through(self.now, &mut self.lingering_chunks);
     }
 
     /// The states of its own sessions a server holds: homed, and idle ones not yet expired
@@ -525,7 +526,11 @@ impl World<'_> {
     fn make_room(&mut self, server: u32, capacity: u64) -> bool {
         while self.states_held(server) >= capacity {
             let target = &mut self.servers[server as usize];
-            if target.lingering.pop_front().is_some() {
+            if target
+                .lingering
+                .pop_front(&mut self.lingering_chunks)
+                .is_some()
+            {
                 continue;
             }
             if self.topology.servers.on_memory_full == MemoryFull::Refuse {
@@ -571,7 +576,9 @@ impl World<'_> {
         }
         target.homed = target.homed.saturating_sub(1);
         if session_ttl > SimTime::ZERO {
-            target.lingering.push_back(now.saturating_add(session_ttl));
+            target
+                .lingering
+                .push_back(now.saturating_add(session_ttl), &mut self.lingering_chunks);
         }
         if self.memory_capacity.is_some() {
             self.unlink_released(handle, server);
