@@ -2,13 +2,12 @@
 //! think time, timeouts, and what a user does when the session is gone.
 
 use super::limits::GUARD_INTERVAL;
-use super::{Event, Outcome, Phase, Request, Session, World};
+use super::{Event, Outcome, Phase, Request, Session, World, flags};
 use crate::engine::rng::keyed;
 use crate::engine::{Handle, SimTime};
 use crate::metrics::LossCause;
 use crate::scenario::{Backoff, BackoffKind, Dist, Jitter, OnSessionLost, Replication, State};
 use rand::RngExt;
-use std::num::NonZeroU32;
 
 struct RequestDraws {
     demand: SimTime,
@@ -64,18 +63,16 @@ impl World<'_> {
             redo_until,
             next_request: 0,
             started_at: self.now,
-            in_window,
             home_plus_one: None,
             state_at_plus_one: None,
             recovery: None,
-            lost: false,
-            lost_in: None,
-            retry_pending: false,
-            awaiting: false,
-            hedged: false,
             attempts: 0,
+            flags: if in_window {
+                flags::IN_WINDOW | flags::REQUEST_IN_WINDOW
+            } else {
+                0
+            },
             request_sent_at: self.now,
-            request_in_window: in_window,
         });
         // A memory limit keeps recency stamps, so the recency links are cleared only here.
         if self.extras.any() {
@@ -94,13 +91,13 @@ impl World<'_> {
         let carried: Vec<Handle> = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.lost && !s.in_window)
+            .filter(|(_, s)| !s.lost() && !s.in_window())
             .map(|(handle, _)| handle)
             .collect();
         self.recorder.counters.sessions_at_warmup += carried.len() as u64;
         for handle in carried {
             if let Some(session) = self.sessions.get_mut(handle) {
-                session.in_window = true;
+                session.set_in_window(true);
             }
         }
     }
@@ -118,9 +115,9 @@ impl World<'_> {
         session.next_request += 1;
         session.attempts = 0;
         session.request_sent_at = self.now;
-        session.request_in_window = in_window;
-        session.awaiting = true;
-        session.hedged = false;
+        session.set_request_in_window(in_window);
+        session.set_awaiting(true);
+        session.set_hedged(false);
         let redone = index < session.redo_until;
         if self.needs.hedging {
             self.arm_hedge(session_handle, index);
@@ -145,8 +142,8 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(session_handle) else {
             return;
         };
-        session.retry_pending = false;
-        if !session.awaiting {
+        session.set_retry_pending(false);
+        if !session.awaiting() {
             return; // a hedge answered while the retry waited
         }
         self.recorder.series.counts().retries += 1;
@@ -175,16 +172,16 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(session_handle) else {
             return;
         };
-        if !session.awaiting
-            || session.hedged
-            || session.retry_pending
-            || session.lost
+        if !session.awaiting()
+            || session.hedged()
+            || session.retry_pending()
+            || session.lost()
             || session.next_request != index + 1
         {
             return;
         }
-        session.hedged = true;
-        if session.request_in_window {
+        session.set_hedged(true);
+        if session.request_in_window() {
             self.recorder.counters.hedged_requests += 1;
         }
         self.send_attempt(session_handle, true);
@@ -195,10 +192,10 @@ impl World<'_> {
             return;
         };
         let index = session.next_request - 1;
-        let attempt = session.attempts;
+        let attempt = u32::from(session.attempts);
         session.attempts += 1;
         let (session_id, life) = (session.id, session.life);
-        let (first_sent_at, in_window) = (session.request_sent_at, session.request_in_window);
+        let (first_sent_at, in_window) = (session.request_sent_at, session.request_in_window());
         let mut draws = self.draw_request(session_id, index);
         if self.request_hooks {
             self.hook_request(session_id, life, attempt, &mut draws);
@@ -380,27 +377,27 @@ impl World<'_> {
         let Some(session) = self.sessions.get(session_handle) else {
             return;
         };
-        if !session.lost && self.may_retry(session) {
+        if !session.lost() && self.may_retry(session) {
             let wait = self.backoff(session_handle);
             self.recorder.retries_sent += 1;
             let session = self
                 .sessions
                 .get_mut(session_handle)
                 .expect("checked above");
-            session.retry_pending = true;
+            session.set_retry_pending(true);
             self.extras.set_backoff(session_handle, wait);
             self.queue
                 .push(self.now.saturating_add(wait), Event::Retry(session_handle));
             return;
         }
-        let (in_window, index) = (session.request_in_window, session.next_request - 1);
+        let (in_window, index) = (session.request_in_window(), session.next_request - 1);
         self.count_final_failure(in_window, outcome);
         self.continue_session(session_handle, index);
     }
 
     fn may_retry(&self, session: &Session) -> bool {
         let client = &self.scenario.client;
-        if session.attempts >= client.max_attempts {
+        if u32::from(session.attempts) >= client.max_attempts {
             return false;
         }
         client.retry_budget.is_none_or(|budget| {
@@ -412,7 +409,7 @@ impl World<'_> {
     fn backoff(&self, session_handle: Handle) -> SimTime {
         let backoff = &self.scenario.client.backoff;
         let session = self.sessions.get(session_handle).expect("live session");
-        let retry = session.attempts.saturating_sub(1);
+        let retry = u32::from(session.attempts.saturating_sub(1));
         let key = (u64::from(session.life) << 32) | u64::from(session.next_request);
         let mut rng = keyed(
             self.seeds.backoff,
@@ -449,7 +446,7 @@ impl World<'_> {
     fn unsettled(&self, session: Handle, index: u32) -> bool {
         self.sessions
             .get(session)
-            .is_some_and(|s| s.awaiting && s.next_request == index + 1)
+            .is_some_and(|s| s.awaiting() && s.next_request == index + 1)
     }
 
     /// After request `index` of the session ended (any final outcome): think, send the next one,
@@ -459,8 +456,8 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(handle) else {
             return;
         };
-        session.awaiting = false;
-        if session.lost {
+        session.set_awaiting(false);
+        if session.lost() {
             self.after_session_lost(handle);
             return;
         }
@@ -524,7 +521,7 @@ impl World<'_> {
         let Some(session) = self.sessions.get(handle) else {
             return;
         };
-        if session.in_window {
+        if session.in_window() {
             self.recorder.counters.sessions_completed += 1;
             self.recorder.session_duration_sum_secs +=
                 self.now.saturating_sub(session.started_at).as_secs_f64();
@@ -536,6 +533,9 @@ impl World<'_> {
             self.release_session_state(&session, handle);
         } else {
             self.sessions.discard(handle);
+        }
+        if !self.lost_in.is_empty() {
+            self.lost_in.remove(&handle);
         }
         if self.closed_loop {
             self.user_session_over(id);
@@ -557,12 +557,14 @@ impl World<'_> {
         let Some(session) = self.sessions.get_mut(handle) else {
             return;
         };
-        if session.lost {
+        if session.lost() {
             return;
         }
-        session.lost = true;
-        session.lost_in = record.and_then(|row| NonZeroU32::new(row + 1));
-        if session.in_window {
+        session.set_lost(true);
+        if let Some(row) = record {
+            self.lost_in.insert(handle, row);
+        }
+        if session.in_window() {
             let counters = &mut self.recorder.counters;
             counters.sessions_lost += 1;
             counters.sessions_lost_by[cause as usize] += 1;
@@ -581,6 +583,7 @@ impl World<'_> {
         let Some(session) = self.sessions.remove(handle) else {
             return;
         };
+        self.lost_in.remove(&handle);
         self.release_session_state(&session, handle);
         if self.scenario.workload.on_session_lost == OnSessionLost::Relogin {
             // The new login replays the session from its first request (the same work, so the

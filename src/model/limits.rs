@@ -8,7 +8,7 @@
 //! per event against 0.3% per request).
 
 use super::World;
-use crate::engine::SimTime;
+use crate::engine::{SimTime, Slab};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -187,8 +187,8 @@ impl World<'_> {
     /// queues grow by doubling, so what they hold is up to twice what they use.
     fn live_bytes(&self) -> u64 {
         let requests = self.requests.len() as u64;
-        let bytes = self.sessions.len() as u64 * std::mem::size_of::<super::Session>() as u64
-            + requests * (std::mem::size_of::<super::Request>() as u64 + 8)
+        let bytes = self.sessions.len() as u64 * Slab::<super::Session>::slot_bytes() as u64
+            + requests * Slab::<super::Request>::slot_bytes() as u64
             + self.queue.len() as u64 * 32;
         2 * bytes
     }

@@ -34,6 +34,7 @@ use balancer::Balancer;
 pub use client::backoff_wait;
 pub use limits::{GUARD_INTERVAL, Limits, Stopped};
 use server::{Condition, Server};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use store::StoreStation;
 
@@ -182,38 +183,78 @@ struct Request {
 struct Session {
     /// Workload identity (arrival ordinal): keys every workload draw, the same in every topology.
     id: u64,
+    started_at: SimTime,
+    /// The current request's first send.
+    request_sent_at: SimTime,
     /// How many times the client logged in again after losing this session.
     life: u32,
     requests: u32,
     /// Requests below this index were already sent by an earlier, lost life of the session.
     redo_until: u32,
     next_request: u32,
-    started_at: SimTime,
-    in_window: bool,
     /// The balancer's sticky target (`home()`), stored plus one so that it takes 4 bytes.
     home_plus_one: Option<NonZeroU32>,
     /// The server (plus one) and incarnation holding this session's state (`state = "server"`;
     /// `state_at()`): 8 bytes instead of 12.
     state_at_plus_one: Option<(NonZeroU32, u32)>,
-    /// Set when the home was lost but the state survives elsewhere.
+    /// The current request's attempts so far (at most `client.max_attempts`, 100, and a hedge).
+    attempts: u16,
+    /// Yes-or-no facts, a bit each (`flags::*`, read and set by the methods named after them):
+    /// six bools took six bytes of a record a large fleet holds a million of.
+    flags: u8,
+    /// Set when the home was lost but the state survives elsewhere. (Its spare values are what
+    /// lets `Option<Session>` take no more room than a session.)
     recovery: Option<Recovery>,
-    lost: bool,
-    /// The faults.csv row of the fault that lost it, charged with the requests that fail for
-    /// it, plus one (a non-zero u32 fits the struct's padding; an `Option<u32>` grew it to two
-    /// cache lines).
-    lost_in: Option<NonZeroU32>,
-    /// A failed attempt of the current request waits for its retry.
-    retry_pending: bool,
-    /// The current request is not settled yet (no answer won, no final failure).
-    awaiting: bool,
-    /// The current request has sent its hedge.
-    hedged: bool,
-    /// The current request: its attempts so far, first send, whether it is in the window.
-    attempts: u32,
-    request_sent_at: SimTime,
-    request_in_window: bool,
     // Fields only some topologies use (the previous backoff, the last write and its version,
-    // the last use's stamp) live in `World::extras`, by slot.
+    // the last use's stamp) live in `World::extras`, by slot; the fault record that lost a
+    // session, in `World::lost_in`.
+}
+
+/// The bits of `Session::flags`.
+mod flags {
+    /// The session started inside the measurement window.
+    pub const IN_WINDOW: u8 = 1;
+    pub const LOST: u8 = 1 << 1;
+    /// A failed attempt of the current request waits for its retry.
+    pub const RETRY_PENDING: u8 = 1 << 2;
+    /// The current request is not settled yet (no answer won, no final failure).
+    pub const AWAITING: u8 = 1 << 3;
+    /// The current request has sent its hedge.
+    pub const HEDGED: u8 = 1 << 4;
+    /// The current request was first sent inside the window.
+    pub const REQUEST_IN_WINDOW: u8 = 1 << 5;
+}
+
+/// A getter and a setter for each bit of `Session::flags`.
+macro_rules! session_flags {
+    ($($get:ident, $set:ident, $bit:path;)*) => {
+        impl Session {
+            $(
+                #[inline(always)]
+                fn $get(&self) -> bool {
+                    self.flags & $bit != 0
+                }
+
+                #[inline(always)]
+                fn $set(&mut self, on: bool) {
+                    if on {
+                        self.flags |= $bit;
+                    } else {
+                        self.flags &= !$bit;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+session_flags! {
+    in_window, set_in_window, flags::IN_WINDOW;
+    lost, set_lost, flags::LOST;
+    retry_pending, set_retry_pending, flags::RETRY_PENDING;
+    awaiting, set_awaiting, flags::AWAITING;
+    hedged, set_hedged, flags::HEDGED;
+    request_in_window, set_request_in_window, flags::REQUEST_IN_WINDOW;
 }
 
 impl Session {
@@ -434,6 +475,10 @@ pub struct World<'s> {
     /// The store's shards (empty without a store).
     stores: Vec<StoreStation>,
     sessions: Slab<Session>,
+    /// The faults.csv row of the fault that lost a session, charged with the requests that fail
+    /// for it, while the session lives (few sessions are lost, and a record of a million holds
+    /// none).
+    lost_in: HashMap<Handle, u32>,
     requests: Slab<Request>,
     next_session_id: u64,
     recorder: Recorder,
@@ -632,6 +677,7 @@ impl<'s> World<'s> {
             lingering_chunks: ExpiryChunks::default(),
             stores,
             sessions: Slab::new(),
+            lost_in: HashMap::new(),
             requests: Slab::new(),
             next_session_id: 0,
             recorder: Recorder {
@@ -1033,12 +1079,12 @@ impl<'s> World<'s> {
         let awaiting_retry = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.retry_pending && s.request_in_window)
+            .filter(|(_, s)| s.retry_pending() && s.request_in_window())
             .count() as u64;
         let active = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.in_window && !s.lost)
+            .filter(|(_, s)| s.in_window() && !s.lost())
             .count() as u64;
         let store_capacity = self.store_workers();
         let rec = &mut self.recorder;
@@ -1047,7 +1093,7 @@ impl<'s> World<'s> {
             // settled one may have its losing attempt still out: count requests, not attempts.
             self.sessions
                 .iter()
-                .filter(|(_, s)| s.awaiting && s.request_in_window)
+                .filter(|(_, s)| s.awaiting() && s.request_in_window())
                 .count() as u64
         } else {
             in_flight_attempts + black_holed + awaiting_retry
@@ -1168,7 +1214,13 @@ mod size_tests {
 
     /// A session in flight is what a large fleet's memory is made of (a million of them).
     #[test]
-    fn a_session_is_72_bytes() {
-        assert_eq!(std::mem::size_of::<super::Session>(), 72);
+    fn a_session_is_56_bytes() {
+        assert_eq!(std::mem::size_of::<super::Session>(), 56);
+    }
+
+    /// And its slot one cache line: the generation and `Option`'s tag fit beside it.
+    #[test]
+    fn a_session_slot_is_one_cache_line() {
+        assert_eq!(crate::engine::Slab::<super::Session>::slot_bytes(), 64);
     }
 }

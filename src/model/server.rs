@@ -347,12 +347,7 @@ impl World<'_> {
             .and_then(|s| s.state_at())
             .map_or(server, |(home, _)| home);
         self.mark_session_lost(session_handle, LossCause::Misrouted, Some(home), open_fault);
-        let charged = self
-            .sessions
-            .get(session_handle)
-            .and_then(|s| s.lost_in)
-            .map(|row| row.get() - 1)
-            .or(open_fault);
+        let charged = self.lost_in.get(&session_handle).copied().or(open_fault);
         if let Some(record) = charged {
             self.recorder.faults[record as usize].requests_failed += 1;
         }
@@ -388,7 +383,7 @@ impl World<'_> {
             return true;
         };
         match session.state_at() {
-            _ if session.lost => false,
+            _ if session.lost() => false,
             None => true,
             Some((home, incarnation)) => {
                 home == server && incarnation == self.servers[server as usize].incarnation
@@ -433,7 +428,7 @@ impl World<'_> {
         session.set_state_at(Some((server, incarnation)));
         if let Some(recovery) = session.recovery.take() {
             // A replica always answers; a backup read counts once it succeeds (store.rs).
-            if session.in_window && recovery == Recovery::Replica {
+            if session.in_window() && recovery == Recovery::Replica {
                 self.recorder.counters.sessions_failed_over += 1;
             }
             self.requests.get_mut(request).expect("live request").fetch = Some(recovery);
@@ -596,7 +591,7 @@ impl World<'_> {
         let mut homed = Vec::new();
         let mut stranded = Vec::new();
         for (handle, session) in self.sessions.iter() {
-            if session.lost {
+            if session.lost() {
                 continue;
             }
             match session.state_at() {

@@ -270,7 +270,7 @@ impl World<'_> {
         match phase {
             Phase::StoreRead => {
                 if request.fetch == Some(Recovery::Store)
-                    && self.sessions.get(session).is_some_and(|s| s.in_window)
+                    && self.sessions.get(session).is_some_and(|s| s.in_window())
                 {
                     self.recorder.counters.sessions_failed_over += 1;
                 }
@@ -396,7 +396,7 @@ impl World<'_> {
             .sessions
             .iter()
             .filter(|(_, s)| {
-                !s.lost
+                !s.lost()
                     && self.session_shard(s.id) == shard
                     && if store_only {
                         s.next_request > 0
