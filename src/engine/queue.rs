@@ -334,32 +334,37 @@ impl<E: Copy + Default> Heap<E> {
     }
 
     /// Moves the entry at `index` down to its place, promoting the smallest child into the hole.
+    /// A full family's smallest is found by a tournament of selects on the keys alone (which
+    /// child wins a level is a coin toss, so a branch per child would often be mispredicted,
+    /// and carrying the whole entry through each comparison cost a third of the pop); only the
+    /// winner is copied.
     fn sift_down(&mut self, mut index: usize) {
         let heap = &mut self.slots[..self.len];
         let entry = heap[index];
         loop {
             let first_child = ARITY * index + 1;
-            let last_child = (first_child + ARITY).min(heap.len());
-            // One bounds check for the whole family instead of one per child.
-            let Some(children) = heap.get(first_child..last_child) else {
-                break;
-            };
-            let mut offset = 0;
-            let mut smallest = match children.first() {
-                Some(child) => *child,
-                None => break,
-            };
-            for (i, child) in children.iter().enumerate().skip(1) {
-                if child.key < smallest.key {
-                    smallest = *child;
-                    offset = i;
+            let smallest = if let Some(family) = heap.get(first_child..first_child + ARITY) {
+                let at = |i: usize| (first_child + i, family[i].key);
+                pick(pick(at(0), at(1)), pick(at(2), at(3)))
+            } else if let Some(family) = heap.get(first_child..) {
+                // The last, partly filled family (or none).
+                match family
+                    .iter()
+                    .enumerate()
+                    .map(|(i, child)| (first_child + i, child.key))
+                    .reduce(pick)
+                {
+                    Some(smallest) => smallest,
+                    None => break,
                 }
-            }
-            if smallest.key >= entry.key {
+            } else {
+                break;
+            };
+            if smallest.1 >= entry.key {
                 break;
             }
-            heap[index] = smallest;
-            index = first_child + offset;
+            heap[index] = heap[smallest.0];
+            index = smallest.0;
         }
         heap[index] = entry;
     }
