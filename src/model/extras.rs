@@ -6,8 +6,6 @@ use crate::engine::{Handle, SimTime};
 
 #[derive(Default)]
 pub(super) struct Extras {
-    /// The stamp of each session's last use, when server memory is limited (recency.rs).
-    touched: Option<Vec<u64>>,
     /// The current request's previous backoff (decorrelated jitter grows from it), when the
     /// client retries.
     backoff: Option<Vec<SimTime>>,
@@ -15,7 +13,8 @@ pub(super) struct Extras {
     /// lag) and its version, bumped at every write (a cached copy of an older one is stale),
     /// with async replication or a cache.
     written: Option<Vec<Written>>,
-    /// Whether any of them is kept: one test per new session when none is.
+    /// Whether a new session needs any of them set, or its recency links cleared (with a
+    /// memory limit): one test per new session when none is.
     any: bool,
 }
 
@@ -26,12 +25,11 @@ pub(super) struct Written {
 }
 
 impl Extras {
-    pub(super) fn new(touched: bool, backoff: bool, written: bool) -> Self {
+    pub(super) fn new(recency_links: bool, backoff: bool, written: bool) -> Self {
         Extras {
-            touched: touched.then(Vec::new),
             backoff: backoff.then(Vec::new),
             written: written.then(Vec::new),
-            any: touched || backoff || written,
+            any: recency_links || backoff || written,
         }
     }
 
@@ -43,7 +41,6 @@ impl Extras {
 
     /// A session starts in slot `handle`, at `now`.
     pub(super) fn start(&mut self, handle: Handle, now: SimTime) {
-        reset(&mut self.touched, handle, 0);
         reset(&mut self.backoff, handle, SimTime::ZERO);
         reset(
             &mut self.written,
@@ -53,14 +50,6 @@ impl Extras {
                 version: 0,
             },
         );
-    }
-
-    pub(super) fn touched(&self, handle: Handle) -> u64 {
-        read(&self.touched, handle)
-    }
-
-    pub(super) fn set_touched(&mut self, handle: Handle, stamp: u64) {
-        write(&mut self.touched, handle, stamp);
     }
 
     pub(super) fn backoff(&self, handle: Handle) -> SimTime {

@@ -189,9 +189,10 @@ struct Session {
     /// How many times the client logged in again after losing this session.
     life: u32,
     requests: u32,
-    /// Requests below this index were already sent by an earlier, lost life of the session.
-    redo_until: u32,
     next_request: u32,
+    /// The stamp of its last use (`recency.rs`), kept in the session's own cache line: a stamp
+    /// in a table beside the slab was another memory read per request in a large model.
+    touched: u32,
     /// The balancer's sticky target (`home()`), stored plus one so that it takes 4 bytes.
     home_plus_one: Option<NonZeroU32>,
     /// The server (plus one) and incarnation holding this session's state (`state = "server"`;
@@ -205,9 +206,9 @@ struct Session {
     /// Set when the home was lost but the state survives elsewhere. (Its spare values are what
     /// lets `Option<Session>` take no more room than a session.)
     recovery: Option<Recovery>,
-    // Fields only some topologies use (the previous backoff, the last write and its version,
-    // the last use's stamp) live in `World::extras`, by slot; the fault record that lost a
-    // session, in `World::lost_in`.
+    // Fields only some topologies use (the previous backoff, the last write and its version)
+    // live in `World::extras`, by slot; those only a lost session has, in `World::lost_in` and
+    // `World::redo_until`.
 }
 
 /// The bits of `Session::flags`.
@@ -479,6 +480,9 @@ pub struct World<'s> {
     /// for it, while the session lives (few sessions are lost, and a record of a million holds
     /// none).
     lost_in: HashMap<Handle, u32>,
+    /// A session logged in again after a loss replays its requests from the first; those below
+    /// this index were already sent by an earlier life (so the map holds only such sessions).
+    redo_until: HashMap<Handle, u32>,
     requests: Slab<Request>,
     next_session_id: u64,
     recorder: Recorder,
@@ -678,6 +682,7 @@ impl<'s> World<'s> {
             stores,
             sessions: Slab::new(),
             lost_in: HashMap::new(),
+            redo_until: HashMap::new(),
             requests: Slab::new(),
             next_session_id: 0,
             recorder: Recorder {

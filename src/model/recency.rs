@@ -6,18 +6,20 @@
 //! server's memory has been half full: before that no eviction can happen, and keeping a list in
 //! order costs two far memory reads per request (a touched session's neighbours, which are
 //! anybody's), the largest single cost of a million-session run. Until then a touch only stamps
-//! the session (a counter of touches, in `World::extras`); when a server first reaches half its
-//! capacity, every server's list is built from the stamps in one pass, in the order the lists
-//! would have had. A state only enters a server's memory through a placement, which is counted
-//! first, so no list is needed before that.
+//! the session (a counter of touches, in `Session::touched`, the session's own cache line); when
+//! a server first reaches half its capacity, every server's list is built from the stamps in one
+//! pass, in the order the lists would have had. A state only enters a server's memory through a
+//! placement, which is counted first, so no list is needed before that. Stamps are 32 bits: a run
+//! that touches sessions four billion times before any server fills half way builds the lists
+//! then (early, which gives the same results: the lists are the same, only kept longer).
 
 use super::World;
 use crate::engine::Handle;
 
 #[derive(Default)]
 pub(super) struct Recency {
-    /// The next touch's stamp.
-    next_stamp: u64,
+    /// The next touch's stamp, while the lists are not kept.
+    next_stamp: u32,
     /// Each session slot's neighbours in its home's list, once the lists are kept.
     links: Option<Vec<Link>>,
 }
@@ -35,14 +37,17 @@ impl World<'_> {
         if self.memory_capacity.is_none() {
             return;
         }
-        if self.sessions.get(session_handle).is_some() {
-            self.extras
-                .set_touched(session_handle, self.recency.next_stamp);
-            self.recency.next_stamp += 1;
+        if self.recency.links.is_none() {
+            if let Some(session) = self.sessions.get_mut(session_handle) {
+                session.touched = self.recency.next_stamp;
+                self.recency.next_stamp += 1;
+                if self.recency.next_stamp == u32::MAX {
+                    self.build_lists();
+                }
+            }
+            return;
         }
-        if self.recency.links.is_none()
-            || self.servers[server as usize].most_recent == Some(session_handle)
-        {
+        if self.servers[server as usize].most_recent == Some(session_handle) {
             return;
         }
         self.unlink(session_handle, server);
@@ -112,14 +117,14 @@ impl World<'_> {
     /// incarnation), least recently touched first.
     #[cold]
     fn build_lists(&mut self) {
-        let mut members: Vec<(u32, u64, Handle)> = self
+        let mut members: Vec<(u32, u32, Handle)> = self
             .sessions
             .iter()
             .filter_map(|(handle, session)| {
                 let (server, incarnation) = session.state_at()?;
                 (self.servers[server as usize].incarnation == incarnation).then_some((
                     server,
-                    self.extras.touched(handle),
+                    session.touched,
                     handle,
                 ))
             })
@@ -161,19 +166,37 @@ mod tests {
     use crate::model::{Limits, World};
     use crate::scenario::{self, State};
 
-    fn run(scenario: &scenario::Scenario, topology: &scenario::Topology, eager: bool) -> RunResult {
+    /// When the lists start being kept.
+    #[derive(Clone, Copy)]
+    enum Lists {
+        /// When a server's memory first fills half way, as in every run.
+        Late,
+        /// From the first session on, as if every touch had to keep them.
+        AllAlong,
+        /// When the 32-bit stamps run out, after this many touches.
+        StampsOutAfter(u32),
+    }
+
+    fn run(
+        scenario: &scenario::Scenario,
+        topology: &scenario::Topology,
+        lists: Lists,
+    ) -> RunResult {
         let limits = Limits::unlimited();
         let mut world = World::new(scenario, topology, 0, &limits);
-        if eager {
-            // Lists kept from the first session on, as if every touch had to keep them.
-            world.recency.links = Some(Vec::<super::Link>::new());
+        match lists {
+            Lists::Late => {}
+            Lists::AllAlong => world.recency.links = Some(Vec::<super::Link>::new()),
+            Lists::StampsOutAfter(touches) => world.recency.next_stamp = u32::MAX - touches,
         }
         world.run().expect("unlimited");
+        assert!(world.recency.links.is_some(), "the lists were built");
         world.finish()
     }
 
     /// Lists built from the stamps when memory first fills half way evict exactly the sessions
-    /// that lists kept from the start would: every figure of the run is the same. With 8 MiB a
+    /// that lists kept from the start would, or lists built when the stamps ran out: every figure
+    /// of the run is the same. With 8 MiB a
     /// server fills early and evicts often; with 9 MiB late and rarely.
     #[test]
     fn lists_built_late_evict_as_lists_kept_all_along() {
@@ -190,14 +213,15 @@ mod tests {
                 .filter(|t| matches!(t.state, State::Server { .. }));
             let mut evicted = 0;
             for topology in servers {
-                let late = run(&scenario, topology, false);
-                let all_along = run(&scenario, topology, true);
-                assert_eq!(
-                    format!("{late:?}"),
-                    format!("{all_along:?}"),
-                    "{}",
-                    topology.name
-                );
+                let late = run(&scenario, topology, Lists::Late);
+                for other in [Lists::AllAlong, Lists::StampsOutAfter(1_000)] {
+                    assert_eq!(
+                        format!("{late:?}"),
+                        format!("{:?}", run(&scenario, topology, other)),
+                        "{}",
+                        topology.name
+                    );
+                }
                 evicted += late.counters.sessions_lost_by[LossCause::Eviction as usize];
             }
             assert!(evicted > 0, "{memory} MiB: nothing evicted");
