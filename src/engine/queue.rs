@@ -60,6 +60,8 @@ pub struct EventQueue<E> {
     /// `CALENDAR_FROM` while the calendar is off, `usize::MAX` while it is on: the one
     /// comparison on the push path that decides to turn it on.
     calendar_at: usize,
+    /// Whether a pop has moved events out of the calendar (see [`EventQueue::refilled`]).
+    refilled: bool,
     next_seq: u64,
 }
 
@@ -88,6 +90,7 @@ impl<E: Copy + Default> EventQueue<E> {
             lane: None,
             far: Calendar::new(),
             calendar_at: CALENDAR_FROM,
+            refilled: false,
             next_seq: 0,
         }
     }
@@ -163,6 +166,22 @@ impl<E: Copy + Default> EventQueue<E> {
         Some((first.time(), first.event))
     }
 
+    /// Whether a pop has moved the calendar's next bucket into the heap since
+    /// [`EventQueue::take_moved`] was last called.
+    #[inline(always)]
+    pub fn refilled(&self) -> bool {
+        self.refilled
+    }
+
+    /// The events still in the heap since it was last refilled from the calendar (see
+    /// [`EventQueue::refilled`]). A large model's events touch records anywhere in memory (a
+    /// session among a million), and these few dozen will fire soon: time enough to start
+    /// loading what they will need (see `World::warm_moved`).
+    pub fn take_moved(&mut self) -> Moved<'_, E> {
+        self.refilled = false;
+        Moved(self.near.slots[..self.near.len].iter())
+    }
+
     /// The heap ran dry: the calendar's next bucket moves into it, or, when few events are
     /// left, all of them and the calendar goes off until the heap outgrows the caches again.
     #[cold]
@@ -174,6 +193,7 @@ impl<E: Copy + Default> EventQueue<E> {
         } else {
             self.far.move_next_bucket(&mut self.near, self.next_seq);
         }
+        self.refilled = true;
     }
 
     pub fn peek_time(&self) -> Option<SimTime> {
@@ -194,6 +214,18 @@ impl<E: Copy + Default> EventQueue<E> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The events a refill moved into the heap, in no particular order (see
+/// [`EventQueue::refilled`]).
+pub struct Moved<'a, E>(std::slice::Iter<'a, Entry<E>>);
+
+impl<'a, E> Iterator for Moved<'a, E> {
+    type Item = &'a E;
+
+    fn next(&mut self) -> Option<&'a E> {
+        self.0.next().map(|entry| &entry.event)
     }
 }
 
@@ -457,6 +489,7 @@ mod tests {
         let mut reference = std::collections::BTreeSet::new(); // (time, seq)
         let mut seq = 0;
         let mut now = 0u64;
+        let mut lane = None;
         for step in 0..steps {
             let push_chance = if reference.len() < pending(step) {
                 0.55
@@ -467,6 +500,7 @@ mod tests {
                 let time = now.saturating_add(delay(&mut rng, step));
                 if rng.random_bool(0.3) {
                     queue.push_next_in_lane(SimTime(time), seq);
+                    lane = Some(seq);
                 } else {
                     queue.push(SimTime(time), seq);
                 }
@@ -477,6 +511,11 @@ mod tests {
                 let expected = reference.pop_first().expect("not empty");
                 assert_eq!((time.nanos(), event), expected, "at step {step}");
                 now = time.nanos();
+                lane = lane.filter(|&pending| pending != event);
+                if queue.refilled() {
+                    used.refills += 1;
+                    check_moved(&mut queue, &reference, lane);
+                }
             }
             assert_eq!(queue.len(), reference.len());
             used.observe(&queue.far);
@@ -490,9 +529,31 @@ mod tests {
         used
     }
 
+    /// Right after a refill: the events it shows are exactly those pending before the calendar's
+    /// earliest, but the lane's.
+    fn check_moved(
+        queue: &mut EventQueue<usize>,
+        reference: &std::collections::BTreeSet<(u64, usize)>,
+        lane: Option<usize>,
+    ) {
+        let calendar_from = queue
+            .far
+            .min_key()
+            .map_or(u64::MAX, |key| (key >> 64) as u64);
+        let moved: std::collections::BTreeSet<usize> = queue.take_moved().copied().collect();
+        assert!(!queue.refilled());
+        let expected: std::collections::BTreeSet<usize> = reference
+            .iter()
+            .filter(|&&(time, event)| time < calendar_from && lane != Some(event))
+            .map(|&(_, event)| event)
+            .collect();
+        assert_eq!(moved, expected);
+    }
+
     /// What a run made of the calendar, so that a test can tell it was exercised.
     #[derive(Default)]
     struct CalendarUse {
+        refills: usize,
         most_held: usize,
         widths: std::collections::BTreeSet<u32>,
         stops: usize,
@@ -537,6 +598,7 @@ mod tests {
         for seed in 0..4 {
             let spread = check_against_a_stable_sort(200_000, seed, |_| 20_000, up_to(1_000_000));
             assert!(spread.most_held > 15_000);
+            assert!(spread.refills > 100, "refilled {} times", spread.refills);
             let ties = check_against_a_stable_sort(100_000, seed, |_| 20_000, up_to(50));
             assert!(ties.most_held > 5_000, "held {}", ties.most_held);
             check_against_a_stable_sort(100_000, seed, |_| CALENDAR_FROM + 50, up_to(10_000));
