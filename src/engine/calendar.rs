@@ -63,10 +63,24 @@ const EMPTY: Bucket = Bucket {
     len: 0,
 };
 
+/// Sixteen entries, exactly eight cache lines: an entry never straddles two. (The link to the
+/// next chunk of a chain is in `Pool::links`: here it made a chunk 516 bytes, so that chunks
+/// sat at every offset of a line and half their entries straddled two lines, each write to a
+/// bucket that had gone cold two misses instead of one.)
 #[derive(Clone, Copy)]
+#[repr(align(64))]
 struct Chunk<E> {
     entries: [Entry<E>; CHUNK],
-    next: u32,
+}
+
+/// The chunks of every bucket's chain, allocated `BLOCK` at a time, and recycled through a free
+/// list.
+struct Pool<E> {
+    blocks: Vec<Box<[Chunk<E>]>>,
+    /// The next chunk of each chunk's chain (or of the free list), by chunk number.
+    links: Vec<u32>,
+    /// The free chunks' list.
+    free: u32,
 }
 
 pub(super) struct Calendar<E> {
@@ -87,11 +101,7 @@ pub(super) struct Calendar<E> {
     /// Events beyond the coarse ring, unordered, and the smallest coarse number among them.
     overflow: Vec<Entry<E>>,
     overflow_min: u64,
-    blocks: Vec<Box<[Chunk<E>]>>,
-    /// Chunks handed out from the blocks so far; chunk `i` is `blocks[i / BLOCK][i % BLOCK]`.
-    chunks: u32,
-    /// The free chunks, linked through `next`.
-    free: u32,
+    pool: Pool<E>,
     /// Since the width was last judged: bucket turns, fine buckets passed, and the queue's
     /// sequence number then (events scheduled since, which in a steady state is about the events
     /// that came due, whether they went through a bucket or straight into the heap).
@@ -116,9 +126,11 @@ impl<E: Copy + Default> Calendar<E> {
             coarse_len: 0,
             overflow: Vec::new(),
             overflow_min: u64::MAX,
-            blocks: Vec::new(),
-            chunks: 0,
-            free: NONE,
+            pool: Pool {
+                blocks: Vec::new(),
+                links: Vec::new(),
+                free: NONE,
+            },
             window_turns: 0,
             window_buckets: 0,
             window_seq: 0,
@@ -154,26 +166,10 @@ impl<E: Copy + Default> Calendar<E> {
         let coarse = number >> FINE_BITS;
         if coarse < self.coarse_horizon {
             self.fine_len += 1;
-            Self::append(
-                &mut self.fine,
-                FINE,
-                number,
-                entry,
-                &mut self.blocks,
-                &mut self.free,
-                &mut self.chunks,
-            );
+            Self::append(&mut self.fine, FINE, number, entry, &mut self.pool);
         } else if coarse - self.coarse_horizon < COARSE as u64 {
             self.coarse_len += 1;
-            Self::append(
-                &mut self.coarse,
-                COARSE,
-                coarse,
-                entry,
-                &mut self.blocks,
-                &mut self.free,
-                &mut self.chunks,
-            );
+            Self::append(&mut self.coarse, COARSE, coarse, entry, &mut self.pool);
         } else {
             self.overflow_min = self.overflow_min.min(coarse);
             self.overflow.push(entry);
@@ -321,33 +317,21 @@ impl<E: Copy + Default> Calendar<E> {
         self.overflow = overflow;
     }
 
-    fn chunk(&self, id: u32) -> &Chunk<E> {
-        &self.blocks[id as usize / BLOCK][id as usize % BLOCK]
-    }
-
     /// Appends to bucket `number` of `ring` (of `size` buckets), which the ring covers.
     #[inline]
-    fn append(
-        ring: &mut [Bucket],
-        size: usize,
-        number: u64,
-        entry: Entry<E>,
-        blocks: &mut Vec<Box<[Chunk<E>]>>,
-        free: &mut u32,
-        chunks: &mut u32,
-    ) {
+    fn append(ring: &mut [Bucket], size: usize, number: u64, entry: Entry<E>, pool: &mut Pool<E>) {
         let bucket = &mut ring[(number % size as u64) as usize];
         let fill = bucket.len as usize % CHUNK;
         if fill == 0 {
-            let chunk = take_chunk(blocks, free, chunks);
+            let chunk = pool.take();
             if bucket.len == 0 {
                 bucket.head = chunk;
             } else {
-                chunk_mut(blocks, bucket.tail).next = chunk;
+                pool.links[bucket.tail as usize] = chunk;
             }
             bucket.tail = chunk;
         }
-        chunk_mut(blocks, bucket.tail).entries[fill] = entry;
+        pool.chunk_mut(bucket.tail).entries[fill] = entry;
         bucket.len += 1;
     }
 
@@ -355,11 +339,12 @@ impl<E: Copy + Default> Calendar<E> {
         let mut id = bucket.head;
         let mut left = bucket.len as usize;
         while left > 0 {
-            let chunk = self.chunk(id);
             let count = left.min(CHUNK);
-            chunk.entries[..count].iter().for_each(&mut visit);
+            self.pool.chunk(id).entries[..count]
+                .iter()
+                .for_each(&mut visit);
             left -= count;
-            id = chunk.next;
+            id = self.pool.links[id as usize];
         }
     }
 
@@ -370,14 +355,11 @@ impl<E: Copy + Default> Calendar<E> {
         let mut id = bucket.head;
         let mut left = bucket.len as usize;
         while left > 0 {
-            let free = self.free;
-            let chunk = chunk_mut(&mut self.blocks, id);
             let count = left.min(CHUNK);
-            for entry in &chunk.entries[..count] {
+            for entry in &self.pool.chunk(id).entries[..count] {
                 heap.push(*entry);
             }
-            let next = std::mem::replace(&mut chunk.next, free);
-            self.free = id;
+            let next = self.pool.give_back(id);
             left -= count;
             id = next;
         }
@@ -389,13 +371,9 @@ impl<E: Copy + Default> Calendar<E> {
         let mut id = bucket.head;
         let mut left = bucket.len as usize;
         while left > 0 {
-            let free = self.free;
-            let chunk = chunk_mut(&mut self.blocks, id);
             let count = left.min(CHUNK);
-            let entries = chunk.entries;
-            let next = chunk.next;
-            chunk.next = free;
-            self.free = id;
+            let entries = self.pool.chunk(id).entries;
+            let next = self.pool.give_back(id);
             for entry in &entries[..count] {
                 visit(self, *entry);
             }
@@ -478,36 +456,45 @@ impl<E: Copy + Default> Calendar<E> {
     }
 }
 
-fn chunk_mut<E>(blocks: &mut [Box<[Chunk<E>]>], id: u32) -> &mut Chunk<E> {
-    &mut blocks[id as usize / BLOCK][id as usize % BLOCK]
-}
+impl<E: Copy + Default> Pool<E> {
+    fn chunk(&self, id: u32) -> &Chunk<E> {
+        &self.blocks[id as usize / BLOCK][id as usize % BLOCK]
+    }
 
-/// A chunk from the free list, or a new one (a new block when the last is used up).
-fn take_chunk<E: Copy + Default>(
-    blocks: &mut Vec<Box<[Chunk<E>]>>,
-    free: &mut u32,
-    chunks: &mut u32,
-) -> u32 {
-    let id = if *free != NONE {
-        let id = *free;
-        *free = chunk_mut(blocks, id).next;
+    fn chunk_mut(&mut self, id: u32) -> &mut Chunk<E> {
+        &mut self.blocks[id as usize / BLOCK][id as usize % BLOCK]
+    }
+
+    /// A chunk from the free list, or a new one (a new block when the last is used up), linked
+    /// to nothing.
+    fn take(&mut self) -> u32 {
+        let id = if self.free != NONE {
+            let id = self.free;
+            self.free = self.links[id as usize];
+            id
+        } else {
+            if self.links.len() == self.blocks.len() * BLOCK {
+                let blank = Chunk {
+                    entries: [Entry {
+                        key: 0,
+                        event: E::default(),
+                    }; CHUNK],
+                };
+                self.blocks.push(vec![blank; BLOCK].into_boxed_slice());
+            }
+            self.links.push(NONE);
+            (self.links.len() - 1) as u32
+        };
+        self.links[id as usize] = NONE;
         id
-    } else {
-        if *chunks as usize == blocks.len() * BLOCK {
-            let blank = Chunk {
-                entries: [Entry {
-                    key: 0,
-                    event: E::default(),
-                }; CHUNK],
-                next: NONE,
-            };
-            blocks.push(vec![blank; BLOCK].into_boxed_slice());
-        }
-        *chunks += 1;
-        *chunks - 1
-    };
-    chunk_mut(blocks, id).next = NONE;
-    id
+    }
+
+    /// Puts chunk `id` on the free list; returns the chunk it was linked to.
+    fn give_back(&mut self, id: u32) -> u32 {
+        let next = std::mem::replace(&mut self.links[id as usize], self.free);
+        self.free = id;
+        next
+    }
 }
 
 /// The first fine bucket number of coarse bucket `coarse`. Saturating, like every step of the
