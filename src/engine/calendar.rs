@@ -63,10 +63,10 @@ const EMPTY: Bucket = Bucket {
     len: 0,
 };
 
-/// Sixteen entries, exactly eight cache lines: an entry never straddles two. (The link to the
-/// next chunk of a chain is in `Pool::links`: here it made a chunk 516 bytes, so that chunks
-/// sat at every offset of a line and half their entries straddled two lines, each write to a
-/// bucket that had gone cold two misses instead of one.)
+/// Sixteen 32-byte entries, exactly eight cache lines: an entry never straddles two. (The link
+/// to the next chunk of a chain is in `Pool::links`: here it made a chunk 516 bytes, so that
+/// chunks sat at every offset of a line and half their entries straddled two lines, each write
+/// to a bucket that had gone cold two misses instead of one.)
 #[derive(Clone, Copy)]
 #[repr(align(64))]
 struct Chunk<E> {
