@@ -173,10 +173,11 @@ impl<E: Copy + Default> EventQueue<E> {
         self.refilled
     }
 
-    /// The events still in the heap since it was last refilled from the calendar (see
-    /// [`EventQueue::refilled`]). A large model's events touch records anywhere in memory (a
-    /// session among a million), and these few dozen will fire soon: time enough to start
-    /// loading what they will need (see `World::warm_moved`).
+    /// The events in the heap, and [`EventQueue::refilled`] cleared. Right after the pop that
+    /// refilled the heap, they are the bucket it moved out of the calendar but the one popped.
+    /// A large model's events touch records anywhere in memory (a session among a million), and
+    /// these few dozen will fire soon: time enough to start loading what they will need (see
+    /// `World::warm_moved`).
     pub fn take_moved(&mut self) -> Moved<'_, E> {
         self.refilled = false;
         Moved(self.near.slots[..self.near.len].iter())
