@@ -889,7 +889,7 @@ impl<'s> World<'s> {
     /// touch (see [`warm`]). Asked for after the pop, by a flag, and out of line: the M/M/c
     /// benchmark never comes here and pays the flag's test, +0.3% instructions. Doing the refill
     /// in the loop itself, or passing the pop a closure, changed how the compiler laid out the
-    /// heap's selects there: +1.3%.
+    /// small pending set's selects there: +1.3%.
     #[cold]
     #[inline(never)]
     fn warm_moved(&mut self) {
