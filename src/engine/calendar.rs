@@ -7,15 +7,24 @@
 //! caches, and each event is written a fixed number of times more whatever the number pending:
 //! the cost per event stays flat.
 //!
-//! The order is exact. Every event in the heap is due before `horizon`'s bucket, every event here
+//! The order is exact. Every event in the heap is due before the horizon's bucket, every event here
 //! in it or later, so the heap's top is the earliest of all, and ties still pop by sequence number
 //! because entries keep their key. Only speed depends on the bucket width, never a result.
 //!
-//! Two rings, as in a ladder queue: `FINE` buckets of the width from `horizon` on, then `COARSE`
-//! buckets each as wide as the whole fine ring; an event beyond waits in `overflow`. When the fine
-//! ring is used up, the next coarse bucket is spread over it. So a handful of buckets hold events
-//! seconds or minutes away and the fine ring stays small (its partly filled chunks waste little),
-//! and an event is moved at most three times: overflow, coarse, fine, heap.
+//! Three rings, as in a ladder queue: 256 buckets of the width from the horizon on, then 256
+//! each as wide as the whole first ring, then 1,024 each as wide as the whole second ring; an
+//! event beyond waits in `overflow`. An event goes to the finest ring whose range reaches it, and
+//! when a ring is used up the next bucket of the ring above is spread over it. So an event is
+//! moved at most four times (overflow, top, middle, finest, heap), and every ring is small:
+//!
+//! - The writes go to few places. At 900 k sessions (the scale benchmark at k = 100) an event
+//!   is appended to one of a few hundred bucket tails, which stay in the caches. With one fine
+//!   ring of 4,096 buckets (134 ms at that width), each completion 10-80 ms ahead was written to
+//!   a tail that had gone cold: appends were a fifth of the run (`perf`). Three rings took
+//!   about a tenth off the time at every k (docs/performance.md, "Scale").
+//! - The finest ring's events, one bucket of the middle ring spread out, fit in a second-level
+//!   cache, so they are still there when their bucket moves into the heap.
+//! - Partly filled last chunks waste little.
 //!
 //! The width adapts: a bucket should hand about `TARGET` events to the heap. Events come due at
 //! the rate the model schedules them (in a steady state), so the right width is `TARGET` over that
@@ -32,7 +41,7 @@ use super::queue::{Entry, Heap};
 /// Entries per chunk of a bucket's chain.
 const CHUNK: usize = 16;
 /// Chunks allocated at once when the pool runs out.
-const BLOCK: usize = 64;
+const BLOCK: usize = 256;
 /// No chunk: the end of a chain, an empty free list.
 const NONE: u32 = u32::MAX;
 /// About this many events come due per bucket: the heap holds about as many, three levels of a
@@ -42,10 +51,26 @@ const NONE: u32 = u32::MAX;
 const TARGET: f64 = 32.0;
 /// Bucket turns the width is judged over.
 const WINDOW: u32 = 64;
-/// Buckets of the fine ring (a power of two; its log is `FINE_BITS`) and of the coarse ring.
-const FINE_BITS: u32 = 12;
-const FINE: usize = 1 << FINE_BITS;
-const COARSE: usize = 1 << 10;
+/// The rings, finest first: the log of each one's number of buckets. A bucket of one ring is as
+/// wide as the whole ring below it. The finest ring's events fit in a second-level cache, and
+/// the number of bucket tails being written to in each ring is small, so that most appends find
+/// their bucket's last chunk in the caches (see the module's doc).
+const RING_BITS: [u32; LEVELS] = [8, 8, 10];
+pub(super) const LEVELS: usize = 3;
+const TOP: usize = LEVELS - 1;
+/// How far right of a finest-ring number each ring's numbers are.
+const SPAN: [u32; LEVELS] = spans();
+
+const fn spans() -> [u32; LEVELS] {
+    let mut spans = [0; LEVELS];
+    let mut level = 1;
+    while level < LEVELS {
+        spans[level] = spans[level - 1] + RING_BITS[level - 1];
+        level += 1;
+    }
+    spans
+}
+
 /// While the calendar is off: a shift and a horizon that no time reaches.
 const OFF_SHIFT: u32 = 63;
 const OFF_HORIZON: u64 = u64::MAX;
@@ -76,29 +101,31 @@ struct Chunk<E> {
 /// The chunks of every bucket's chain, allocated `BLOCK` at a time, and recycled through a free
 /// list.
 struct Pool<E> {
-    blocks: Vec<Box<[Chunk<E>]>>,
+    blocks: Vec<Box<[Chunk<E>; BLOCK]>>,
     /// The next chunk of each chunk's chain (or of the free list), by chunk number.
     links: Vec<u32>,
     /// The free chunks' list.
     free: u32,
 }
 
-pub(super) struct Calendar<E> {
-    /// An event's (fine) bucket number is its time in nanoseconds `>> shift`; its coarse bucket
-    /// number is that `>> FINE_BITS`.
-    shift: u32,
-    /// The first fine bucket number not yet moved into the heap.
+/// One ring of buckets: bucket number `n` (an event's time in nanoseconds `>> shift`, then
+/// `>> SPAN[level]`) is at `buckets[n % buckets.len()]`.
+struct Ring {
+    buckets: Vec<Bucket>,
+    /// The first bucket number not yet moved on: into the heap from the finest ring, spread over
+    /// the ring below from the others. Ring `level` holds numbers from here up to the start of
+    /// ring `level + 1`'s horizon bucket (at most `1 << RING_BITS[level]` of them); the top ring
+    /// up to `1 << RING_BITS[TOP]` numbers from here.
     horizon: u64,
-    /// The first coarse bucket number not yet spread over the fine ring. The fine ring holds fine
-    /// numbers from `horizon` up to `coarse_horizon << FINE_BITS` (at most `FINE` of them), the
-    /// coarse ring coarse numbers from `coarse_horizon` on (at most `COARSE`).
-    coarse_horizon: u64,
-    /// Fine bucket number `b` is at `fine[b % FINE]`, coarse number `c` at `coarse[c % COARSE]`.
-    fine: Vec<Bucket>,
-    coarse: Vec<Bucket>,
-    fine_len: usize,
-    coarse_len: usize,
-    /// Events beyond the coarse ring, unordered, and the smallest coarse number among them.
+    /// The events in the ring.
+    len: usize,
+}
+
+pub(super) struct Calendar<E> {
+    /// An event's bucket number in the finest ring is its time in nanoseconds `>> shift`.
+    shift: u32,
+    rings: [Ring; LEVELS],
+    /// Events beyond the top ring, unordered, and the smallest top-ring number among them.
     overflow: Vec<Entry<E>>,
     overflow_min: u64,
     pool: Pool<E>,
@@ -114,16 +141,22 @@ pub(super) struct Calendar<E> {
     relaid: Vec<Bucket>,
 }
 
+/// Where `place` puts an event: a bucket (its ring, and its index there), or the overflow (with
+/// its top-ring number).
+enum Home {
+    Bucket(usize, usize),
+    Overflow(u64),
+}
+
 impl<E: Copy + Default> Calendar<E> {
     pub(super) fn new() -> Self {
         Calendar {
             shift: OFF_SHIFT,
-            horizon: OFF_HORIZON,
-            coarse_horizon: OFF_HORIZON,
-            fine: Vec::new(),
-            coarse: Vec::new(),
-            fine_len: 0,
-            coarse_len: 0,
+            rings: std::array::from_fn(|_| Ring {
+                buckets: Vec::new(),
+                horizon: OFF_HORIZON,
+                len: 0,
+            }),
             overflow: Vec::new(),
             overflow_min: u64::MAX,
             pool: Pool {
@@ -140,12 +173,12 @@ impl<E: Copy + Default> Calendar<E> {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.fine_len + self.coarse_len + self.overflow.len()
+        self.rings.iter().map(|ring| ring.len).sum::<usize>() + self.overflow.len()
     }
 
     #[cfg(test)]
     pub(super) fn is_on(&self) -> bool {
-        self.horizon != OFF_HORIZON
+        self.rings[0].horizon != OFF_HORIZON
     }
 
     #[cfg(test)]
@@ -153,26 +186,51 @@ impl<E: Copy + Default> Calendar<E> {
         self.shift
     }
 
+    /// The coarsest place that holds events: a ring's level, or `LEVELS` for the overflow.
+    #[cfg(test)]
+    pub(super) fn deepest(&self) -> Option<usize> {
+        let in_rings = self.rings.iter().rposition(|ring| ring.len > 0);
+        (!self.overflow.is_empty()).then_some(LEVELS).or(in_rings)
+    }
+
     /// Whether an event at `time` belongs here: the calendar is on and the event is not due
     /// before the horizon. One shift and one comparison.
     #[inline(always)]
     pub(super) fn takes(&self, time: SimTime) -> bool {
-        (time.nanos() >> self.shift) >= self.horizon
+        (time.nanos() >> self.shift) >= self.rings[0].horizon
     }
 
-    /// Adds an event that `takes` accepted.
+    /// Adds an event that `takes` accepted: to the finest ring that covers its time.
+    #[inline]
     pub(super) fn insert(&mut self, entry: Entry<E>) {
-        let number = entry.time().nanos() >> self.shift;
-        let coarse = number >> FINE_BITS;
-        if coarse < self.coarse_horizon {
-            self.fine_len += 1;
-            Self::append(&mut self.fine, FINE, number, entry, &mut self.pool);
-        } else if coarse - self.coarse_horizon < COARSE as u64 {
-            self.coarse_len += 1;
-            Self::append(&mut self.coarse, COARSE, coarse, entry, &mut self.pool);
+        match self.home(entry.time()) {
+            Home::Bucket(level, index) => {
+                let ring = &mut self.rings[level];
+                ring.len += 1;
+                Self::append(&mut ring.buckets[index], entry, &mut self.pool);
+            }
+            Home::Overflow(number) => {
+                self.overflow_min = self.overflow_min.min(number);
+                self.overflow.push(entry);
+            }
+        }
+    }
+
+    /// Where an event at `time` (not before the horizon) goes: the first ring whose range
+    /// reaches it. One shift and one comparison a ring.
+    #[inline(always)]
+    fn home(&self, time: SimTime) -> Home {
+        let number = time.nanos() >> self.shift;
+        for level in 0..TOP {
+            if number >> SPAN[level + 1] < self.rings[level + 1].horizon {
+                return Home::Bucket(level, bucket_index(number >> SPAN[level], level));
+            }
+        }
+        let top = number >> SPAN[TOP];
+        if top - self.rings[TOP].horizon < 1 << RING_BITS[TOP] {
+            Home::Bucket(TOP, bucket_index(top, TOP))
         } else {
-            self.overflow_min = self.overflow_min.min(coarse);
-            self.overflow.push(entry);
+            Home::Overflow(top)
         }
     }
 
@@ -190,10 +248,11 @@ impl<E: Copy + Default> Calendar<E> {
         let soon = (delays.len() / 4).max(1);
         let (_, &mut within, _) = delays.select_nth_unstable(soon - 1);
         let rate = soon as f64 / within.max(1) as f64;
-        self.fine.resize(FINE, EMPTY);
-        self.coarse.resize(COARSE, EMPTY);
+        for (ring, bits) in self.rings.iter_mut().zip(RING_BITS) {
+            ring.buckets.resize(1 << bits, EMPTY);
+        }
         self.lay_out(shift_for(TARGET / rate), now.saturating_add(1), seq);
-        let horizon = self.horizon;
+        let horizon = self.rings[0].horizon;
         let shift = self.shift;
         heap.split_off(
             |entry| entry.time().nanos() >> shift < horizon,
@@ -214,8 +273,9 @@ impl<E: Copy + Default> Calendar<E> {
         }
         self.overflow_min = u64::MAX;
         self.shift = OFF_SHIFT;
-        self.horizon = OFF_HORIZON;
-        self.coarse_horizon = OFF_HORIZON;
+        for ring in &mut self.rings {
+            ring.horizon = OFF_HORIZON;
+        }
     }
 
     /// Moves the next bucket with events into the (empty) heap. `seq` is the queue's next
@@ -223,19 +283,19 @@ impl<E: Copy + Default> Calendar<E> {
     pub(super) fn move_next_bucket(&mut self, heap: &mut Heap<E>, seq: u64) {
         debug_assert!(self.len() > 0 && heap.len == 0);
         loop {
-            if self.fine_len == 0 {
-                // Nothing in the fine ring: straight to the next coarse bucket with events.
-                self.skip_to_coarse_events();
+            if self.rings[0].len == 0 {
+                // Nothing in the finest ring: straight to the next bucket with events.
+                self.skip_to_events();
             }
-            if self.horizon == fine_start(self.coarse_horizon) {
-                self.spread_coarse_bucket();
+            if self.rings[0].horizon == self.start_of_horizon_bucket(1) {
+                self.spread(1);
             }
-            let slot = (self.horizon % FINE as u64) as usize;
-            let bucket = std::mem::replace(&mut self.fine[slot], EMPTY);
-            self.horizon = self.horizon.saturating_add(1);
+            let ring = &mut self.rings[0];
+            let bucket = std::mem::replace(&mut ring.buckets[bucket_index(ring.horizon, 0)], EMPTY);
+            ring.horizon = ring.horizon.saturating_add(1);
             self.window_buckets += 1;
             if bucket.len > 0 {
-                self.fine_len -= bucket.len as usize;
+                ring.len -= bucket.len as usize;
                 self.move_chain(bucket, heap);
                 break;
             }
@@ -249,11 +309,14 @@ impl<E: Copy + Default> Calendar<E> {
         }
     }
 
-    /// The earliest key here (for `peek_time`, not the hot path).
+    /// The earliest key here (for `peek_time`, not the hot path): in the first bucket with
+    /// events of the finest ring that has any, as every ring's range ends where the next one's
+    /// begins.
     pub(super) fn min_key(&self) -> Option<u128> {
-        let soonest = |ring: &[Bucket], from: u64| {
-            (0..ring.len() as u64)
-                .map(|offset| ring[((from + offset) % ring.len() as u64) as usize])
+        let soonest = |ring: &Ring| {
+            let size = ring.buckets.len() as u64;
+            (0..size)
+                .map(|offset| ring.buckets[((ring.horizon + offset) % size) as usize])
                 .find(|bucket| bucket.len > 0)
                 .map(|bucket| {
                     let mut min = u128::MAX;
@@ -261,54 +324,77 @@ impl<E: Copy + Default> Calendar<E> {
                     min
                 })
         };
-        let in_fine = (self.fine_len > 0)
-            .then(|| soonest(&self.fine, self.horizon))
-            .flatten();
-        let in_coarse = (self.coarse_len > 0)
-            .then(|| soonest(&self.coarse, self.coarse_horizon))
-            .flatten();
-        let in_overflow = self.overflow.iter().map(|entry| entry.key).min();
-        in_fine.or(in_coarse).or(in_overflow)
+        let in_rings = self
+            .rings
+            .iter()
+            .filter(|ring| ring.len > 0)
+            .find_map(soonest);
+        in_rings.or_else(|| self.overflow.iter().map(|entry| entry.key).min())
     }
 
-    /// The fine ring is empty: the horizon moves to the first coarse bucket with events (pulling
-    /// the overflow's in when the coarse ring is empty too).
-    fn skip_to_coarse_events(&mut self) {
-        if self.coarse_len == 0 {
-            self.coarse_horizon = self.coarse_horizon.max(self.overflow_min);
-            self.settle_overflow();
-        }
-        while self.coarse[(self.coarse_horizon % COARSE as u64) as usize].len == 0 {
-            self.coarse_horizon = self.coarse_horizon.saturating_add(1);
-        }
-        self.horizon = self.horizon.max(fine_start(self.coarse_horizon));
+    /// The first number, in ring `level - 1`'s terms, of ring `level`'s horizon bucket: where
+    /// ring `level - 1`'s range ends. Saturating, like every step of the horizons: an event at
+    /// the end of time (a saturated delay) must not wrap them round to zero.
+    #[inline(always)]
+    fn start_of_horizon_bucket(&self, level: usize) -> u64 {
+        self.rings[level]
+            .horizon
+            .saturating_mul(1 << RING_BITS[level - 1])
     }
 
-    /// The fine ring is used up: the next coarse bucket's events go into it, and the overflow's
-    /// that the coarse ring now covers into that.
-    fn spread_coarse_bucket(&mut self) {
-        let slot = (self.coarse_horizon % COARSE as u64) as usize;
-        let bucket = std::mem::replace(&mut self.coarse[slot], EMPTY);
-        self.coarse_horizon = self.coarse_horizon.saturating_add(1);
-        self.coarse_len -= bucket.len as usize;
+    /// The finest ring is empty: the horizons move to the first bucket with events of the next
+    /// ring that has any (the overflow's events pulled into the top ring when none has).
+    fn skip_to_events(&mut self) {
+        let level = match (1..LEVELS).find(|&level| self.rings[level].len > 0) {
+            Some(level) => level,
+            None => {
+                let top = &mut self.rings[TOP];
+                top.horizon = top.horizon.max(self.overflow_min);
+                self.settle_overflow();
+                TOP
+            }
+        };
+        let ring = &mut self.rings[level];
+        while ring.buckets[bucket_index(ring.horizon, level)].len == 0 {
+            ring.horizon = ring.horizon.saturating_add(1);
+        }
+        for lower in (0..level).rev() {
+            let start = self.start_of_horizon_bucket(lower + 1);
+            let ring = &mut self.rings[lower];
+            ring.horizon = ring.horizon.max(start);
+        }
+    }
+
+    /// Ring `level - 1` is used up: the next bucket of ring `level` is spread over it (after
+    /// the next of ring `level + 1` over ring `level`, when that is used up too), and the
+    /// overflow's events that the top ring now covers move into it.
+    fn spread(&mut self, level: usize) {
+        if level < TOP && self.rings[level].horizon == self.start_of_horizon_bucket(level + 1) {
+            self.spread(level + 1);
+        }
+        let ring = &mut self.rings[level];
+        let bucket = std::mem::replace(&mut ring.buckets[bucket_index(ring.horizon, level)], EMPTY);
+        ring.horizon = ring.horizon.saturating_add(1);
+        ring.len -= bucket.len as usize;
         self.unchain(bucket, &mut |calendar, entry| calendar.insert(entry));
-        if self.overflow_min < self.coarse_horizon + COARSE as u64 {
+        let top_end = self.rings[TOP].horizon.saturating_add(1 << RING_BITS[TOP]);
+        if level == TOP && self.overflow_min < top_end {
             self.settle_overflow();
         }
     }
 
-    /// Moves the overflow's events that the rings now cover into them.
+    /// Moves the overflow's events that the top ring now covers into the rings.
     fn settle_overflow(&mut self) {
         let mut overflow = std::mem::take(&mut self.overflow);
-        let end = self.coarse_horizon.saturating_add(COARSE as u64);
+        let end = self.rings[TOP].horizon.saturating_add(1 << RING_BITS[TOP]);
         self.overflow_min = u64::MAX;
         overflow.retain(|entry| {
-            let coarse = (entry.time().nanos() >> self.shift) >> FINE_BITS;
-            if coarse < end {
+            let number = (entry.time().nanos() >> self.shift) >> SPAN[TOP];
+            if number < end {
                 self.insert(*entry);
                 false
             } else {
-                self.overflow_min = self.overflow_min.min(coarse);
+                self.overflow_min = self.overflow_min.min(number);
                 true
             }
         });
@@ -317,10 +403,9 @@ impl<E: Copy + Default> Calendar<E> {
         self.overflow = overflow;
     }
 
-    /// Appends to bucket `number` of `ring` (of `size` buckets), which the ring covers.
+    /// Appends to `bucket`.
     #[inline]
-    fn append(ring: &mut [Bucket], size: usize, number: u64, entry: Entry<E>, pool: &mut Pool<E>) {
-        let bucket = &mut ring[(number % size as u64) as usize];
+    fn append(bucket: &mut Bucket, entry: Entry<E>, pool: &mut Pool<E>) {
         let fill = bucket.len as usize % CHUNK;
         if fill == 0 {
             let chunk = pool.take();
@@ -404,10 +489,11 @@ impl<E: Copy + Default> Calendar<E> {
     /// each is read and given back to the pool, then taken again by the new layout, so this needs
     /// no room but a list of the buckets.
     fn rebucket(&mut self, shift: u32, heap: &mut Heap<E>, seq: u64) {
-        let boundary = (u128::from(self.horizon) << self.shift).min(u128::from(u64::MAX)) as u64;
+        let boundary =
+            (u128::from(self.rings[0].horizon) << self.shift).min(u128::from(u64::MAX)) as u64;
         self.collect_buckets();
         self.lay_out(shift, boundary, seq);
-        let horizon = self.horizon;
+        let horizon = self.rings[0].horizon;
         let mut relaid = std::mem::take(&mut self.relaid);
         for bucket in relaid.drain(..) {
             self.unchain(bucket, &mut |calendar, entry| {
@@ -432,23 +518,26 @@ impl<E: Copy + Default> Calendar<E> {
         self.overflow = overflow;
     }
 
-    /// Empties both rings into `relaid` (the non-empty buckets' chains, still allocated).
+    /// Empties every ring into `relaid` (the non-empty buckets' chains, still allocated).
     fn collect_buckets(&mut self) {
-        for ring in [&mut self.fine, &mut self.coarse] {
-            for bucket in ring.iter_mut().filter(|bucket| bucket.len > 0) {
+        for ring in &mut self.rings {
+            for bucket in ring.buckets.iter_mut().filter(|bucket| bucket.len > 0) {
                 self.relaid.push(std::mem::replace(bucket, EMPTY));
             }
+            ring.len = 0;
         }
-        self.fine_len = 0;
-        self.coarse_len = 0;
     }
 
-    /// Sets the width, and the horizons so that the first fine bucket is the one `from` falls
-    /// in, or the next when `from` is not at its start. The rings must be empty.
+    /// Sets the width, and the horizons so that the first bucket of the finest ring is the one
+    /// `from` falls in, or the next when `from` is not at its start, and each ring reaches to
+    /// the end of the bucket of the ring above that holds its horizon. The rings must be empty.
     fn lay_out(&mut self, shift: u32, from: u64, seq: u64) {
         self.shift = shift;
-        self.horizon = (from >> shift) + u64::from(from & ((1 << shift) - 1) != 0);
-        self.coarse_horizon = (self.horizon >> FINE_BITS) + 1;
+        let mut horizon = (from >> shift) + u64::from(from & ((1 << shift) - 1) != 0);
+        for (ring, bits) in self.rings.iter_mut().zip(RING_BITS) {
+            ring.horizon = horizon;
+            horizon = (horizon >> bits) + 1;
+        }
         self.window_turns = 0;
         self.window_buckets = 0;
         self.window_seq = seq;
@@ -480,7 +569,9 @@ impl<E: Copy + Default> Pool<E> {
                         event: E::default(),
                     }; CHUNK],
                 };
-                self.blocks.push(vec![blank; BLOCK].into_boxed_slice());
+                let block = vec![blank; BLOCK].into_boxed_slice();
+                self.blocks
+                    .push(block.try_into().unwrap_or_else(|_| unreachable!()));
             }
             self.links.push(NONE);
             (self.links.len() - 1) as u32
@@ -497,10 +588,10 @@ impl<E: Copy + Default> Pool<E> {
     }
 }
 
-/// The first fine bucket number of coarse bucket `coarse`. Saturating, like every step of the
-/// horizons: an event at the end of time (a saturated delay) must not wrap them round to zero.
-fn fine_start(coarse: u64) -> u64 {
-    coarse.saturating_mul(FINE as u64)
+/// Where bucket number `number` of ring `level` is in it.
+#[inline(always)]
+fn bucket_index(number: u64, level: usize) -> usize {
+    number as usize & ((1 << RING_BITS[level]) - 1)
 }
 
 /// The shift of the largest power-of-two width not above `width` nanoseconds (at least 1 ns, at

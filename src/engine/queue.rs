@@ -559,6 +559,8 @@ mod tests {
         widths: std::collections::BTreeSet<u32>,
         stops: usize,
         was_on: bool,
+        /// The coarsest ring (or `LEVELS`, the overflow) that held events.
+        deepest: usize,
     }
 
     impl CalendarUse {
@@ -567,6 +569,7 @@ mod tests {
             self.stops += usize::from(self.was_on && !on);
             self.was_on = on;
             self.most_held = self.most_held.max(far.len());
+            self.deepest = self.deepest.max(far.deepest().unwrap_or(0));
             if on {
                 self.widths.insert(far.shift());
             }
@@ -632,6 +635,11 @@ mod tests {
         for seed in 0..3 {
             let used = check_against_a_stable_sort(240_000, seed, |_| 10_000, shifting);
             assert!(used.widths.len() >= 3, "widths {:?}", used.widths);
+            assert_eq!(
+                used.deepest,
+                super::super::calendar::LEVELS,
+                "the overflow held none"
+            );
         }
     }
 }
