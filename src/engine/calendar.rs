@@ -17,13 +17,13 @@
 //! when a ring is used up the next bucket of the ring above is spread over it. So an event is
 //! moved at most four times (overflow, top, middle, finest, heap), and every ring is small:
 //!
-//! - The writes go to few places. At 900 k sessions (the scale benchmark at k = 100) an event
-//!   is appended to one of a few hundred bucket tails, which stay in the caches. With one fine
-//!   ring of 4,096 buckets (134 ms at that width), each completion 10-80 ms ahead was written to
-//!   a tail that had gone cold: appends were a fifth of the run (`perf`). Three rings took
-//!   about a tenth off the time at every k (docs/performance.md, "Scale").
-//! - The finest ring's events, one bucket of the middle ring spread out, fit in a second-level
-//!   cache, so they are still there when their bucket moves into the heap.
+//! - The writes go to few places, and the finest ring's events are read back soon. At 900 k
+//!   sessions (the scale benchmark at k = 100, a bucket of 262 µs) the finest ring spans 67 ms
+//!   and holds about 5 k events, the middle one 17 s. With one fine ring of 4,096 buckets, a
+//!   simulated second, think times and compute steps were appended across hundreds of bucket
+//!   tails gone cold, and read back out of the caches: appends were a fifth of the run
+//!   (`perf`). Three rings took about a tenth off the time at every k (docs/performance.md,
+//!   "Scale").
 //! - Partly filled last chunks waste little.
 //!
 //! The width adapts: a bucket should hand about `TARGET` events to the heap. Events come due at
@@ -47,7 +47,9 @@ const NONE: u32 = u32::MAX;
 /// About this many events come due per bucket: the heap holds about as many, three levels of a
 /// 4-ary heap. A pop sifts through every level, so a smaller heap is cheaper per event; the turns
 /// cost little. Measured on the scale benchmark (instructions, k = 1 / k = 10): 256 -> 32 took
-/// 14% / 5% off the whole run; 16 was the same as 32 in time.
+/// 14% / 5% off the whole run; 16 was the same as 32 in time. (Widths are powers of two, judged
+/// again only outside a quarter to four times this: at k = 100 buckets hand 80-100 events to the
+/// heap. Judged within half to twice, they hand 20-25, and that was no faster.)
 const TARGET: f64 = 32.0;
 /// Bucket turns the width is judged over.
 const WINDOW: u32 = 64;
