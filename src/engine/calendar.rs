@@ -143,8 +143,8 @@ pub(super) struct Calendar<E> {
     relaid: Vec<Bucket>,
 }
 
-/// Where `place` puts an event: a bucket (its ring, and its index there), or the overflow (with
-/// its top-ring number).
+/// Where `insert` puts an event: a bucket (its ring, and its index there), or the overflow
+/// (with its top-ring number).
 enum Home {
     Bucket(usize, usize),
     Overflow(u64),
@@ -379,16 +379,20 @@ impl<E: Copy + Default> Calendar<E> {
         ring.horizon = ring.horizon.saturating_add(1);
         ring.len -= bucket.len as usize;
         self.unchain(bucket, &mut |calendar, entry| calendar.insert(entry));
-        let top_end = self.rings[TOP].horizon.saturating_add(1 << RING_BITS[TOP]);
-        if level == TOP && self.overflow_min < top_end {
+        if level == TOP && self.overflow_min < self.top_end() {
             self.settle_overflow();
         }
+    }
+
+    /// The first top-ring number beyond the top ring's range.
+    fn top_end(&self) -> u64 {
+        self.rings[TOP].horizon.saturating_add(1 << RING_BITS[TOP])
     }
 
     /// Moves the overflow's events that the top ring now covers into the rings.
     fn settle_overflow(&mut self) {
         let mut overflow = std::mem::take(&mut self.overflow);
-        let end = self.rings[TOP].horizon.saturating_add(1 << RING_BITS[TOP]);
+        let end = self.top_end();
         self.overflow_min = u64::MAX;
         overflow.retain(|entry| {
             let number = (entry.time().nanos() >> self.shift) >> SPAN[TOP];
@@ -571,6 +575,7 @@ impl<E: Copy + Default> Pool<E> {
                         event: E::default(),
                     }; CHUNK],
                 };
+                // `BLOCK` chunks, so the conversion to an array cannot fail.
                 let block = vec![blank; BLOCK].into_boxed_slice();
                 self.blocks
                     .push(block.try_into().unwrap_or_else(|_| unreachable!()));
