@@ -316,9 +316,11 @@ impl<E: Copy + Default> Calendar<E> {
     /// begins.
     pub(super) fn min_key(&self) -> Option<u128> {
         let soonest = |ring: &Ring| {
+            // Wrapping: a horizon at the end of time (1 ns buckets, a saturated delay) is
+            // `u64::MAX`, and the size is a power of two, so the index is the same.
             let size = ring.buckets.len() as u64;
             (0..size)
-                .map(|offset| ring.buckets[((ring.horizon + offset) % size) as usize])
+                .map(|offset| ring.buckets[(ring.horizon.wrapping_add(offset) % size) as usize])
                 .find(|bucket| bucket.len > 0)
                 .map(|bucket| {
                     let mut min = u128::MAX;
