@@ -131,9 +131,9 @@ pub(super) struct Calendar<E> {
     overflow: Vec<Entry<E>>,
     overflow_min: u64,
     pool: Pool<E>,
-    /// Since the width was last judged: bucket turns, fine buckets passed, and the queue's
-    /// sequence number then (events scheduled since, which in a steady state is about the events
-    /// that came due, whether they went through a bucket or straight into the heap).
+    /// Since the width was last judged: bucket turns, finest-ring buckets passed, and the
+    /// queue's sequence number then (events scheduled since, which in a steady state is about
+    /// the events that came due, whether they went through a bucket or straight into the heap).
     window_turns: u32,
     window_buckets: u64,
     window_seq: u64,
