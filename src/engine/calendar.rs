@@ -18,8 +18,9 @@
 //! moved at most four times (overflow, top, middle, finest, heap), and every ring is small:
 //!
 //! - The writes go to few places, and the finest ring's events are read back soon. At 900 k
-//!   sessions (the scale benchmark at k = 100, a bucket of 262 µs) the finest ring spans 67 ms
-//!   and holds about 5 k events, the middle one 17 s. With one fine ring of 4,096 buckets, a
+//!   sessions (the scale benchmark at k = 100, buckets of 16 µs) the finest ring spans 4 ms and
+//!   holds a few hundred events, the middle one 1 s and about 10 k, the top one 18 minutes and
+//!   the 600 k think times. With one fine ring of 4,096 buckets, a
 //!   simulated second, think times and compute steps were appended across hundreds of bucket
 //!   tails gone cold, and read back out of the caches: appends were a fifth of the run
 //!   (`perf`). Three rings took about a tenth off the time at every k (docs/performance.md,
@@ -44,13 +45,18 @@ const CHUNK: usize = 16;
 const BLOCK: usize = 256;
 /// No chunk: the end of a chain, an empty free list.
 const NONE: u32 = u32::MAX;
-/// About this many events come due per bucket: the heap holds about as many, three levels of a
-/// 4-ary heap. A pop sifts through every level, so a smaller heap is cheaper per event; the turns
-/// cost little. Measured on the scale benchmark (instructions, k = 1 / k = 10): 256 -> 32 took
-/// 14% / 5% off the whole run; 16 was the same as 32 in time. (Widths are powers of two, judged
-/// again only outside a quarter to four times this: at k = 100 buckets hand 80-100 events to the
-/// heap. Judged within half to twice, they hand 20-25, and that was no faster.)
-const TARGET: f64 = 32.0;
+/// About this many events come due per bucket, so that the heap is mostly the small set (at
+/// most sixteen, found by a scan with no branches; see queue.rs) rather than a heap that sifts
+/// at every pop. Measured on the scale benchmark (instructions): 256 -> 32 took 14% / 5% off the
+/// whole run at k = 1 / k = 10. From 32, with the width judged again only outside a quarter to
+/// four times the target, buckets handed ~10 events at k = 1 but ~80 at k = 100, and sifting
+/// through that heap was a sixth of the k = 100 run's instructions. 8, within half to twice,
+/// hands about as many at every k: -1.1% instructions at k = 1, -6.4% at k = 100 (12 or 16:
+/// -3.6% / -2.2% at k = 100; 4 or 6 cost more turns than they save). The k = 100 run's wall time
+/// did not move with it (12 paired runs, median 1.00): it waits on memory, not instructions.
+const TARGET: f64 = 8.0;
+/// How far from `TARGET` the events per bucket may drift before the width is judged again.
+const SLACK: f64 = 2.0;
 /// Bucket turns the width is judged over.
 const WINDOW: u32 = 64;
 /// The rings, finest first: the log of each one's number of buckets. A bucket of one ring is as
@@ -483,7 +489,7 @@ impl<E: Copy + Default> Calendar<E> {
         self.window_turns = 0;
         self.window_buckets = 0;
         self.window_seq = seq;
-        if (TARGET / 4.0..=TARGET * 4.0).contains(&per_bucket) {
+        if (TARGET / SLACK..=TARGET * SLACK).contains(&per_bucket) {
             return;
         }
         let shift = shift_for((1u64 << self.shift) as f64 * TARGET / per_bucket.max(1e-9));
