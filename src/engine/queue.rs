@@ -3,8 +3,9 @@
 //! The sequence number is the insertion counter, so two events at the same instant pop in the order
 //! they were scheduled. That makes every run reproducible without relying on the heap's tie-breaking.
 //!
-//! Up to sixteen pending events are kept unordered, and a pop finds the earliest by comparing them
-//! all with selects (only the first eight slots while there are no more), never with a branch that
+//! Up to sixteen pending events are kept unordered, with the index of the earliest: an insertion
+//! keeps it with one select, and taking the earliest out finds the next by comparing them all
+//! with selects (only the first eight slots while there are no more), never with a branch that
 //! depends on the data. Beyond sixteen they form a heap: 4-ary and implicit (one `Vec`), its tree
 //! half as deep as a binary heap's, the four children of a node in one or two cache lines. Time
 //! and sequence are packed into one `u128` key, so ordering two entries is a single comparison.
