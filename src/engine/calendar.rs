@@ -52,8 +52,9 @@ const NONE: u32 = u32::MAX;
 /// four times the target, buckets handed ~10 events at k = 1 but ~80 at k = 100, and sifting
 /// through that heap was a sixth of the k = 100 run's instructions. 8, within half to twice,
 /// hands about as many at every k: -1.1% instructions at k = 1, -6.4% at k = 100 (12 or 16:
-/// -3.6% / -2.2% at k = 100; 4 or 6 cost more turns than they save). The k = 100 run's wall time
-/// did not move with it (12 paired runs, median 1.00): it waits on memory, not instructions.
+/// -3.6% / -2.2% at k = 100; 6 or 4: -5.3% / -4.7% there but +0.7% / +1.3% at k = 1, more turns).
+/// The k = 100 run's wall time did not move with it (12 paired runs, median 1.00): it waits on
+/// memory, not instructions.
 const TARGET: f64 = 8.0;
 /// How far from `TARGET` the events per bucket may drift before the width is judged again.
 const SLACK: f64 = 2.0;
