@@ -181,7 +181,7 @@ impl<E: Copy + Default> EventQueue<E> {
     /// The events in the heap, and [`EventQueue::refilled`] cleared. Right after the pop that
     /// refilled the heap, they are the bucket it moved out of the calendar but the one popped.
     /// A large model's events touch records anywhere in memory (a session among a million), and
-    /// these few dozen will fire soon: time enough to start loading what they will need (see
+    /// these few (about 8) will fire soon: time enough to start loading what they will need (see
     /// `World::warm_moved`).
     pub fn take_moved(&mut self) -> Moved<'_, E> {
         self.refilled = false;
