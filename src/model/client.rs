@@ -9,6 +9,47 @@ use crate::metrics::LossCause;
 use crate::scenario::{Backoff, BackoffKind, Dist, Jitter, OnSessionLost, Replication, State};
 use rand::RngExt;
 
+/// What a request's draws owe the topology's state: worked out once from the topology, so that
+/// drawing a request reads one small enum, not the topology's state and its replication.
+#[derive(Clone, Copy)]
+pub(super) enum StateDraws {
+    Nothing,
+    /// The token every request carries.
+    Token {
+        bytes: f64,
+    },
+    /// A store topology: the request writes the state with this probability.
+    Writes {
+        fraction: f64,
+    },
+    /// State replicated between servers: it is copied when the request writes it (with this
+    /// probability) and on the session's first request, which creates it.
+    Replicated {
+        fraction: f64,
+    },
+}
+
+impl StateDraws {
+    pub(super) fn of(state: &State) -> StateDraws {
+        match state {
+            State::Token { token_bytes, .. } => StateDraws::Token {
+                bytes: *token_bytes,
+            },
+            State::Store { store, .. } => StateDraws::Writes {
+                fraction: store.write_fraction,
+            },
+            State::Server {
+                replication,
+                write_fraction,
+                ..
+            } if !matches!(replication, Replication::None) => StateDraws::Replicated {
+                fraction: *write_fraction,
+            },
+            State::Stateless | State::Server { .. } => StateDraws::Nothing,
+        }
+    }
+}
+
 struct RequestDraws {
     demand: SimTime,
     /// Request and response payloads.
@@ -287,18 +328,12 @@ impl World<'_> {
         };
         // Store and replication traffic is counted where it happens (store.rs, server.rs): a
         // cache hit moves no bytes, a request that never reaches a server copies nothing.
-        let (writes_state, token_bytes) = match &self.topology.state {
-            State::Token { token_bytes, .. } => (false, *token_bytes),
-            State::Store { store, .. } => (writes(store.write_fraction), 0.0),
+        let (writes_state, token_bytes) = match self.state_draws {
+            StateDraws::Nothing => (false, 0.0),
+            StateDraws::Token { bytes } => (false, bytes),
+            StateDraws::Writes { fraction } => (writes(fraction), 0.0),
             // Replication copies a session when it changes; its first request creates it.
-            State::Server {
-                replication,
-                write_fraction,
-                ..
-            } if !matches!(replication, Replication::None) => {
-                (index == 0 || writes(*write_fraction), 0.0)
-            }
-            State::Stateless | State::Server { .. } => (false, 0.0),
+            StateDraws::Replicated { fraction } => (index == 0 || writes(fraction), 0.0),
         };
         RequestDraws {
             demand,

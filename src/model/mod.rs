@@ -490,6 +490,8 @@ pub struct World<'s> {
     servers_can_fail: bool,
     /// What the topology needs per request, decided once so the common path skips the rest.
     needs: Needs,
+    /// What drawing a request owes the topology's state (client.rs).
+    state_draws: client::StateDraws,
     /// When the current timeseries bucket ends (a copy, checked before every event).
     next_bucket: SimTime,
     /// Sessions a server's memory holds (`memory_mb / session_bytes`), when it is limited.
@@ -736,6 +738,7 @@ impl<'s> World<'s> {
                 retries_sent: 0,
             },
             servers_can_fail: !scenario.faults.is_empty() || scenario.autoscale.is_some(),
+            state_draws: client::StateDraws::of(&topology.state),
             needs: Needs {
                 server_state: matches!(topology.state, State::Server { .. }),
                 store_path: matches!(topology.state, State::Store { .. })
