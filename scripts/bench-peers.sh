@@ -9,7 +9,11 @@
 #   STATESIM_REQUESTS=10000000
 #   SIMPY_REQUESTS=1000000   SimPy is ~100x slower: fewer requests keep a run near 10 s
 #   RUST_BOUND=/path/to/rust-bound   also run a minimal hand-written Rust event loop that takes
-#                            `--variant random|mmc --n N` (the "physical limit" reference)
+#                            `--variant random|mmc --n N` (the "physical limit" reference); its
+#                            runs alternate with statesim's, and the ratio is also given pair by
+#                            pair (the median and range of statesim's wall time over the loop's
+#                            in the same run), which a noisy machine moves less than medians
+#   SIMPY=0                  leave SimPy out (no Python, or no package index to install it from)
 #
 # SimPy is installed with pip into target/peers-venv on the first run. Needs python3 with venv.
 set -euo pipefail
@@ -19,6 +23,7 @@ RUNS=${RUNS:-3}
 STATESIM_REQUESTS=${STATESIM_REQUESTS:-10000000}
 SIMPY_REQUESTS=${SIMPY_REQUESTS:-1000000}
 RUST_BOUND=${RUST_BOUND:-}
+SIMPY=${SIMPY:-1}
 SIMPY_VERSION=4.1.2
 VENV=target/peers-venv
 WORK=$(mktemp -d)
@@ -26,7 +31,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 echo "building statesim (release)..." >&2
 cargo build --release --quiet
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import simpy" 2>/dev/null; then
+if [ "$SIMPY" = 1 ] && { [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import simpy" 2>/dev/null; }; then
     echo "installing SimPy $SIMPY_VERSION into $VENV..." >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet "simpy==$SIMPY_VERSION"
@@ -63,34 +68,50 @@ statesim_args() {
 printf '%-7s %-12s %11s %9s %13s %13s\n' model simulator requests "wall s" "requests/s" "events/s"
 for variant in random mmc; do
     : >"$WORK/simpy" ; : >"$WORK/statesim" ; : >"$WORK/bound"
+    : >"$WORK/pairs"
     for _ in $(seq "$RUNS"); do
-        wall "$VENV/bin/python" scripts/peers/simpy_mmc.py --variant "$variant" --n "$SIMPY_REQUESTS" >>"$WORK/simpy"
+        if [ "$SIMPY" = 1 ]; then
+            wall "$VENV/bin/python" scripts/peers/simpy_mmc.py --variant "$variant" --n "$SIMPY_REQUESTS" >>"$WORK/simpy"
+        fi
         # shellcheck disable=SC2046 # word splitting of the argument list is intended
-        wall target/release/statesim $(statesim_args "$variant") >>"$WORK/statesim"
+        statesim_run=$(wall target/release/statesim $(statesim_args "$variant"))
+        echo "$statesim_run" >>"$WORK/statesim"
         stats=$(grep '^stats:' "$WORK/err")
         if [ -n "$RUST_BOUND" ]; then
-            wall "$RUST_BOUND" --variant "$variant" --n "$STATESIM_REQUESTS" >>"$WORK/bound"
+            bound_run=$(wall "$RUST_BOUND" --variant "$variant" --n "$STATESIM_REQUESTS")
+            echo "$bound_run" >>"$WORK/bound"
+            calc "$statesim_run / $bound_run" >>"$WORK/pairs"
+            echo >>"$WORK/pairs"
         fi
     done
     # Counts are the same in every run (fixed seeds); rates use the median wall time.
     statesim_requests=$(echo "$stats" | awk '{ for (i = 2; i <= NF; i++) if ($i == "requests") print $(i - 1) }')
     statesim_events=$(echo "$stats" | awk '{ for (i = 2; i <= NF; i++) if ($i == "events") print $(i - 1) }')
-    simpy_wall=$(median <"$WORK/simpy")
     statesim_wall=$(median <"$WORK/statesim")
     row() { # simulator requests events wall
         printf '%-7s %-12s %11d %9.3f %12.3fM %12.3fM\n' "$variant" "$1" "$2" "$4" \
             "$(calc "$2 / $4 / 1000000")" "$(calc "$3 / $4 / 1000000")"
     }
-    row "SimPy" "$SIMPY_REQUESTS" $((2 * SIMPY_REQUESTS)) "$simpy_wall"
     row "statesim" "$statesim_requests" "$statesim_events" "$statesim_wall"
     statesim_rate=$(calc "$statesim_requests / $statesim_wall")
-    simpy_rate=$(calc "$SIMPY_REQUESTS / $simpy_wall")
-    printf '%-7s statesim / SimPy: %.0fx requests/s\n' "$variant" "$(calc "$statesim_rate / $simpy_rate")"
+    if [ "$SIMPY" = 1 ]; then
+        simpy_wall=$(median <"$WORK/simpy")
+        row "SimPy" "$SIMPY_REQUESTS" $((2 * SIMPY_REQUESTS)) "$simpy_wall"
+        simpy_rate=$(calc "$SIMPY_REQUESTS / $simpy_wall")
+        printf '%-7s statesim / SimPy: %.0fx requests/s\n' "$variant" "$(calc "$statesim_rate / $simpy_rate")"
+    fi
     if [ -n "$RUST_BOUND" ]; then
         bound_wall=$(median <"$WORK/bound")
         row "rust-bound" "$STATESIM_REQUESTS" $((2 * STATESIM_REQUESTS)) "$bound_wall"
         bound_rate=$(calc "$STATESIM_REQUESTS / $bound_wall")
         printf '%-7s statesim / rust-bound: %.2fx requests/s\n' "$variant" "$(calc "$statesim_rate / $bound_rate")"
+        # Pair by pair: statesim's wall time over the loop's in the same run; in requests/s, that
+        # scaled by the requests each simulated (statesim's arrivals are random, ~0.02% apart).
+        pair_median=$(median <"$WORK/pairs")
+        pair_range=$(sort -g "$WORK/pairs" | awk 'NR == 1 { low = $1 } { high = $1 } END { printf "%.2f-%.2f", low, high }')
+        printf '%-7s paired: statesim wall / rust-bound wall, median %.3f (%s) over %d runs: %.2fx requests/s\n' \
+            "$variant" "$pair_median" "$pair_range" "$RUNS" \
+            "$(calc "$statesim_requests / $STATESIM_REQUESTS / $pair_median")"
     fi
 done
 echo "(wall s: median of $RUNS interleaved runs, whole process; $(nproc) cores)"
