@@ -332,7 +332,6 @@ impl World<'_> {
             StateDraws::Nothing => (false, 0.0),
             StateDraws::Token { bytes } => (false, bytes),
             StateDraws::Writes { fraction } => (writes(fraction), 0.0),
-            // Replication copies a session when it changes; its first request creates it.
             StateDraws::Replicated { fraction } => (index == 0 || writes(fraction), 0.0),
         };
         RequestDraws {

@@ -674,6 +674,7 @@ impl<'s> World<'s> {
             State::Store { cache, .. } => cache.as_ref(),
             _ => None,
         };
+        let state_draws = client::StateDraws::of(&topology.state);
         let mut world = World {
             scenario,
             topology,
@@ -738,7 +739,7 @@ impl<'s> World<'s> {
                 retries_sent: 0,
             },
             servers_can_fail: !scenario.faults.is_empty() || scenario.autoscale.is_some(),
-            state_draws: client::StateDraws::of(&topology.state),
+            state_draws,
             needs: Needs {
                 server_state: matches!(topology.state, State::Server { .. }),
                 store_path: matches!(topology.state, State::Store { .. })
@@ -749,11 +750,8 @@ impl<'s> World<'s> {
                             ..
                         }
                     ),
-                replication: matches!(
-                    topology.state,
-                    State::Server { ref replication, .. } if !matches!(replication, Replication::None)
-                ),
-                verification: matches!(topology.state, State::Token { .. }),
+                replication: matches!(state_draws, client::StateDraws::Replicated { .. }),
+                verification: matches!(state_draws, client::StateDraws::Token { .. }),
                 compute_extras: false,
                 gray: scenario.faults.iter().any(|f| {
                     matches!(
