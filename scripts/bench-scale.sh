@@ -12,6 +12,10 @@
 # Smaller models run more replications (20 / k, at least 1) so that every run takes seconds;
 # requests/s is statesim's own `--stats` figure (requests simulated over the wall time of the
 # runs) and peak RSS the process's, with one simulation alive at a time.
+#
+# "vs k = 1" is the ratio of the medians; "paired" is each size's rate over the first size's in
+# the same round (run seconds apart), its median and range over the rounds. A shared machine
+# drifts by a tenth from minute to minute, which moves the paired ratio less.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,12 +45,17 @@ for run in $(seq "$RUNS"); do
     done
 done
 
-base=$(median <"$WORK/rate-$(echo $SIZES | cut -d' ' -f1)")
-echo "| k | servers | requests/s simulated | vs k = $(echo $SIZES | cut -d' ' -f1) | peak RSS |"
-echo "|---|---|---|---|---|"
+first=$(echo $SIZES | cut -d' ' -f1)
+base=$(median <"$WORK/rate-$first")
+echo "| k | servers | requests/s simulated | vs k = $first | paired: median (range) | peak RSS |"
+echo "|---|---|---|---|---|---|"
 for k in $SIZES; do
     rate=$(median <"$WORK/rate-$k")
     rss=$(median <"$WORK/rss-$k")
     ratio=$(awk "BEGIN { printf \"%.2f\", $rate / $base }")
-    echo "| $k | $(( 8 * k )) | $rate M | $ratio× | $rss MiB |"
+    # Round by round: this size's rate over the first size's.
+    paired=$(paste "$WORK/rate-$k" "$WORK/rate-$first" | awk '{ printf "%.3f\n", $1 / $2 }')
+    low=$(echo "$paired" | sort -g | head -1)
+    high=$(echo "$paired" | sort -g | tail -1)
+    echo "| $k | $(( 8 * k )) | $rate M | $ratio× | $(echo "$paired" | median)× ($low–$high) | $rss MiB |"
 done
