@@ -4,7 +4,7 @@
 use crate::haproxy::{self, Ports};
 use crate::measure::BalancerCounts;
 use crate::plan::{FaultKind, FaultPlan, StateMode, TopologyPlan};
-use crate::procs::{Process, free_port, wait_for_port};
+use crate::procs::{PortPool, Process, start_listening};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -61,68 +61,70 @@ impl Deployment {
         seed: u64,
     ) -> io::Result<Deployment> {
         std::fs::create_dir_all(dir)?;
+        let mut pool = PortPool::default();
         let redis = match topology.state {
             StateMode::Redis { .. } => {
-                let port = free_port()?;
-                let mut process = Process::spawn(
-                    "redis-server",
-                    Command::new(&programs.redis)
-                        .args(["--bind", "127.0.0.1", "--port"])
-                        .arg(port.to_string())
-                        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                        .args(["--protected-mode", "yes", "--dir"])
-                        .arg(dir),
-                    &dir.join("redis.log"),
-                )?;
-                wait_for_port(port, &mut process, START_LIMIT)?;
-                Some((process, port))
+                let (process, ports) = start_listening(&mut pool, 1, START_LIMIT, |ports| {
+                    Process::spawn(
+                        "redis-server",
+                        Command::new(&programs.redis)
+                            .args(["--bind", "127.0.0.1", "--port"])
+                            .arg(ports[0].to_string())
+                            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                            .args(["--protected-mode", "yes", "--dir"])
+                            .arg(dir),
+                        &dir.join("redis.log"),
+                    )
+                })?;
+                Some((process, ports[0]))
             }
             _ => None,
-        };
-        let redis_port = redis.as_ref().map(|(_, port)| *port);
-        let ports = Ports {
-            frontend: free_port()?,
-            backends: (0..topology.servers)
-                .map(|_| free_port())
-                .collect::<io::Result<_>>()?,
-            checks: (0..topology.servers)
-                .map(|_| free_port())
-                .collect::<io::Result<_>>()?,
         };
         let jwt = match topology.state {
             StateMode::Token { .. } => Some(crate::jwt::generate(dir)?),
             _ => None,
         };
-        let spawner = BackendSpawner {
+        let servers = topology.servers as usize;
+        let mut spawner = BackendSpawner {
             command: programs.backend.clone(),
             topology: topology.name.clone(),
-            ports: ports.clone(),
-            redis_port,
+            // Each backend's ports are set as it starts; the frontend's as HAProxy does.
+            ports: Ports {
+                frontend: 0,
+                backends: vec![0; servers],
+                checks: vec![0; servers],
+            },
+            redis_port: redis.as_ref().map(|(_, port)| *port),
             jwt,
             seed,
             dir: dir.to_path_buf(),
         };
         let mut backends = Vec::new();
-        for index in 0..topology.servers as usize {
-            let mut backend = spawner.spawn(index)?;
-            wait_for_port(ports.backends[index], &mut backend, START_LIMIT)?;
+        for index in 0..servers {
+            let (backend, _) = start_listening(&mut pool, 2, START_LIMIT, |ports| {
+                spawner.ports.backends[index] = ports[0];
+                spawner.ports.checks[index] = ports[1];
+                spawner.spawn(index)
+            })?;
             backends.push(backend);
         }
         let socket = socket_path(dir)?;
         let config = dir.join("haproxy.cfg");
-        std::fs::write(
-            &config,
-            haproxy::config(topology, idempotent, &ports, &socket),
-        )?;
-        let mut haproxy = Process::spawn(
-            "haproxy",
-            Command::new(&programs.haproxy)
-                .arg("-db")
-                .arg("-f")
-                .arg(&config),
-            &dir.join("haproxy.log"),
-        )?;
-        wait_for_port(ports.frontend, &mut haproxy, START_LIMIT)?;
+        let (haproxy, _) = start_listening(&mut pool, 1, START_LIMIT, |ports| {
+            spawner.ports.frontend = ports[0];
+            std::fs::write(
+                &config,
+                haproxy::config(topology, idempotent, &spawner.ports, &socket),
+            )?;
+            Process::spawn(
+                "haproxy",
+                Command::new(&programs.haproxy)
+                    .arg("-db")
+                    .arg("-f")
+                    .arg(&config),
+                &dir.join("haproxy.log"),
+            )
+        })?;
         Ok(Deployment {
             backends,
             haproxy,
@@ -154,12 +156,19 @@ impl Deployment {
         Ok(())
     }
 
-    /// Why the run is worthless, if HAProxy exited on its own.
-    pub fn balancer_exited(&mut self) -> Option<String> {
-        let status = self.haproxy.exited()?;
-        Some(format!(
-            "haproxy exited during the run ({status}); see its log"
-        ))
+    /// Why the run is worthless, if HAProxy or a backend exited on its own (a backend the run
+    /// killed does not count; one restarted that could not listen again does).
+    pub fn exited_on_its_own(&mut self) -> Option<String> {
+        std::iter::once(&mut self.haproxy)
+            .chain(self.backends.iter_mut())
+            .find_map(|process| {
+                let status = process.exited()?;
+                Some(format!(
+                    "{} exited during the run ({status}){}",
+                    process.name(),
+                    process.last_words()
+                ))
+            })
     }
 
     /// HAProxy's retry and redispatch counters, from its admin socket.

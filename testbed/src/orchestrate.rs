@@ -345,7 +345,7 @@ async fn one_run(
         _ = tokio::signal::ctrl_c() => return Err(TestbedError::Interrupted),
         _ = terminate.recv() => return Err(TestbedError::Interrupted),
     };
-    if let Some(why) = deployment.balancer_exited() {
+    if let Some(why) = deployment.exited_on_its_own() {
         return Err(TestbedError::Run(why));
     }
     Ok((recorded, deployment.balancer_counts()))
