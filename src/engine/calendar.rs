@@ -210,8 +210,33 @@ impl<E: Copy + Default> Calendar<E> {
     }
 
     /// Adds an event that `takes` accepted: to the finest ring that covers its time.
-    #[inline]
+    ///
+    /// The common case is inlined where events are scheduled and spread: the finest ring, in a
+    /// chunk with room. At k = 100 on the scale benchmark a request makes 6.5 inserts (its two
+    /// network hops are longer than a finest bucket, so they come here too, and think times and
+    /// compute steps are spread ring to ring) against 2.9 at k = 1; the call's entry and exit
+    /// were a quarter of an insert's instructions. Inlined: 3.6% fewer instructions at k = 100,
+    /// none more on the M/M/c benchmark, which never turns the calendar on.
+    #[inline(always)]
     pub(super) fn insert(&mut self, entry: Entry<E>) {
+        let number = entry.time().nanos() >> self.shift;
+        if number >> SPAN[1] < self.rings[1].horizon {
+            let ring = &mut self.rings[0];
+            let bucket = &mut ring.buckets[bucket_index(number, 0)];
+            let fill = bucket.len as usize % CHUNK;
+            if fill != 0 {
+                ring.len += 1;
+                self.pool.chunk_mut(bucket.tail).entries[fill] = entry;
+                bucket.len += 1;
+                return;
+            }
+        }
+        self.insert_anywhere(entry);
+    }
+
+    /// Any other insert: a bucket's first entry or a new chunk, a coarser ring, the overflow.
+    #[inline(never)]
+    fn insert_anywhere(&mut self, entry: Entry<E>) {
         match self.home(entry.time()) {
             Home::Bucket(level, index) => {
                 let ring = &mut self.rings[level];
