@@ -368,6 +368,15 @@ impl<E: Copy + Default> Calendar<E> {
         in_rings.or_else(|| self.overflow.iter().map(|entry| entry.key).min())
     }
 
+    /// Hands `visit` the events of the finest ring's horizon bucket: the next to move into the
+    /// heap, when the heap's are done (none if the ring is used up and it is still to be spread).
+    pub(super) fn for_each_next(&self, visit: impl FnMut(&Entry<E>)) {
+        let ring = &self.rings[0];
+        if ring.horizon != OFF_HORIZON {
+            self.for_each_in_chain(ring.buckets[bucket_index(ring.horizon, 0)], visit);
+        }
+    }
+
     /// The first number, in ring `level - 1`'s terms, of ring `level`'s horizon bucket: where
     /// ring `level - 1`'s range ends. Saturating, like every step of the horizons: an event at
     /// the end of time (a saturated delay) must not wrap them round to zero.

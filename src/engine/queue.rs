@@ -172,20 +172,23 @@ impl<E: Copy + Default> EventQueue<E> {
     }
 
     /// Whether a pop has moved the calendar's next bucket into the heap since
-    /// [`EventQueue::take_moved`] was last called.
+    /// [`EventQueue::clear_refilled`] was last called.
     #[inline(always)]
     pub fn refilled(&self) -> bool {
         self.refilled
     }
 
-    /// The events in the heap, and [`EventQueue::refilled`] cleared. Right after the pop that
-    /// refilled the heap, they are the bucket it moved out of the calendar but the one popped.
-    /// A large model's events touch records anywhere in memory (a session among a million), and
-    /// these few (about 8) will fire soon: time enough to start loading what they will need (see
-    /// `World::warm_moved`).
-    pub fn take_moved(&mut self) -> Moved<'_, E> {
+    pub fn clear_refilled(&mut self) {
         self.refilled = false;
-        Moved(self.near.slots[..self.near.len].iter())
+    }
+
+    /// Hands `visit` the events the next refill will move into the heap: the calendar's next
+    /// bucket, as it stands (events scheduled later may still join it). Asked right after a
+    /// refill, they fire after the heap's, about 8 events from now. A large model's events touch
+    /// records anywhere in memory (a session among a million): that is time enough to load what
+    /// they will need (see `World::warm_next_bucket`).
+    pub fn for_each_in_next_bucket(&self, mut visit: impl FnMut(&E)) {
+        self.far.for_each_next(|entry| visit(&entry.event));
     }
 
     /// The heap ran dry: the calendar's next bucket moves into it, or, when few events are
@@ -220,18 +223,6 @@ impl<E: Copy + Default> EventQueue<E> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// The events a refill moved into the heap, in no particular order (see
-/// [`EventQueue::refilled`]).
-pub struct Moved<'a, E>(std::slice::Iter<'a, Entry<E>>);
-
-impl<'a, E> Iterator for Moved<'a, E> {
-    type Item = &'a E;
-
-    fn next(&mut self) -> Option<&'a E> {
-        self.0.next().map(|entry| &entry.event)
     }
 }
 
@@ -510,6 +501,8 @@ mod tests {
         let mut seq = 0;
         let mut now = 0u64;
         let mut lane = None;
+        // What the last refill showed of the next bucket.
+        let mut shown = std::collections::BTreeSet::new();
         for step in 0..steps {
             let push_chance = if reference.len() < pending(step) {
                 0.55
@@ -534,7 +527,14 @@ mod tests {
                 lane = lane.filter(|&pending| pending != event);
                 if queue.refilled() {
                     used.refills += 1;
-                    check_moved(&mut queue, &reference, lane);
+                    check_moved(&queue, &reference, lane, event, &shown);
+                    queue.clear_refilled();
+                    assert!(!queue.refilled());
+                    shown.clear();
+                    queue.for_each_in_next_bucket(|&event| {
+                        shown.insert(event);
+                    });
+                    used.shown += shown.len();
                 }
             }
             assert_eq!(queue.len(), reference.len());
@@ -549,31 +549,44 @@ mod tests {
         used
     }
 
-    /// Right after a refill: the events it shows are exactly those pending before the calendar's
-    /// earliest, but the lane's.
+    /// Right after a refill: the heap holds exactly the events pending before the calendar's
+    /// earliest but the lane's (and `popped` has just left it), and every event the refill
+    /// before showed as the next bucket's is among them.
     fn check_moved(
-        queue: &mut EventQueue<usize>,
+        queue: &EventQueue<usize>,
         reference: &std::collections::BTreeSet<(u64, usize)>,
         lane: Option<usize>,
+        popped: usize,
+        shown: &std::collections::BTreeSet<usize>,
     ) {
         let calendar_from = queue
             .far
             .min_key()
             .map_or(u64::MAX, |key| (key >> 64) as u64);
-        let moved: std::collections::BTreeSet<usize> = queue.take_moved().copied().collect();
-        assert!(!queue.refilled());
+        let moved: std::collections::BTreeSet<usize> = queue.near.slots[..queue.near.len]
+            .iter()
+            .map(|entry| entry.event)
+            .collect();
         let expected: std::collections::BTreeSet<usize> = reference
             .iter()
             .filter(|&&(time, event)| time < calendar_from && lane != Some(event))
             .map(|&(_, event)| event)
             .collect();
         assert_eq!(moved, expected);
+        assert!(
+            shown
+                .iter()
+                .all(|event| moved.contains(event) || *event == popped),
+            "shown {shown:?}, moved {moved:?} and {popped}"
+        );
     }
 
     /// What a run made of the calendar, so that a test can tell it was exercised.
     #[derive(Default)]
     struct CalendarUse {
         refills: usize,
+        /// Events shown as the next bucket's, over all refills.
+        shown: usize,
         most_held: usize,
         widths: std::collections::BTreeSet<u32>,
         stops: usize,
@@ -622,6 +635,7 @@ mod tests {
             let spread = check_against_a_stable_sort(200_000, seed, |_| 20_000, up_to(1_000_000));
             assert!(spread.most_held > 15_000);
             assert!(spread.refills > 100, "refilled {} times", spread.refills);
+            assert!(spread.shown > 100, "showed {} events", spread.shown);
             let ties = check_against_a_stable_sort(100_000, seed, |_| 20_000, up_to(50));
             assert!(ties.most_held > 5_000, "held {}", ties.most_held);
             check_against_a_stable_sort(100_000, seed, |_| CALENDAR_FROM + 50, up_to(10_000));

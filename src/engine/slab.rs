@@ -144,7 +144,7 @@ impl<T> Slab<T> {
     }
 
     /// Asks the CPU to start loading `handle`'s slot into the cache (every line of it), without
-    /// waiting for it: a hint for an entry about to be used (see `World::warm_moved`).
+    /// waiting for it: a hint for an entry about to be used (see `World::warm_next_bucket`).
     /// Does nothing for an index out of range, or on CPUs other than x86-64.
     #[inline(always)]
     pub fn prefetch(&self, handle: Handle) {
