@@ -178,6 +178,7 @@ impl<E: Copy + Default> EventQueue<E> {
         self.refilled
     }
 
+    /// Clears [`EventQueue::refilled`], once what the refill asked for is done.
     pub fn clear_refilled(&mut self) {
         self.refilled = false;
     }

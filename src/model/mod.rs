@@ -891,7 +891,8 @@ impl<'s> World<'s> {
     /// so the loads have those events' time to arrive. Warming the bucket just moved instead
     /// gave the first of its events almost none, and warming both was slower still: at k = 100
     /// on the scale benchmark, next bucket only 0.981× and 0.980× the time of the moved bucket
-    /// only (two sets of 32 pairs, the order swapped), both 1.025×. An event scheduled into the
+    /// only (two sets of 32 pairs, the order swapped), both 1.025×, the bucket after next 1.019×
+    /// the time of the next (more lead did not help). An event scheduled into the
     /// next bucket after the refill goes unwarmed; most that need it are replies and think
     /// times, scheduled long before. Asked for after the pop, by a flag, and out of line: the
     /// M/M/c benchmark never comes here and pays the flag's test, +0.3% instructions. Doing the
