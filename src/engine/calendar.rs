@@ -508,6 +508,9 @@ impl<E: Copy + Default> Calendar<E> {
             let count = left.min(CHUNK);
             let entries = self.pool.chunk(id).entries;
             let next = self.pool.give_back(id);
+            if left > CHUNK {
+                self.pool.prefetch(next);
+            }
             for entry in &entries[..count] {
                 visit(self, *entry);
             }
@@ -631,6 +634,19 @@ impl<E: Copy + Default> Pool<E> {
     }
 
     /// Puts chunk `id` on the free list; returns the chunk it was linked to.
+    /// Starts loading chunk `id` (its eight lines). A spread reads a chain written long ago (a
+    /// top-ring bucket: think times written up to a minute before), one chunk at a time, each
+    /// somewhere else in memory; loading the next while the events of this one are inserted
+    /// took the k = 100 run to 0.962× and 0.963× the time (two sets of 32 pairs, the order
+    /// swapped). An earlier try, with 8 pairs and prefetching the moves into the heap too, had
+    /// looked like noise.
+    fn prefetch(&self, id: u32) {
+        let chunk: *const Chunk<E> = self.chunk(id);
+        for line in 0..std::mem::size_of::<Chunk<E>>() / 64 {
+            super::slab::prefetch_line(chunk.cast::<u8>().wrapping_add(line * 64));
+        }
+    }
+
     fn give_back(&mut self, id: u32) -> u32 {
         let next = std::mem::replace(&mut self.links[id as usize], self.free);
         self.free = id;

@@ -33,7 +33,7 @@ struct Slot<T> {
 /// the program and cannot fault, whatever the address. (Plain loads in a batch, tried first,
 /// gained nothing: each one that misses holds its place until it completes.)
 #[inline(always)]
-fn prefetch_line(address: *const u8) {
+pub(super) fn prefetch_line(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 CPU has, and never dereferences the
     // address in a way the program can observe (no fault, no value).
