@@ -633,7 +633,6 @@ impl<E: Copy + Default> Pool<E> {
         id
     }
 
-    /// Puts chunk `id` on the free list; returns the chunk it was linked to.
     /// Starts loading chunk `id` (its eight lines). A spread reads a chain written long ago (a
     /// top-ring bucket: think times written up to a minute before), one chunk at a time, each
     /// somewhere else in memory; loading the next while the events of this one are inserted
@@ -642,11 +641,10 @@ impl<E: Copy + Default> Pool<E> {
     /// looked like noise.
     fn prefetch(&self, id: u32) {
         let chunk: *const Chunk<E> = self.chunk(id);
-        for line in 0..std::mem::size_of::<Chunk<E>>() / 64 {
-            super::slab::prefetch_line(chunk.cast::<u8>().wrapping_add(line * 64));
-        }
+        super::slab::prefetch_lines(chunk.cast(), std::mem::size_of::<Chunk<E>>());
     }
 
+    /// Puts chunk `id` on the free list; returns the chunk it was linked to.
     fn give_back(&mut self, id: u32) -> u32 {
         let next = std::mem::replace(&mut self.links[id as usize], self.free);
         self.free = id;

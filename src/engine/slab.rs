@@ -33,7 +33,7 @@ struct Slot<T> {
 /// the program and cannot fault, whatever the address. (Plain loads in a batch, tried first,
 /// gained nothing: each one that misses holds its place until it completes.)
 #[inline(always)]
-pub(super) fn prefetch_line(address: *const u8) {
+fn prefetch_line(address: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 CPU has, and never dereferences the
     // address in a way the program can observe (no fault, no value).
@@ -43,6 +43,14 @@ pub(super) fn prefetch_line(address: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = address;
+}
+
+/// Starts loading every cache line of the `bytes` bytes from `start` (see [`prefetch_line`]).
+#[inline(always)]
+pub(super) fn prefetch_lines(start: *const u8, bytes: usize) {
+    for line in 0..bytes.div_ceil(64) {
+        prefetch_line(start.wrapping_add(line * 64));
+    }
 }
 
 /// The generation after `generation`, skipping 0 when it wraps.
@@ -150,9 +158,7 @@ impl<T> Slab<T> {
     pub fn prefetch(&self, handle: Handle) {
         if let Some(slot) = self.slots.get(handle.index as usize) {
             let start: *const Slot<T> = slot;
-            for line in 0..Self::slot_bytes().div_ceil(64) {
-                prefetch_line(start.cast::<u8>().wrapping_add(line * 64));
-            }
+            prefetch_lines(start.cast(), Self::slot_bytes());
         }
     }
 
