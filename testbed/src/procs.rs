@@ -100,7 +100,7 @@ impl Drop for Process {
 }
 
 /// Waits until something accepts connections on `port` of 127.0.0.1, or `limit` passes.
-pub fn wait_for_port(port: u16, process: &mut Process, limit: Duration) -> io::Result<()> {
+fn wait_for_port(port: u16, process: &mut Process, limit: Duration) -> io::Result<()> {
     let start = Instant::now();
     loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
