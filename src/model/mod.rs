@@ -1007,9 +1007,26 @@ impl<'s> World<'s> {
         }
     }
 
-    #[inline(never)]
+    /// A keyed draw that is not a constant: an exponential by a function of its own, small
+    /// enough to save few registers; the other families by one that inlines them all, so that
+    /// a log-normal is one call (and libm's `exp`), not two.
+    #[inline(always)]
     fn sample_keyed(dist: &Dist, seed: u64, a: u64, b: u64) -> f64 {
+        if dist.is_exponential() {
+            Self::keyed_exponential(dist, seed, a, b)
+        } else {
+            Self::keyed_other(dist, seed, a, b)
+        }
+    }
+
+    #[inline(never)]
+    fn keyed_exponential(dist: &Dist, seed: u64, a: u64, b: u64) -> f64 {
         dist.sample(&mut rng::keyed(seed, a, b))
+    }
+
+    #[inline(never)]
+    fn keyed_other(dist: &Dist, seed: u64, a: u64, b: u64) -> f64 {
+        dist.sample_any(&mut rng::keyed(seed, a, b))
     }
 
     fn in_window(&self) -> bool {

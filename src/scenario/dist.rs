@@ -142,8 +142,22 @@ impl Dist {
         }
     }
 
+    /// Whether this is an exponential (drawn by [`Dist::sample`] inline).
+    #[inline(always)]
+    pub fn is_exponential(&self) -> bool {
+        matches!(self.family, Family::Exponential { .. })
+    }
+
     #[inline(never)]
     fn sample_family<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        self.sample_any(rng)
+    }
+
+    /// [`Dist::sample`] with every family inlined: for the one out-of-line function that draws
+    /// a model's keyed non-exponential values (`World::keyed_other`), where a second call per
+    /// draw would be all overhead.
+    #[inline(always)]
+    pub fn sample_any<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         let raw = match &self.family {
             Family::Constant(v) => *v,
             Family::Exponential { mean } => exponential(*mean, rng),
