@@ -490,9 +490,7 @@ impl<E: Copy + Default> Calendar<E> {
         let mut left = bucket.len as usize;
         while left > 0 {
             let count = left.min(CHUNK);
-            for entry in &self.pool.chunk(id).entries[..count] {
-                heap.push(*entry);
-            }
+            heap.push_all(&self.pool.chunk(id).entries[..count]);
             let next = self.pool.give_back(id);
             left -= count;
             id = next;

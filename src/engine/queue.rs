@@ -252,6 +252,23 @@ impl<E: Copy + Default> Heap<E> {
         }
     }
 
+    /// Adds a run of events (a calendar bucket's), leaving the set exactly as [`Heap::push`] of
+    /// each in turn would: the share that fits the unordered small set in one copy and one scan
+    /// for the earliest, instead of a select and two stores per event (a third of a refill's
+    /// instructions at k = 100 of the scale benchmark).
+    pub(super) fn push_all(&mut self, entries: &[Entry<E>]) {
+        let room = SMALL.saturating_sub(self.len).min(entries.len());
+        let (small, rest) = entries.split_at(room);
+        if !small.is_empty() {
+            self.slots[self.len..self.len + room].copy_from_slice(small);
+            self.len += room;
+            self.top = self.scan();
+        }
+        for entry in rest {
+            self.push(*entry);
+        }
+    }
+
     #[inline(always)]
     fn push_small(&mut self, entry: Entry<E>) {
         let earliest = self.slots[self.top].key;
@@ -469,6 +486,51 @@ mod tests {
         queue.push(SimTime(1), 'd');
         let order: Vec<char> = drain(&mut queue).into_iter().map(|(_, e)| e).collect();
         assert_eq!(order, vec!['b', 'd', 'a', 'c']);
+    }
+
+    /// A run added at once leaves the set exactly as adding its events one by one does (the
+    /// calendar's refills rely on it): from every starting size around the small set's widths,
+    /// for runs up to past the small set.
+    #[test]
+    fn push_all_is_push_one_by_one() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut seq = 0u64;
+        let mut entry = |rng: &mut Xoshiro256PlusPlus| {
+            seq += 1;
+            let time = u128::from(rng.random_range(0..50u64));
+            Entry {
+                key: (time << 64) | u128::from(seq),
+                event: seq as u32,
+            }
+        };
+        for before in 0..=SMALL + 2 {
+            for run in 0..=SMALL + 3 {
+                let mut one_by_one = Heap::new();
+                let mut at_once = Heap::new();
+                for _ in 0..before {
+                    let e = entry(&mut rng);
+                    one_by_one.push(e);
+                    at_once.push(e);
+                }
+                let added: Vec<Entry<u32>> = (0..run).map(|_| entry(&mut rng)).collect();
+                for e in &added {
+                    one_by_one.push(*e);
+                }
+                at_once.push_all(&added);
+                let keys = |heap: &Heap<u32>| -> Vec<(u128, u32)> {
+                    heap.slots[..heap.len.max(SMALL)]
+                        .iter()
+                        .map(|e| (e.key, e.event))
+                        .collect()
+                };
+                assert_eq!(keys(&at_once), keys(&one_by_one), "{before} + {run}");
+                assert_eq!(
+                    (at_once.len, at_once.top),
+                    (one_by_one.len, one_by_one.top),
+                    "{before} + {run}"
+                );
+            }
+        }
     }
 
     #[test]
