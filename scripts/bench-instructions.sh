@@ -27,6 +27,15 @@ MODELS=${MODELS:-"mmc scale"}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
+for model in $MODELS; do
+    case "$model" in
+    mmc | scale) ;;
+    *)
+        echo "bench-instructions: unknown model '$model' (expected mmc or scale)" >&2
+        exit 2
+        ;;
+    esac
+done
 if ! command -v valgrind >/dev/null; then
     echo "bench-instructions: valgrind is not installed" >&2
     exit 2
@@ -72,10 +81,6 @@ for model in $MODELS; do
         args=(run benches/scale.toml --jobs 1 -q --out "$WORK/out")
         read -r i1 r1 < <(statesim_count target/release/statesim "${args[@]}" --set duration=5m)
         read -r i2 r2 < <(statesim_count target/release/statesim "${args[@]}" --set duration=7m)
-        ;;
-    *)
-        echo "bench-instructions: unknown model '$model' (expected mmc or scale)" >&2
-        exit 2
         ;;
     esac
     row "$model" "$i1" "$r1" "$i2" "$r2"
