@@ -18,7 +18,7 @@
 #   RUST_BOUND=/path/to/rust-bound   also count the minimal loop (`--variant random --n N`)
 #   MODELS="mmc scale"               which of statesim's models to count
 #
-# Needs valgrind. Takes about two minutes (callgrind runs programs ~50x slower).
+# Needs valgrind. Takes about half a minute (callgrind runs a program some 50x slower).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -50,7 +50,8 @@ count() {
     awk '/Collected :/ { print $NF }' "$WORK/callgrind"
 }
 
-# Requests statesim simulated in a run (from its `--stats` line): requests COMMAND...
+# Instructions and requests of one statesim run (the requests from its `--stats` line):
+# statesim_count COMMAND...
 statesim_count() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" --stats \
         >/dev/null 2>"$WORK/callgrind" || { cat "$WORK/callgrind" >&2; exit 1; }
@@ -73,17 +74,21 @@ for model in $MODELS; do
     case "$model" in
     mmc)
         args=(run benches/mmc8_10m_requests.toml --jobs 1 -q --out "$WORK/out")
-        read -r i1 r1 < <(statesim_count target/release/statesim "${args[@]}" --set duration=30s)
-        read -r i2 r2 < <(statesim_count target/release/statesim "${args[@]}" --set duration=60s)
-        mmc_per_request=$(awk -v i1="$i1" -v r1="$r1" -v i2="$i2" -v r2="$r2" 'BEGIN { print (i2 - i1) / (r2 - r1) }')
+        short=$(statesim_count target/release/statesim "${args[@]}" --set duration=30s)
+        long=$(statesim_count target/release/statesim "${args[@]}" --set duration=60s)
         ;;
     scale)
         args=(run benches/scale.toml --jobs 1 -q --out "$WORK/out")
-        read -r i1 r1 < <(statesim_count target/release/statesim "${args[@]}" --set duration=5m)
-        read -r i2 r2 < <(statesim_count target/release/statesim "${args[@]}" --set duration=7m)
+        short=$(statesim_count target/release/statesim "${args[@]}" --set duration=5m)
+        long=$(statesim_count target/release/statesim "${args[@]}" --set duration=7m)
         ;;
     esac
+    read -r i1 r1 <<<"$short"
+    read -r i2 r2 <<<"$long"
     row "$model" "$i1" "$r1" "$i2" "$r2"
+    if [ "$model" = mmc ]; then
+        mmc_per_request=$(awk -v i1="$i1" -v r1="$r1" -v i2="$i2" -v r2="$r2" 'BEGIN { print (i2 - i1) / (r2 - r1) }')
+    fi
 done
 if [ -n "$RUST_BOUND" ]; then
     i1=$(count "$RUST_BOUND" --variant random --n 100000)
