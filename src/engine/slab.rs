@@ -23,18 +23,26 @@ impl Handle {
 /// Aligned to a cache line: a session (56 bytes, and the generation) is then read with one
 /// line, not two, wherever the allocator put the slots. A large model reads a million sessions
 /// at random, each a miss; a request's slot (two lines either way) is in flight only briefly.
+///
+/// The value is not an `Option`: a handle's generation matches only while its value is live
+/// (freeing bumps it), so that one comparison is the whole lookup, without a test of a
+/// discriminant after it. A freed slot keeps its last value, which nothing reads (hence `Copy`:
+/// there is nothing to drop).
 #[repr(align(64))]
 struct Slot<T> {
     generation: NonZeroU32,
-    /// While the slot is free: the next free slot (`NO_SLOT` at the end of the list). It fills
-    /// what the alignment would leave as padding after a session (56 + 4 bytes), so the free
-    /// list costs no memory, where a `Vec` of free indices took 4 bytes a slot at its peak.
+    /// `LIVE` while the slot holds a value; while it is free, the next free slot (`NO_SLOT` at
+    /// the end of the list). It fills what the alignment would leave as padding after a session
+    /// (56 + 4 bytes), so the free list costs no memory, where a `Vec` of free indices took
+    /// 4 bytes a slot at its peak.
     next_free: u32,
-    value: Option<T>,
+    value: T,
 }
 
 /// The end of the free list.
 const NO_SLOT: u32 = u32::MAX;
+/// [`Slot::next_free`] of a slot in use. Neither it nor `NO_SLOT` is ever an index.
+const LIVE: u32 = u32::MAX - 1;
 
 /// Starts loading the cache line at `address`. A prefetch is only a hint: it reads nothing into
 /// the program and cannot fault, whatever the address. (Plain loads in a batch, tried first,
@@ -74,13 +82,13 @@ pub struct Slab<T> {
     len: usize,
 }
 
-impl<T> Default for Slab<T> {
+impl<T: Copy> Default for Slab<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T> Slab<T> {
+impl<T: Copy> Slab<T> {
     pub fn new() -> Self {
         Slab {
             slots: Vec::new(),
@@ -97,7 +105,8 @@ impl<T> Slab<T> {
         let index = self.free;
         if let Some(slot) = self.slots.get_mut(index as usize) {
             self.free = slot.next_free;
-            slot.value = Some(value);
+            slot.next_free = LIVE;
+            slot.value = value;
             return Handle {
                 index,
                 generation: slot.generation,
@@ -105,12 +114,12 @@ impl<T> Slab<T> {
         }
         let index = u32::try_from(self.slots.len())
             .ok()
-            .filter(|&index| index != NO_SLOT)
+            .filter(|&index| index < LIVE)
             .expect("more than 4 billion live entities");
         self.slots.push(Slot {
             generation: NonZeroU32::MIN,
-            next_free: NO_SLOT,
-            value: Some(value),
+            next_free: LIVE,
+            value,
         });
         Handle {
             index,
@@ -120,20 +129,12 @@ impl<T> Slab<T> {
 
     pub fn get(&self, handle: Handle) -> Option<&T> {
         let slot = self.slots.get(handle.index as usize)?;
-        if slot.generation == handle.generation {
-            slot.value.as_ref()
-        } else {
-            None
-        }
+        (slot.generation == handle.generation).then_some(&slot.value)
     }
 
     pub fn get_mut(&mut self, handle: Handle) -> Option<&mut T> {
         let slot = self.slots.get_mut(handle.index as usize)?;
-        if slot.generation == handle.generation {
-            slot.value.as_mut()
-        } else {
-            None
-        }
+        (slot.generation == handle.generation).then_some(&mut slot.value)
     }
 
     /// Removes the value and bumps the slot's generation so outstanding handles go stale.
@@ -142,10 +143,8 @@ impl<T> Slab<T> {
         if slot.generation != handle.generation {
             return None;
         }
-        let value = slot.value.take()?;
-        slot.generation = next_generation(slot.generation);
-        slot.next_free = std::mem::replace(&mut self.free, handle.index);
-        self.len -= 1;
+        let value = slot.value;
+        self.release(handle.index);
         Some(value)
     }
 
@@ -155,14 +154,21 @@ impl<T> Slab<T> {
         let Some(slot) = self.slots.get_mut(handle.index as usize) else {
             return false;
         };
-        if slot.generation != handle.generation || slot.value.is_none() {
+        if slot.generation != handle.generation {
             return false;
         }
-        slot.value = None;
-        slot.generation = next_generation(slot.generation);
-        slot.next_free = std::mem::replace(&mut self.free, handle.index);
-        self.len -= 1;
+        self.release(handle.index);
         true
+    }
+
+    /// Frees the live slot `index`: its generation moves on, so every handle to it goes stale,
+    /// and it heads the free list.
+    #[inline(always)]
+    fn release(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        slot.generation = next_generation(slot.generation);
+        slot.next_free = std::mem::replace(&mut self.free, index);
+        self.len -= 1;
     }
 
     /// Asks the CPU to start loading `handle`'s slot into the cache (every line of it), without
@@ -197,13 +203,13 @@ impl<T> Slab<T> {
     /// Live entries with their handles, in slot order (deterministic).
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &T)> {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            slot.value.as_ref().map(|value| {
+            (slot.next_free == LIVE).then(|| {
                 (
                     Handle {
                         index: index as u32,
                         generation: slot.generation,
                     },
-                    value,
+                    &slot.value,
                 )
             })
         })

@@ -151,7 +151,9 @@ enum Recovery {
     Store,
 }
 
-/// One attempt of a request: the client's request is retried as new attempts.
+/// One attempt of a request: the client's request is retried as new attempts. (`Copy`, as a
+/// slab's values are: plain data, nothing to drop.)
+#[derive(Clone, Copy)]
 struct Request {
     session: Handle,
     /// The session's workload id (see [`Session::id`]), for keyed draws.
@@ -180,6 +182,7 @@ struct Request {
     by_affinity: bool,
 }
 
+#[derive(Clone, Copy)]
 struct Session {
     /// Workload identity (arrival ordinal): keys every workload draw, the same in every topology.
     id: u64,
