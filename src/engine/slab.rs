@@ -202,17 +202,17 @@ impl<T: Copy> Slab<T> {
 
     /// Live entries with their handles, in slot order (deterministic).
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &T)> {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            (slot.next_free == LIVE).then(|| {
-                (
-                    Handle {
-                        index: index as u32,
-                        generation: slot.generation,
-                    },
-                    &slot.value,
-                )
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.next_free == LIVE)
+            .map(|(index, slot)| {
+                let handle = Handle {
+                    index: index as u32,
+                    generation: slot.generation,
+                };
+                (handle, &slot.value)
             })
-        })
     }
 }
 
