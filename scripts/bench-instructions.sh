@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per simulated request in the steady state, counted by callgrind: the figure of
 # the speed benchmark that does not depend on the machine (wall time does; see
-# docs/performance.md, "The figure depends on the machine").
+# docs/performance.md, "The figure depends on the machine"). Beside it, the branches a request
+# executes and how many of them callgrind's model predictor mispredicts: a simple one (a table
+# of two-bit counters; an indirect jump predicted to go where it last went), far weaker than a
+# real core's, so its count is an upper bound that only compares programs with each other.
 #
 #   scripts/bench-instructions.sh
 #
@@ -18,7 +21,8 @@
 #   RUST_BOUND=/path/to/rust-bound   also count the minimal loop (`--variant random --n N`)
 #   MODELS="mmc scale"               which of statesim's models to count
 #
-# Needs valgrind. Takes about half a minute (callgrind runs a program some 50x slower).
+# Needs valgrind. Takes about half a minute (callgrind runs a program some 50x slower; its branch
+# model adds about a tenth).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -43,33 +47,38 @@ fi
 echo "building statesim (release)..." >&2
 cargo build --release --quiet
 
-# Instructions a whole process executed: count COMMAND...
-count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" \
+# Callgrind's counts for a whole process (instructions, branches, mispredicted branches),
+# its stderr left in $WORK/callgrind: run_counted COMMAND...
+run_counted() {
+    valgrind --tool=callgrind --branch-sim=yes --callgrind-out-file=/dev/null "$@" \
         >/dev/null 2>"$WORK/callgrind" || { cat "$WORK/callgrind" >&2; exit 1; }
-    awk '/Collected :/ { print $NF }' "$WORK/callgrind"
+    # "Collected : Ir Bc Bcm Bi Bim": conditional and indirect branches, and their misses.
+    awk '/Collected :/ { print $4, $5 + $7, $6 + $8 }' "$WORK/callgrind"
 }
 
-# Instructions and requests of one statesim run (the requests from its `--stats` line):
+# The counts of one statesim run and its requests (from its `--stats` line):
 # statesim_count COMMAND...
 statesim_count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" --stats \
-        >/dev/null 2>"$WORK/callgrind" || { cat "$WORK/callgrind" >&2; exit 1; }
-    local instructions requests
-    instructions=$(awk '/Collected :/ { print $NF }' "$WORK/callgrind")
+    local counts requests
+    counts=$(run_counted "$@" --stats)
     requests=$(awk '/^stats:/ { for (i = 2; i <= NF; i++) if ($i == "requests") print $(i - 1) }' "$WORK/callgrind")
-    echo "$instructions $requests"
+    echo "$counts $requests"
 }
 
-# One row: model, instructions and requests of the short and the long run.
+# One row: model, the counts and requests of the short run, then of the long run; the
+# per-request figures are the differences over the requests between them.
 row() {
-    awk -v model="$1" -v i1="$2" -v r1="$3" -v i2="$4" -v r2="$5" 'BEGIN {
-        printf "%-7s %14.0f %14.0f %10.0f %10.0f %12.0f\n", model, i1, i2, r1, r2, (i2 - i1) / (r2 - r1)
+    awk -v model="$1" -v i1="$2" -v b1="$3" -v m1="$4" -v r1="$5" \
+        -v i2="$6" -v b2="$7" -v m2="$8" -v r2="$9" 'BEGIN {
+        r = r2 - r1
+        printf "%-7s %14.0f %14.0f %10.0f %10.0f %12.0f %12.1f %12.2f\n", model, i1, i2, r1, r2,
+            (i2 - i1) / r, (b2 - b1) / r, (m2 - m1) / r
     }'
 }
 
-printf '%-7s %14s %14s %10s %10s %12s\n' model "instr short" "instr long" "req short" "req long" "instr/req"
-mmc_per_request=""
+printf '%-7s %14s %14s %10s %10s %12s %12s %12s\n' model "instr short" "instr long" \
+    "req short" "req long" "instr/req" "branch/req" "mispred/req"
+mmc_counts=""
 for model in $MODELS; do
     case "$model" in
     mmc)
@@ -83,22 +92,26 @@ for model in $MODELS; do
         long=$(statesim_count target/release/statesim "${args[@]}" --set duration=7m)
         ;;
     esac
-    read -r i1 r1 <<<"$short"
-    read -r i2 r2 <<<"$long"
-    row "$model" "$i1" "$r1" "$i2" "$r2"
+    # shellcheck disable=SC2086 # each holds four numbers, split on purpose
+    row "$model" $short $long
     if [ "$model" = mmc ]; then
-        mmc_per_request=$(awk -v i1="$i1" -v r1="$r1" -v i2="$i2" -v r2="$r2" 'BEGIN { print (i2 - i1) / (r2 - r1) }')
+        mmc_counts="$short $long"
     fi
 done
 if [ -n "$RUST_BOUND" ]; then
-    i1=$(count "$RUST_BOUND" --variant random --n 100000)
-    i2=$(count "$RUST_BOUND" --variant random --n 300000)
-    row loop "$i1" 100000 "$i2" 300000
-    if [ -n "$mmc_per_request" ]; then
-        loop_per_request=$(awk -v i1="$i1" -v i2="$i2" 'BEGIN { print (i2 - i1) / 200000 }')
-        awk -v s="$mmc_per_request" -v l="$loop_per_request" 'BEGIN {
-            printf "M/M/c: statesim executes %.2fx the loop'\''s instructions a request; at 0.7x the loop'\''s speed that\n", s / l
-            printf "needs statesim to run %.2fx as many instructions a cycle as the loop does\n", 0.7 * s / l
+    short="$(run_counted "$RUST_BOUND" --variant random --n 100000) 100000"
+    long="$(run_counted "$RUST_BOUND" --variant random --n 300000) 300000"
+    # shellcheck disable=SC2086
+    row loop $short $long
+    if [ -n "$mmc_counts" ]; then
+        # shellcheck disable=SC2086
+        awk -v counts="$mmc_counts $short $long" 'BEGIN {
+            split(counts, c, " ")
+            r = c[8] - c[4]; l = c[16] - c[12]
+            for (k = 1; k <= 3; k++) ratio[k] = ((c[4 + k] - c[k]) / r) / ((c[12 + k] - c[8 + k]) / l)
+            printf "M/M/c, statesim / loop, a request: %.2fx the instructions, %.2fx the branches, %.2fx the\n", ratio[1], ratio[2], ratio[3]
+            printf "mispredicted branches. At 0.7x the loop'\''s speed, statesim must run %.2fx as many instructions\n", 0.7 * ratio[1]
+            printf "a cycle as the loop does, which the loop'\''s mispredictions leave room for on a wide core\n"
         }'
     fi
 fi
