@@ -944,6 +944,11 @@ impl World<'_> {
     /// The worker is done with the request: hand the worker to the next queued request, respond.
     /// The worker moves on to the next queued request (or goes idle) and the outcome goes back;
     /// a failure (the store's, a 5xx) through the balancer, which may try again.
+    ///
+    /// Inlined into its four callers (the end of a compute step, of a store operation): as a
+    /// call it saved and restored six registers on every request (M/M/c benchmark: 1,156 ->
+    /// 1,133 instructions a request, 0.971x and 0.974x the time in two sets of 21 pairs).
+    #[inline(always)]
     pub(super) fn finish_work(&mut self, handle: Handle, outcome: Outcome) {
         let server_index = self.requests.get(handle).expect("live request").server as usize;
         match self.servers[server_index].queue.pop_front() {
