@@ -2,9 +2,10 @@
 # Instructions per simulated request in the steady state, counted by callgrind: the figure of
 # the speed benchmark that does not depend on the machine (wall time does; see
 # docs/performance.md, "The figure depends on the machine"). Beside it, the branches a request
-# executes and how many of them callgrind's model predictor mispredicts: a simple one (a table
-# of two-bit counters; an indirect jump predicted to go where it last went), far weaker than a
-# real core's, so its count is an upper bound that only compares programs with each other.
+# executes and how many of them callgrind's model predictor mispredicts: a simple one (16,384
+# two-bit counters indexed by address and recent history; an indirect jump predicted to go where
+# it last went), far simpler than a real core's, and its count moves with code layout, so it
+# compares one program with another, not one build with the next or with what a core does.
 #
 #   scripts/bench-instructions.sh
 #
@@ -110,8 +111,8 @@ if [ -n "$RUST_BOUND" ]; then
             r = c[8] - c[4]; l = c[16] - c[12]
             for (k = 1; k <= 3; k++) ratio[k] = ((c[4 + k] - c[k]) / r) / ((c[12 + k] - c[8 + k]) / l)
             printf "M/M/c, statesim / loop, a request: %.2fx the instructions, %.2fx the branches, %.2fx the\n", ratio[1], ratio[2], ratio[3]
-            printf "mispredicted branches. At 0.7x the loop'\''s speed, statesim must run %.2fx as many instructions\n", 0.7 * ratio[1]
-            printf "a cycle as the loop does, which the loop'\''s mispredictions leave room for on a wide core\n"
+            printf "mispredicted branches. At 0.7x the loop'\''s speed, statesim must retire %.2fx as many\n", 0.7 * ratio[1]
+            printf "instructions a cycle as the loop does\n"
         }'
     fi
 fi
