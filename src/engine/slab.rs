@@ -219,6 +219,52 @@ impl<T: Copy> Slab<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+    use std::collections::HashMap;
+
+    /// Against a map of the live handles, over random inserts, removes, discards and lookups
+    /// through every handle ever issued (most of them stale by then): a lookup finds a value only
+    /// through a live handle, and the value inserted with it; a freed slot's old value, which
+    /// the slot keeps, is never found; `len` and `iter` agree with the map.
+    #[test]
+    fn only_live_handles_find_values() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let mut slab = Slab::new();
+        let mut live: HashMap<Handle, u64> = HashMap::new();
+        let mut issued: Vec<Handle> = Vec::new();
+        for step in 0..20_000u64 {
+            let any = |rng: &mut Xoshiro256PlusPlus| issued[rng.random_range(0..issued.len())];
+            match rng.random_range(0..4) {
+                _ if issued.is_empty() => {}
+                0 => {
+                    let handle = any(&mut rng);
+                    assert_eq!(slab.remove(handle), live.remove(&handle));
+                }
+                1 => {
+                    let handle = any(&mut rng);
+                    assert_eq!(slab.discard(handle), live.remove(&handle).is_some());
+                }
+                _ => {
+                    let handle = any(&mut rng);
+                    assert_eq!(slab.get(handle), live.get(&handle));
+                    assert_eq!(slab.get_mut(handle).copied(), live.get(&handle).copied());
+                }
+            }
+            if rng.random_range(0..2) == 0 {
+                let handle = slab.insert(step);
+                assert_eq!(live.insert(handle, step), None, "a handle issued twice");
+                issued.push(handle);
+            }
+            assert_eq!(slab.len(), live.len());
+        }
+        let mut listed: Vec<(Handle, u64)> = slab.iter().map(|(h, v)| (h, *v)).collect();
+        assert!(listed.windows(2).all(|w| w[0].0.index() < w[1].0.index()));
+        listed.sort_by_key(|(h, _)| (h.index(), h.generation));
+        let mut expected: Vec<(Handle, u64)> = live.into_iter().collect();
+        expected.sort_by_key(|(h, _)| (h.index(), h.generation));
+        assert_eq!(listed, expected);
+    }
 
     #[test]
     fn stale_handles_are_rejected_after_reuse() {
