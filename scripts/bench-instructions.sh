@@ -105,7 +105,6 @@ if [ -n "$RUST_BOUND" ]; then
     # shellcheck disable=SC2086
     row loop $short $long
     if [ -n "$mmc_counts" ]; then
-        # shellcheck disable=SC2086
         awk -v counts="$mmc_counts $short $long" 'BEGIN {
             split(counts, c, " ")
             r = c[8] - c[4]; l = c[16] - c[12]

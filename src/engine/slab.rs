@@ -139,11 +139,7 @@ impl<T: Copy> Slab<T> {
 
     /// Removes the value and bumps the slot's generation so outstanding handles go stale.
     pub fn remove(&mut self, handle: Handle) -> Option<T> {
-        let slot = self.slots.get_mut(handle.index as usize)?;
-        if slot.generation != handle.generation {
-            return None;
-        }
-        let value = slot.value;
+        let value = *self.get(handle)?;
         self.release(handle.index);
         Some(value)
     }
@@ -151,14 +147,11 @@ impl<T: Copy> Slab<T> {
     /// [`Slab::remove`] without handing the value back: no copy of it is made, which matters on
     /// hot paths (reading a field of a freshly moved-out value can stall on store forwarding).
     pub fn discard(&mut self, handle: Handle) -> bool {
-        let Some(slot) = self.slots.get_mut(handle.index as usize) else {
-            return false;
-        };
-        if slot.generation != handle.generation {
-            return false;
+        let live = self.get(handle).is_some();
+        if live {
+            self.release(handle.index);
         }
-        self.release(handle.index);
-        true
+        live
     }
 
     /// Frees the live slot `index`: its generation moves on, so every handle to it goes stale,
