@@ -207,14 +207,15 @@ impl World<'_> {
     /// serves it next.
     fn store_failed(&mut self, handle: Handle, outcome: Outcome) {
         let request = self.requests.get(handle).expect("live request");
+        let server = request.server;
         if request.fetch == Some(Recovery::Store) && request.phase == Phase::StoreRead {
-            let (session, server) = (request.session, request.server);
+            let session = request.session;
             self.unplace_session_state(session, server);
             if let Some(session) = self.sessions.get_mut(session) {
                 session.recovery = Some(Recovery::Store);
             }
         }
-        self.finish_work(handle, outcome);
+        self.finish_work(handle, server, outcome);
     }
 
     pub(super) fn on_store_op_done(&mut self, handle: Handle, tagged: u32) {
@@ -280,7 +281,7 @@ impl World<'_> {
             Phase::StoreWrite => {
                 self.state_written(session);
                 self.cache_put(session, server);
-                self.finish_work(handle, Outcome::Ok);
+                self.finish_work(handle, server, Outcome::Ok);
             }
             _ => {} // its server crashed while the store was working
         }
