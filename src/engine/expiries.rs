@@ -58,6 +58,9 @@ pub struct Expiries {
     /// Each time's gap from the previous one (the first's is not read), in order: the words
     /// from `head` in the first chunk to `tail` (exclusive) in the last.
     chunks: VecDeque<u32>,
+    /// The last chunk (while `tail < CHUNK`): a push writes there without reading `chunks`,
+    /// whose buffer is one more line per server that a large fleet finds out of the caches.
+    last_chunk: u32,
     head: usize,
     /// `CHUNK` when there is no chunk, so that the next word takes one.
     tail: usize,
@@ -71,6 +74,7 @@ impl Default for Expiries {
     fn default() -> Self {
         Expiries {
             chunks: VecDeque::new(),
+            last_chunk: 0,
             head: 0,
             tail: CHUNK,
             first: SimTime::ZERO,
@@ -157,12 +161,11 @@ impl Expiries {
 
     fn push_word(&mut self, word: u32, pool: &mut ExpiryChunks) {
         if self.tail == CHUNK {
-            self.chunks.push_back(pool.take());
+            self.last_chunk = pool.take();
+            self.chunks.push_back(self.last_chunk);
             self.tail = 0;
         }
-        if let Some(&id) = self.chunks.back() {
-            pool.chunk_mut(id)[self.tail] = word;
-        }
+        pool.chunk_mut(self.last_chunk)[self.tail] = word;
         self.tail += 1;
     }
 
