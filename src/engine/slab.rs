@@ -251,9 +251,8 @@ mod tests {
             }
             assert_eq!(slab.len(), live.len());
         }
-        let mut listed: Vec<(Handle, u64)> = slab.iter().map(|(h, v)| (h, *v)).collect();
+        let listed: Vec<(Handle, u64)> = slab.iter().map(|(h, v)| (h, *v)).collect();
         assert!(listed.windows(2).all(|w| w[0].0.index() < w[1].0.index()));
-        listed.sort_by_key(|(h, _)| (h.index(), h.generation));
         let mut expected: Vec<(Handle, u64)> = live.into_iter().collect();
         expected.sort_by_key(|(h, _)| (h.index(), h.generation));
         assert_eq!(listed, expected);

@@ -206,8 +206,7 @@ struct Session {
     /// Yes-or-no facts, a bit each (`flags::*`, read and set by the methods named after them):
     /// six bools took six bytes of a record a large fleet holds a million of.
     flags: u8,
-    /// Set when the home was lost but the state survives elsewhere. (Its spare values are what
-    /// lets `Option<Session>` take no more room than a session.)
+    /// Set when the home was lost but the state survives elsewhere.
     recovery: Option<Recovery>,
     // Fields only some topologies use (the previous backoff, the last write and its version)
     // live in `World::extras`, by slot; those only a lost session has, in `World::lost_in` and
